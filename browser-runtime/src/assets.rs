@@ -1,0 +1,207 @@
+//! The loopback asset server. It serves the in-page runtime, onnxruntime-web from npm, the
+//! model files the host registers, and the binary tensor bodies, all under one unguessable
+//! path token so that no other page on this machine can read or post them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rand::RngCore;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower::ServiceExt as _;
+
+use crate::error::{BrowserError, Result};
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const RUNTIME_JS: &str = include_str!("../web/runtime.js");
+
+/// Where onnxruntime-web's `dist/` lives: `WEBACCEL_ORT_DIR`, else the project's node_modules.
+pub fn default_ort_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WEBACCEL_ORT_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/onnxruntime-web/dist")
+}
+
+#[derive(Default)]
+struct Slots {
+    models: HashMap<String, PathBuf>,
+    inputs: HashMap<String, Bytes>,
+    outputs: HashMap<String, Bytes>,
+    next_id: u64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// A running asset server. Dropping it stops the server.
+pub struct AssetServer {
+    addr: SocketAddr,
+    token: String,
+    slots: Arc<Mutex<Slots>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AssetServer {
+    pub async fn start(ort_dir: &Path) -> Result<Self> {
+        if !ort_dir.join("ort.all.min.mjs").is_file() {
+            return Err(BrowserError::OrtMissing(ort_dir.to_path_buf()));
+        }
+        let mut raw = [0u8; 16];
+        rand::rng().fill_bytes(&mut raw);
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let state = AppState { slots: slots.clone() };
+
+        let base = format!("/{token}");
+        let app = Router::new()
+            .route(&format!("{base}/index.html"), get(|| async { html(INDEX_HTML) }))
+            .route(&format!("{base}/runtime.js"), get(|| async { javascript(RUNTIME_JS) }))
+            .route(&format!("{base}/models/{{id}}/{{file}}"), get(serve_model))
+            .route(
+                &format!("{base}/tensors/{{id}}"),
+                get(take_input).post(put_output).layer(DefaultBodyLimit::disable()),
+            )
+            .nest_service(&format!("{base}/ort"), ServeDir::new(ort_dir))
+            .with_state(state)
+            // Cross-origin isolation: without these, SharedArrayBuffer (and so wasm threads)
+            // is unavailable in the page.
+            .layer(SetResponseHeaderLayer::overriding(
+                header::HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::HeaderName::from_static("cross-origin-embedder-policy"),
+                HeaderValue::from_static("require-corp"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                HeaderValue::from_static("same-origin"),
+            ));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| BrowserError::AssetServer(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| BrowserError::AssetServer(e.to_string()))?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("asset server stopped: {e}");
+            }
+        });
+        tracing::debug!(%addr, "asset server listening");
+        Ok(AssetServer { addr, token, slots, task })
+    }
+
+    /// The base URL every page of this server lives under, ending in `/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/{}/", self.addr, self.token)
+    }
+
+    /// Makes a model file available to pages and returns its URL.
+    pub fn register_model(&self, path: &Path) -> Result<String> {
+        if !path.is_file() {
+            return Err(BrowserError::ModelMissing(path.to_path_buf()));
+        }
+        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("model.onnx").to_string();
+        let mut slots = self.slots.lock().expect("asset slots poisoned");
+        if let Some((id, _)) = slots.models.iter().find(|(_, p)| p.as_path() == path) {
+            return Ok(format!("{}models/{id}/{file}", self.base_url()));
+        }
+        slots.next_id += 1;
+        let id = format!("m{}", slots.next_id);
+        slots.models.insert(id.clone(), path.to_path_buf());
+        Ok(format!("{}models/{id}/{file}", self.base_url()))
+    }
+
+    /// Stores an input body and returns the URL the page fetches it from (once).
+    pub fn put_input(&self, bytes: Vec<u8>) -> String {
+        let mut slots = self.slots.lock().expect("asset slots poisoned");
+        slots.next_id += 1;
+        let id = format!("t{}", slots.next_id);
+        slots.inputs.insert(id.clone(), Bytes::from(bytes));
+        format!("{}tensors/{id}", self.base_url())
+    }
+
+    /// A fresh URL for the page to POST outputs to, and the slot id to collect them with.
+    pub fn output_slot(&self) -> (String, String) {
+        let mut slots = self.slots.lock().expect("asset slots poisoned");
+        slots.next_id += 1;
+        let id = format!("o{}", slots.next_id);
+        (format!("{}tensors/{id}", self.base_url()), id)
+    }
+
+    pub fn take_output(&self, id: &str) -> Option<Bytes> {
+        self.slots.lock().expect("asset slots poisoned").outputs.remove(id)
+    }
+
+    /// Forgets inputs the page never fetched (a run that failed half way).
+    pub fn discard_inputs(&self, urls: &[String]) {
+        let mut slots = self.slots.lock().expect("asset slots poisoned");
+        for url in urls {
+            if let Some(id) = url.rsplit('/').next() {
+                slots.inputs.remove(id);
+            }
+        }
+    }
+}
+
+impl Drop for AssetServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn html(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn javascript(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], body).into_response()
+}
+
+async fn serve_model(
+    State(state): State<AppState>,
+    UrlPath((id, _file)): UrlPath<(String, String)>,
+    request: Request,
+) -> Response {
+    let path = state.slots.lock().expect("asset slots poisoned").models.get(&id).cloned();
+    match path {
+        Some(path) => match ServeFile::new(path).oneshot(request).await {
+            Ok(response) => response.map(Body::new),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn take_input(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+    let bytes = state.slots.lock().expect("asset slots poisoned").inputs.remove(&id);
+    match bytes {
+        Some(bytes) => (
+            [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")],
+            bytes,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn put_output(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let mut slots = state.slots.lock().expect("asset slots poisoned");
+    slots.outputs.insert(id, body);
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,68 @@
+//! What a browser can really do, as measured inside a page. Every field comes from the
+//! browser; where it refused, the exact error it gave is kept.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a feature works, and the browser's own error when it does not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub available: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterInfo {
+    pub vendor: Option<String>,
+    pub architecture: Option<String>,
+    pub device: Option<String>,
+    pub description: Option<String>,
+    pub is_fallback_adapter: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebGpu {
+    pub available: bool,
+    pub error: Option<String>,
+    pub adapter: Option<AdapterInfo>,
+    pub features: Vec<String>,
+    pub limits: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wasm {
+    pub simd: bool,
+    pub threads: Availability,
+}
+
+/// The page's report, as `runtime.js` `capabilities()` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageCapabilities {
+    pub user_agent: String,
+    pub hardware_concurrency: Option<u32>,
+    pub cross_origin_isolated: bool,
+    pub wasm: Wasm,
+    pub webgpu: WebGpu,
+    /// Keyed by WebNN device type: cpu, gpu, npu.
+    pub webnn: BTreeMap<String, Availability>,
+}
+
+/// One browser's capabilities: the page's report plus what the host knows of the process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub browser: String,
+    pub version: String,
+    pub executable: PathBuf,
+    #[serde(flatten)]
+    pub page: PageCapabilities,
+}
+
+impl Capabilities {
+    pub fn webnn_available(&self) -> bool {
+        self.page.webnn.values().any(|d| d.available)
+    }
+}

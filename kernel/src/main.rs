@@ -1,0 +1,116 @@
+//! `webaccel`: the Jupyter kernel, the script runner, and the setup helpers, in one binary.
+
+mod evaluator;
+mod install;
+mod kernel;
+mod media;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use webaccel_scripting::{Config, ScriptHost, Services};
+
+#[derive(Parser)]
+#[command(name = "webaccel", version, about = "Measure how ML models really run inside browsers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the Jupyter kernelspec ("WebAccel (Rhai)").
+    Install {
+        /// Install under PREFIX/share/jupyter/kernels instead of the user's Jupyter data directory.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+    },
+    /// Run as a Jupyter kernel (Jupyter starts this; see `install`).
+    Kernel {
+        #[arg(long)]
+        connection_file: PathBuf,
+    },
+    /// Run a .rhai script and print what it prints.
+    Run { file: PathBuf },
+    /// Report what each browser can do.
+    Detect {
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEBACCEL_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Install { prefix } => {
+            let dir = install::install(prefix.as_deref())?;
+            println!("installed kernelspec '{}' in {}", install::KERNEL_NAME, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kernel { connection_file } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(kernel::run(&connection_file))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { file } => {
+            let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
+            shut_down_on_signal(host.services().clone());
+            match host.eval(&code) {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Detect { json } => {
+            let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
+            shut_down_on_signal(host.services().clone());
+            let report = host.eval("detect()").map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM must not leave browsers behind: close them, then exit.
+pub(crate) fn shut_down_on_signal(services: Arc<Services>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let signal = rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Some(130),
+                _ = term.recv() => Some(143),
+            }
+        });
+        if let Some(code) = signal {
+            services.shutdown();
+            std::process::exit(code);
+        }
+    });
+}

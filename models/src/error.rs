@@ -1,0 +1,36 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown model '{name}'; valid models: {valid}")]
+    UnknownModel { name: String, valid: String },
+
+    #[error("model '{model}' has no {precision}-bit file; available precisions: {valid}")]
+    UnknownPrecision { model: String, precision: u32, valid: String },
+
+    #[error("model file {path} is missing; run the setup command in the README (it downloads the models)")]
+    FileMissing { path: PathBuf },
+
+    #[error("model file {path} has sha256 {actual}, but the catalog pins {expected}; delete it and run setup again")]
+    HashMismatch { path: PathBuf, expected: String, actual: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("the model catalog is invalid: {0}")]
+    Catalog(String),
+
+    #[error("tokenizer {path} could not be loaded: {reason}")]
+    Tokenizer { path: PathBuf, reason: String },
+
+    #[error("cannot tokenize the input: {0}")]
+    Tokenize(String),
+
+    #[error("the input is empty; give a sentence or a non-empty array of sentences")]
+    EmptyInput,
+
+    #[error("the model output has shape {dims:?}, expected [batch, tokens, hidden] matching the input's [{batch}, {tokens}]")]
+    OutputShape { dims: Vec<usize>, batch: usize, tokens: usize },
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! Models: the catalog of real pretrained models, their files on disk (checked by sha256),
+//! and the pre- and post-processing each family needs.
+//!
+//! Nothing here knows about browsers, Rhai or Jupyter.
+
+pub mod catalog;
+pub mod error;
+pub mod files;
+pub mod text;
+
+pub use catalog::{Catalog, ModelFile, ModelSpec, PackagedFile, Pooling};
+pub use error::ModelError;
+pub use files::ModelsDir;
+pub use text::{cosine, mean_pool, Encoded, TextTokenizer};

@@ -1,0 +1,35 @@
+//! `detect()`: launch (or reuse) each known browser and report what it can really do.
+
+use rhai::{Dynamic, Map};
+use webaccel_browser_runtime::{BrowserError, BrowserKind};
+
+use crate::services::Services;
+
+/// A map keyed by browser name. A browser that is absent or failed to start is reported with
+/// `available: false` and the reason, never left out.
+pub fn detect(services: &Services) -> Map {
+    let mut report = Map::new();
+    for kind in BrowserKind::ALL {
+        let entry = match services.runtime.block_on(services.pool.get(kind)) {
+            Ok(pooled) => {
+                let mut caps = rhai::serde::to_dynamic(&pooled.capabilities).unwrap_or(Dynamic::UNIT);
+                if let Some(mut map) = caps.write_lock::<Map>() {
+                    map.insert("available".into(), true.into());
+                }
+                caps
+            }
+            Err(e) => {
+                let mut map = Map::new();
+                map.insert("available".into(), false.into());
+                map.insert("error".into(), e.to_string().into());
+                if let BrowserError::NotFound { searched, .. } = &e {
+                    let paths = searched.iter().map(|p| p.display().to_string().into()).collect::<Vec<Dynamic>>();
+                    map.insert("searched".into(), paths.into());
+                }
+                map.into()
+            }
+        };
+        report.insert(kind.name().into(), entry);
+    }
+    report
+}

@@ -1,0 +1,64 @@
+//! How values look to people: plain text for terminals, and HTML for notebooks. The kernel
+//! turns a `Display` into a MIME bundle; `webaccel run` prints the plain text.
+
+use rhai::Dynamic;
+
+use crate::accelerate::Acceleration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Display {
+    pub plain: String,
+    pub html: Option<String>,
+}
+
+pub fn render(value: &Dynamic) -> Option<Display> {
+    if value.is_unit() {
+        return None;
+    }
+    if let Some(acc) = value.clone().try_cast::<Acceleration>() {
+        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)) });
+    }
+    Some(Display { plain: value.to_string(), html: None })
+}
+
+fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
+    let ms = |v: f64| if v.is_finite() { format!("{v:.2} ms") } else { "null".into() };
+    let shape = if acc.single {
+        format!("[{}]", acc.embeddings[0].len())
+    } else {
+        format!("[{}, {}]", acc.embeddings.len(), acc.embeddings.first().map_or(0, Vec::len))
+    };
+    let preview: Vec<String> = acc.embeddings[0].iter().take(4).map(|x| format!("{x:.4}")).collect();
+    vec![
+        ("model", format!("{} ({})", acc.model, acc.model_type)),
+        ("precision", format!("{}-bit file: {} weights, {} compute", acc.precision, acc.weights, acc.compute)),
+        ("browser", format!("{} {}", acc.browser, acc.browser_version)),
+        ("platform", match &acc.device { Some(d) => format!("{} ({d})", acc.platform), None => acc.platform.clone() }),
+        ("output", format!("{shape} [{}, …]", preview.join(", "))),
+        ("session_create_ms", format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" })),
+        ("first_run_ms", ms(acc.first_run_ms)),
+        ("latency_ms (p50)", ms(acc.latency_ms)),
+        ("p90_ms", ms(acc.p90_ms)),
+        ("runs", acc.runs().to_string()),
+        ("throughput", if acc.throughput_items_per_s.is_finite() { format!("{:.1} items/s", acc.throughput_items_per_s) } else { "null".into() }),
+        ("run_id", acc.run_id.clone()),
+    ]
+}
+
+pub fn acceleration_text(acc: &Acceleration) -> String {
+    let rows = fields(acc);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}")).collect::<Vec<_>>().join("\n")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+pub fn acceleration_html(acc: &Acceleration) -> String {
+    let rows: String = fields(acc)
+        .iter()
+        .map(|(k, v)| format!("<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left\">{}</td></tr>", escape(k), escape(v)))
+        .collect();
+    format!("<table class=\"webaccel-acceleration\">{rows}</table>")
+}

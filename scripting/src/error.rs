@@ -1,0 +1,45 @@
+use rhai::{EvalAltResult, Position};
+use webaccel_browser_runtime::BrowserError;
+use webaccel_models::ModelError;
+use webaccel_results::ResultsError;
+
+/// Errors of the scripting API. Each becomes a Rhai runtime error whose text says what was
+/// wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown option '{key}' for {function}(); valid options: {valid}")]
+    UnknownOption { function: &'static str, key: String, valid: String },
+
+    #[error("option '{key}' of {function}() {problem}")]
+    BadOption { function: &'static str, key: String, problem: String },
+
+    #[error("unknown platform '{0}'; valid platforms: webgpu, webnn, wasm")]
+    UnknownPlatform(String),
+
+    #[error("unknown browser '{name}'; valid browsers: {valid}")]
+    UnknownBrowser { name: String, valid: String },
+
+    #[error("{platform} is not available in {browser} {version}: {reason}")]
+    PlatformUnavailable { platform: String, browser: String, version: String, reason: String },
+
+    #[error("the input for {model} must be {expected}")]
+    BadInput { model: String, expected: String },
+
+    #[error("the model has no output named '{wanted}'; it has {actual:?}")]
+    MissingOutput { wanted: String, actual: Vec<String> },
+
+    #[error(transparent)]
+    Browser(#[from] BrowserError),
+
+    #[error(transparent)]
+    Model(#[from] ModelError),
+
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+}
+
+impl From<ApiError> for Box<EvalAltResult> {
+    fn from(e: ApiError) -> Self {
+        Box::new(EvalAltResult::ErrorRuntime(e.to_string().into(), Position::NONE))
+    }
+}

@@ -1,0 +1,142 @@
+//! The Rhai host. One engine and one scope live for the whole session: variables and functions
+//! defined by one evaluation are there for the next, as in a notebook.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
+
+use crate::accelerate::{accelerate, Acceleration};
+use crate::detect::detect;
+use crate::display::acceleration_text;
+use crate::services::{Config, Services};
+
+/// Where `print` and `debug` output goes: stdout for `webaccel run`, a stream message in the kernel.
+pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A failed evaluation, ready to show to the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptError {
+    /// "ParseError" or "RuntimeError".
+    pub kind: &'static str,
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} (line {line}): {}", self.kind, self.message),
+            None => write!(f, "{}: {}", self.kind, self.message),
+        }
+    }
+}
+
+pub struct ScriptHost {
+    engine: Engine,
+    scope: Scope<'static>,
+    /// Every function defined so far; statements are cleared after each evaluation.
+    ast: AST,
+    services: Arc<Services>,
+}
+
+fn line_of(pos: Position) -> Option<usize> {
+    pos.line()
+}
+
+impl ScriptHost {
+    pub fn new(config: Config, printer: Printer) -> std::io::Result<Self> {
+        let services = Services::new(config)?;
+        let mut engine = Engine::new();
+        // Deep expressions are a script bug, not an experiment; keep the limits generous but finite.
+        engine.set_max_expr_depths(256, 256);
+        let out = printer.clone();
+        engine.on_print(move |s| out(s));
+        let out = printer;
+        engine.on_debug(move |s, _src, pos| out(&format!("[debug {pos}] {s}")));
+        register_api(&mut engine, services.clone());
+        Ok(ScriptHost { engine, scope: Scope::new(), ast: AST::empty(), services })
+    }
+
+    /// Scripts stop at their next operation once `flag` is set (the kernel's interrupt).
+    pub fn set_interrupt_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.engine.on_progress(move |_| flag.load(Ordering::SeqCst).then(|| Dynamic::from("interrupted")));
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// Evaluates one cell or script and returns its value (unit when it has none).
+    pub fn eval(&mut self, code: &str) -> Result<Dynamic, ScriptError> {
+        let ast = self.engine.compile_with_scope(&self.scope, code).map_err(|e| ScriptError {
+            kind: "ParseError",
+            message: e.0.to_string(),
+            line: line_of(e.1),
+        })?;
+        self.ast += ast;
+        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.ast);
+        self.ast.clear_statements();
+        result.map_err(|e| ScriptError { kind: "RuntimeError", line: line_of(e.position()), message: runtime_message(&e) })
+    }
+}
+
+fn runtime_message(e: &EvalAltResult) -> String {
+    match e {
+        // Our own API errors carry a complete sentence; Rhai's wrapper would only repeat it.
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => runtime_message(inner),
+        EvalAltResult::ErrorTerminated(..) => "interrupted by the user".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn register_api(engine: &mut Engine, services: Arc<Services>) {
+    let s = services.clone();
+    engine.register_fn("detect", move || detect(&s));
+
+    let s = services.clone();
+    engine.register_fn("accelerate", move |model: &str, input: Dynamic, options: Map| -> Result<Acceleration, Box<EvalAltResult>> {
+        Ok(accelerate(&s, model, input, &options)?)
+    });
+    let s = services;
+    engine.register_fn("accelerate", move |model: &str, input: Dynamic| -> Result<Acceleration, Box<EvalAltResult>> {
+        Ok(accelerate(&s, model, input, &Map::new())?)
+    });
+
+    engine.register_fn("cosine", |a: rhai::Array, b: rhai::Array| -> Result<f64, Box<EvalAltResult>> {
+        let to_vec = |v: rhai::Array| -> Result<Vec<f32>, Box<EvalAltResult>> {
+            v.into_iter()
+                .map(|x| x.as_float().map(|f| f as f32).or_else(|_| x.as_int().map(|i| i as f32)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|ty| format!("cosine() takes two arrays of numbers; found a {ty}").into())
+        };
+        let (a, b) = (to_vec(a)?, to_vec(b)?);
+        if a.len() != b.len() || a.is_empty() {
+            return Err(format!("cosine() needs two non-empty arrays of the same length, not {} and {}", a.len(), b.len()).into());
+        }
+        Ok(webaccel_models::cosine(&a, &b) as f64)
+    });
+
+    engine
+        .register_type_with_name::<Acceleration>("Acceleration")
+        .register_get("output", |r: &mut Acceleration| r.output())
+        .register_get("run_id", |r: &mut Acceleration| r.run_id.clone())
+        .register_get("model", |r: &mut Acceleration| r.model.clone())
+        .register_get("model_type", |r: &mut Acceleration| r.model_type.clone())
+        .register_get("precision", |r: &mut Acceleration| r.precision as i64)
+        .register_get("weights", |r: &mut Acceleration| r.weights.clone())
+        .register_get("compute", |r: &mut Acceleration| r.compute.clone())
+        .register_get("platform", |r: &mut Acceleration| r.platform.clone())
+        .register_get("browser", |r: &mut Acceleration| r.browser.clone())
+        .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
+        .register_get("session_create_ms", |r: &mut Acceleration| r.session_create_ms)
+        .register_get("first_run_ms", |r: &mut Acceleration| r.first_run_ms)
+        .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)
+        .register_get("p90_ms", |r: &mut Acceleration| r.p90_ms)
+        .register_get("throughput_items_per_s", |r: &mut Acceleration| r.throughput_items_per_s)
+        .register_get("runs", |r: &mut Acceleration| r.runs() as i64)
+        .register_get("run_ms", |r: &mut Acceleration| r.run_ms.iter().map(|&x| Dynamic::from_float(x)).collect::<rhai::Array>())
+        .register_fn("to_string", |r: &mut Acceleration| acceleration_text(r))
+        .register_fn("to_debug", |r: &mut Acceleration| acceleration_text(r));
+}

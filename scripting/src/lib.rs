@@ -1,0 +1,17 @@
+//! The Rhai host: a persistent scope and the API (`detect`, `accelerate`, `cosine`) that
+//! orchestrates browser-runtime, models and results. `webaccel run` and the kernel both sit on
+//! `ScriptHost`; neither knows what the API does inside.
+
+pub mod accelerate;
+pub mod detect;
+pub mod display;
+pub mod error;
+pub mod host;
+pub mod options;
+pub mod services;
+
+pub use accelerate::Acceleration;
+pub use display::{render, Display};
+pub use error::ApiError;
+pub use host::{Printer, ScriptError, ScriptHost};
+pub use services::{Config, Services};

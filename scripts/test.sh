@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# README command 2: set up what is missing, then run the whole test suite: the Rust tests
+# (unit, and browser tests against real Chromium), then the end-to-end tests in Python
+# (onnxruntime reference, jupyter_client, nbclient) against the built binary.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+
+# One test thread: the browser tests start real browsers and this is a two-core machine.
+cargo test --workspace -- --test-threads=1
+
+# The end-to-end tests get their own Jupyter data directory and results database, so they
+# neither use nor disturb the user's.
+export WEBACCEL_BIN="$CARGO_TARGET_DIR/debug/webaccel"
+"$WEBACCEL_CACHE/venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests" "$@"

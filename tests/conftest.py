@@ -1,0 +1,87 @@
+"""Shared fixtures for the end-to-end tests. They drive the real `webaccel` binary, real
+Chromium, onnxruntime-web in the page, the real model files and a DuckDB file."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def webaccel_bin() -> str:
+    path = os.environ.get("WEBACCEL_BIN")
+    if not path or not Path(path).is_file():
+        pytest.fail("WEBACCEL_BIN must point at the built webaccel binary; run ./scripts/test.sh")
+    return path
+
+
+@pytest.fixture(scope="session")
+def binary() -> str:
+    return webaccel_bin()
+
+
+@pytest.fixture()
+def db_path(tmp_path) -> Path:
+    return tmp_path / "results.duckdb"
+
+
+@pytest.fixture()
+def run_script(binary, tmp_path, db_path):
+    """Runs Rhai code through `webaccel run` with a private results database."""
+
+    def run(code: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        script = tmp_path / "script.rhai"
+        script.write_text(code)
+        env = dict(os.environ, WEBACCEL_DB=str(db_path))
+        proc = subprocess.run([binary, "run", str(script)], capture_output=True, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"webaccel run failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def last_json_line(stdout: str):
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{") or line.startswith("["):
+            return json.loads(line)
+    raise AssertionError(f"no JSON line in output:\n{stdout}")
+
+
+@pytest.fixture(scope="session")
+def jupyter_env(binary, tmp_path_factory):
+    """A private Jupyter data directory with the webaccel kernelspec installed by the binary."""
+    data_dir = tmp_path_factory.mktemp("jupyter-data")
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(data_dir))
+    env.pop("JUPYTER_PATH", None)
+    subprocess.run([binary, "install"], check=True, env=env, capture_output=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def kernel_env(jupyter_env, tmp_path_factory):
+    """Sets the process environment so jupyter_client finds the private kernelspec."""
+    db = tmp_path_factory.mktemp("kernel-db") / "results.duckdb"
+    saved = dict(os.environ)
+    os.environ.update(jupyter_env)
+    os.environ["WEBACCEL_DB"] = str(db)
+    os.environ.pop("JUPYTER_PATH", None)
+    yield db
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def chromium_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
+    """Main Chromium processes started by webaccel (they carry our profile directory)."""
+    out = subprocess.run(["pgrep", "-f", f"--user-data-dir=.*{profile_marker}"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+__all__ = ["chromium_pids", "last_json_line", "shutil"]

@@ -1,0 +1,48 @@
+"""Bad input gets a clear error that names the valid choices, and a failed call loses nothing
+already stored."""
+
+import duckdb
+import pytest
+
+CASES = [
+    ('accelerate("no-such-model", "hi")', ["unknown model 'no-such-model'", "all-minilm-l6-v2"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{platform: "cuda"})', ["unknown platform 'cuda'", "webgpu, webnn, wasm"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{plataform: "wasm"})', ["unknown option 'plataform'", "platform, browser, device"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{runs: "many"})', ["option 'runs'", "must be an integer"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{precision: 4})', ["no 4-bit file", "available precisions: 8"]),
+    ('accelerate("all-minilm-l6-v2", 42)', ["must be a string or an array of strings"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{browser: "netscape"})', ["unknown browser 'netscape'", "chromium"]),
+]
+
+
+@pytest.mark.parametrize("code,needles", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_explained(run_script, code, needles):
+    proc = run_script(code + ";", check=False, timeout=120)
+    assert proc.returncode == 1
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    assert "panicked" not in proc.stderr
+
+
+def test_errors_are_catchable_and_earlier_rows_survive(run_script, db_path):
+    proc = run_script(
+        """
+        let ok = accelerate("all-minilm-l6-v2", "kept row", #{platform: "wasm", runs: 1, warmup: 0});
+        let caught = "";
+        try { accelerate("all-minilm-l6-v2", "x", #{platform: "warp"}); } catch (e) { caught = `${e}`; }
+        print(caught);
+        print(ok.run_id);
+        """
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert "unknown platform 'warp'" in lines[-2]
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND status = 'ok'", [lines[-1]]).fetchone()[0] == 1
+    con.close()
+
+
+def test_missing_browser_is_explained(run_script, monkeypatch, tmp_path):
+    monkeypatch.setenv("WEBACCEL_CHROMIUM", str(tmp_path / "no-chromium-here"))
+    proc = run_script('accelerate("all-minilm-l6-v2", "hi");', check=False, timeout=120)
+    assert proc.returncode == 1
+    assert "no chromium executable found" in proc.stderr and "WEBACCEL_CHROMIUM" in proc.stderr, proc.stderr

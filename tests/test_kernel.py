@@ -1,0 +1,206 @@
+"""The kernel as Jupyter sees it: jupyter_client talks to `webaccel kernel` over ZeroMQ with
+HMAC-signed messages, started from the kernelspec that `webaccel install` wrote."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import jupyter_kernel_test
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+import reference
+from conftest import chromium_pids
+
+TIMEOUT = 600
+
+
+def execute(kc, code, timeout=TIMEOUT):
+    """Runs code; returns (reply content, iopub messages for it)."""
+    msg_id = kc.execute(code)
+    reply = kc.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=timeout)
+    outputs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        outputs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return reply["content"], outputs
+
+
+def of_type(outputs, msg_type):
+    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
+
+
+@pytest.fixture()
+def kernel(kernel_env):
+    km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+    yield km, kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=False)
+
+
+def test_kernelspec_is_written_where_jupyter_looks(jupyter_env, binary, tmp_path):
+    spec = json.loads((Path(jupyter_env["JUPYTER_DATA_DIR"]) / "kernels/webaccel/kernel.json").read_text())
+    assert spec["display_name"] == "WebAccel (Rhai)" and spec["language"] == "rhai"
+    assert spec["argv"][1:] == ["kernel", "--connection-file", "{connection_file}"]
+    assert Path(spec["argv"][0]).samefile(binary)
+    # --prefix wins, as with `jupyter kernelspec install --prefix`.
+    subprocess.run([binary, "install", "--prefix", str(tmp_path)], check=True, env=jupyter_env, capture_output=True)
+    assert (tmp_path / "share/jupyter/kernels/webaccel/kernel.json").is_file()
+    # A kernelspec earlier on JUPYTER_PATH would shadow this one: the user is told.
+    shadow = tmp_path / "jp" / "kernels" / "webaccel"
+    shadow.mkdir(parents=True)
+    (shadow / "kernel.json").write_text("{}")
+    env = dict(jupyter_env, JUPYTER_PATH=str(tmp_path / "jp"))
+    out = subprocess.run([binary, "install"], check=True, env=env, capture_output=True, text=True)
+    assert "JUPYTER_PATH" in out.stderr and str(shadow) in out.stderr
+
+
+def test_kernel_info_print_result_and_errors(kernel):
+    km, kc = kernel
+    info = kc.kernel_info(reply=True, timeout=60)["content"]
+    assert info["language_info"]["name"] == "rhai" and info["implementation"] == "webaccel"
+
+    reply, outputs = execute(kc, 'print("hello"); 40 + 2')
+    assert reply["status"] == "ok"
+    assert "hello" in "".join(s["text"] for s in of_type(outputs, "stream"))
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
+    states = [s["execution_state"] for s in of_type(outputs, "status")]
+    assert states[0] == "busy" and states[-1] == "idle"
+    assert of_type(outputs, "execute_input")[0]["code"] == 'print("hello"); 40 + 2'
+
+    reply, outputs = execute(kc, "let = ;")
+    assert reply["status"] == "error" and reply["ename"] == "ParseError"
+    assert of_type(outputs, "error")[0]["ename"] == "ParseError"
+
+    reply, outputs = execute(kc, 'accelerate("gpt-17", "hi")')
+    assert reply["status"] == "error"
+    assert "unknown model 'gpt-17'" in reply["evalue"] and "all-minilm-l6-v2" in reply["evalue"]
+
+
+def test_scope_persists_across_cells(kernel):
+    _, kc = kernel
+    assert execute(kc, "let x = 20;")[0]["status"] == "ok"
+    assert execute(kc, "fn double(v) { v * 2 }")[0]["status"] == "ok"
+    reply, outputs = execute(kc, "double(x) + 2")
+    assert reply["status"] == "ok"
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
+    # Statements of earlier cells do not run again.
+    reply, outputs = execute(kc, 'print("once");')
+    reply, outputs = execute(kc, "x")
+    assert "once" not in "".join(s["text"] for s in of_type(outputs, "stream"))
+
+
+def test_accelerate_in_a_cell_renders_html_and_matches_reference(kernel):
+    _, kc = kernel
+    reply, outputs = execute(kc, 'let r = accelerate("all-minilm-l6-v2", "A man is eating food.", #{platform: "wasm", runs: 3}); r')
+    assert reply["status"] == "ok", reply
+    data = of_type(outputs, "execute_result")[0]["data"]
+    assert "<table" in data["text/html"] and "latency_ms" in data["text/plain"]
+    reply, outputs = execute(kc, "r.output.to_json()")
+    vector = json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"])
+    expected = reference.embed("all-minilm-l6-v2", ["A man is eating food."])[0]
+    assert len(vector) == 384
+    assert max(abs(a - b) for a, b in zip(vector, expected)) < 1e-3
+
+
+def test_browser_killed_mid_run_gives_error_then_fresh_browser(kernel, kernel_env):
+    km, kc = kernel
+    assert execute(kc, 'accelerate("all-minilm-l6-v2", "warm up", #{platform: "wasm", runs: 1});')[0]["status"] == "ok"
+    kernel_pid = km.provisioner.process.pid
+    before = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+    assert before, "the kernel's Chromium was not found"
+
+    # Thousands of runs keep the page busy for minutes; kill the browser a few seconds in.
+    def kill_soon():
+        time.sleep(4)
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    started = time.monotonic()
+    reply, _ = execute(kc, 'accelerate("all-minilm-l6-v2", "long run", #{platform: "wasm", runs: 20000});', timeout=120)
+    killer.join()
+    assert reply["status"] == "error"
+    assert "exited or its page crashed" in reply["evalue"], reply["evalue"]
+    assert time.monotonic() - started < 60, "the crash was not noticed promptly"
+
+    reply, outputs = execute(kc, 'accelerate("all-minilm-l6-v2", "after the crash", #{platform: "wasm", runs: 1}).runs')
+    assert reply["status"] == "ok", reply
+    after = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+    assert after and not set(after) & set(before)
+
+
+def test_shutdown_leaves_no_browser_or_profile(kernel_env):
+    km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+    try:
+        reply, _ = execute(kc, 'accelerate("all-minilm-l6-v2", "x", #{platform: "wasm", runs: 1});')
+        assert reply["status"] == "ok"
+        kernel_pid = km.provisioner.process.pid
+        pids = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+        profiles = _profiles_of(pids)
+        assert pids and profiles
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids), "a Chromium process outlived the kernel"
+    assert not any(Path(p).exists() for p in profiles), "a profile directory outlived the kernel"
+
+
+class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
+    """The generic protocol conformance checks of jupyter_kernel_test."""
+
+    kernel_name = "webaccel"
+    language_name = "rhai"
+    file_extension = ".rhai"
+    code_hello_world = 'print("hello, world")'
+    code_execute_result = [{"code": "6 * 7", "result": "42"}]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _kernel_env_for_unittest(kernel_env):
+    yield
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
+    return state not in ("Z", "X")
+
+
+def _is_descendant(pid, ancestor):
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, IndexError, ValueError):
+            return False
+    return False
+
+
+def _profiles_of(pids):
+    profiles = []
+    for pid in pids:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        for a in args:
+            if a.startswith(b"--user-data-dir="):
+                profiles.append(a.split(b"=", 1)[1].decode())
+    return profiles
