@@ -79,9 +79,20 @@ def kernel_env(jupyter_env, tmp_path_factory):
 
 
 def chromium_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
-    """Main Chromium processes started by webaccel (they carry our profile directory)."""
-    out = subprocess.run(["pgrep", "-f", f"--user-data-dir=.*{profile_marker}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    """Main Chromium processes started by webaccel: they carry our profile directory and,
+    unlike their helper processes, no --type= switch."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        has_profile = any(a.startswith(b"--user-data-dir=") and profile_marker.encode() in a for a in args)
+        if has_profile and not any(a.startswith(b"--type=") for a in args):
+            pids.append(int(proc.name))
+    return pids
 
 
 __all__ = ["chromium_pids", "last_json_line", "shutil"]

@@ -107,8 +107,9 @@ def test_accelerate_in_a_cell_renders_html_and_matches_reference(kernel):
     assert reply["status"] == "ok", reply
     data = of_type(outputs, "execute_result")[0]["data"]
     assert "<table" in data["text/html"] and "latency_ms" in data["text/plain"]
-    reply, outputs = execute(kc, "r.output.to_json()")
-    vector = json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"])
+    reply, outputs = execute(kc, "#{v: r.output}.to_json()")
+    assert reply["status"] == "ok", reply
+    vector = json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"])["v"]
     expected = reference.embed("all-minilm-l6-v2", ["A man is eating food."])[0]
     assert len(vector) == 384
     assert max(abs(a - b) for a, b in zip(vector, expected)) < 1e-3

@@ -29,7 +29,8 @@ pub struct WebGpu {
     pub error: Option<String>,
     pub adapter: Option<AdapterInfo>,
     pub features: Vec<String>,
-    pub limits: BTreeMap<String, f64>,
+    /// Integers, as the adapter reports them.
+    pub limits: BTreeMap<String, serde_json::Number>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,11 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
+use std::process::Stdio;
+
 use chromiumoxide::error::CdpError;
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::Browser;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use crate::error::{BrowserError, Result};
@@ -74,16 +78,53 @@ impl BrowserKind {
     }
 }
 
-/// A browser process driven over CDP. Dropping it kills the process (chromiumoxide spawns it
-/// with kill-on-drop) and removes its profile directory.
+/// Chromium switches for measuring, not browsing: no background traffic (this machine's
+/// network is closed, and stray requests add noise), no throttling of a page that is not
+/// visible, no first-run or crash-reporting side effects.
+const CHROMIUM_SWITCHES: &[&str] = &[
+    "--remote-debugging-port=0",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-domain-reliability",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
+    "--disable-client-side-phishing-detection",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--disable-hang-monitor",
+    "--disable-popup-blocking",
+    "--disable-prompt-on-repost",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-ipc-flooding-protection",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--enable-unsafe-webgpu",
+    // Without the feature `navigator.ml` is absent; with it, each build's real WebNN answer
+    // (a context, or its exact error) is what gets measured. Chromium honours one
+    // --enable-features switch only, so every feature goes here.
+    "--enable-features=WebMachineLearningNeuralNetwork",
+];
+
+/// A browser process driven over CDP. webaccel spawns it itself, in its own process group,
+/// so that dropping it kills the whole tree (zygotes, GPU and renderer processes), not just
+/// the main process; its profile directory is removed after the processes are gone.
 pub struct LaunchedBrowser {
     pub kind: BrowserKind,
     pub executable: PathBuf,
     pub version: String,
     pub(crate) browser: Browser,
+    child: tokio::process::Child,
+    pid: u32,
     handler: tokio::task::JoinHandle<()>,
     alive: watch::Receiver<bool>,
-    // Declared last so the directory is removed after the process is gone.
+    // Declared last so the directory is removed after the processes are gone.
     profile: TempDir,
 }
 
@@ -100,34 +141,61 @@ impl LaunchedBrowser {
             .tempdir()
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
 
-        // chromiumoxide prefixes each key with `--` itself and merges `enable-features` values
-        // into one switch (Chromium honours only one), so keys are given without dashes.
-        let mut builder = BrowserConfig::builder()
-            .chrome_executable(&executable)
-            .user_data_dir(profile.path())
-            .launch_timeout(Duration::from_secs(30))
-            // Model loads and long timed loops are bounded by our own per-call timeouts.
-            .request_timeout(Duration::from_secs(3600))
-            .arg("enable-unsafe-webgpu")
-            .arg("disable-component-update")
-            .arg("disable-quic")
-            .arg("disable-domain-reliability")
-            .arg("no-default-browser-check");
-        // Chromium 156 needs the new headless mode for WebGPU; the headless-shell build is the
-        // old headless mode itself and takes the default `--headless`.
-        if kind == BrowserKind::Chromium {
-            builder = builder.new_headless_mode();
-        }
+        let mut command = tokio::process::Command::new(&executable);
+        command
+            .args(CHROMIUM_SWITCHES)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            // Chromium 156 needs the new headless mode for WebGPU; the headless-shell build
+            // is the old headless mode itself.
+            .arg(if kind == BrowserKind::Chromium { "--headless=new" } else { "--headless" })
+            .arg("about:blank")
+            // Crash reports and other per-user state go inside the profile, not ~/.config.
+            .env("XDG_CONFIG_HOME", profile.path().join("config"))
+            .env("XDG_CACHE_HOME", profile.path().join("cache"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
         if running_as_root() {
-            builder = builder.no_sandbox();
+            // Chromium refuses to start as root with its sandbox on.
+            command.arg("--no-sandbox");
         }
-        if kind == BrowserKind::HeadlessShell {
-            builder = builder.arg(("enable-features", "WebMachineLearningNeuralNetwork"));
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            command.pre_exec(|| {
+                // If webaccel itself is killed, the browser follows instead of lingering.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
         }
-        let config = builder.build().map_err(launch_error)?;
+        let mut child = command.spawn().map_err(|e| launch_error(e.to_string()))?;
+        let pid = child.id().ok_or_else(|| launch_error("the process exited at once".into()))?;
 
-        let (browser, mut handler) =
-            Browser::launch(config).await.map_err(|e| launch_error(e.to_string()))?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let ws_url = match tokio::time::timeout(LAUNCH_TIMEOUT, devtools_url(stderr)).await {
+            Ok(Ok(url)) => url,
+            Ok(Err(output)) => {
+                kill_group(pid);
+                return Err(launch_error(format!("it exited before opening DevTools; it said: {output}")));
+            }
+            Err(_) => {
+                kill_group(pid);
+                return Err(launch_error(format!("no DevTools endpoint within {} s", LAUNCH_TIMEOUT.as_secs())));
+            }
+        };
+        let config = HandlerConfig {
+            // Model loads and long timed loops are bounded by the session's own timeouts.
+            request_timeout: Duration::from_secs(3600),
+            ..HandlerConfig::default()
+        };
+        let (browser, mut handler) = match Browser::connect_with_config(ws_url, config).await {
+            Ok(connected) => connected,
+            Err(e) => {
+                kill_group(pid);
+                return Err(launch_error(format!("cannot connect over DevTools: {e}")));
+            }
+        };
         let (alive_tx, alive) = watch::channel(true);
         let handler = tokio::spawn(async move {
             while let Some(event) = handler.next().await {
@@ -143,16 +211,38 @@ impl LaunchedBrowser {
             }
             let _ = alive_tx.send(false);
         });
-        let version = match browser.version().await {
-            Ok(v) => v.product,
-            Err(e) => return Err(launch_error(format!("no answer to Browser.getVersion: {e}"))),
+        let mut launched = LaunchedBrowser {
+            kind,
+            executable: executable.clone(),
+            version: String::new(),
+            browser,
+            child,
+            pid,
+            handler,
+            alive,
+            profile,
         };
-        tracing::debug!(browser = kind.name(), %version, "launched");
-        Ok(LaunchedBrowser { kind, executable, version, browser, handler, alive, profile })
+        launched.version = match launched.browser.version().await {
+            Ok(v) => v.product,
+            Err(e) => {
+                return Err(BrowserError::Launch {
+                    browser: kind.name().to_string(),
+                    path: executable,
+                    reason: format!("no answer to Browser.getVersion: {e}"),
+                })
+            }
+        };
+        tracing::debug!(browser = kind.name(), version = %launched.version, pid, "launched");
+        Ok(launched)
     }
 
     pub fn profile_dir(&self) -> &Path {
         self.profile.path()
+    }
+
+    /// The browser's main process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     pub fn is_alive(&self) -> bool {
@@ -164,41 +254,72 @@ impl LaunchedBrowser {
         self.alive.clone()
     }
 
-    /// Closes the browser politely, then makes sure the process is gone.
+    /// Closes the browser politely, then makes sure every process of it is gone.
     pub async fn shutdown(mut self) {
         if self.is_alive() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await;
         }
-        let waited = tokio::time::timeout(Duration::from_secs(5), self.browser.wait()).await;
-        if waited.is_err() {
-            let _ = self.browser.kill().await;
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+            tracing::debug!(pid = self.pid, "browser did not close in time; killing it");
         }
-        self.handler.abort();
+        // Drop kills what is left of the group and waits for it.
     }
 }
 
 impl Drop for LaunchedBrowser {
     fn drop(&mut self) {
-        // The process is killed by chromiumoxide's kill-on-drop child; make sure of it even
-        // when no runtime is left to reap it, so no orphan holds the profile directory.
-        if let Some(child) = self.browser.get_mut_child() {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.as_mut_inner().start_kill();
-            }
-        }
         self.handler.abort();
+        kill_group(self.pid);
+        let _ = self.child.start_kill();
+        let _ = self.child.try_wait();
+        // Wait (briefly) for the group to be gone, so removing the profile does not race
+        // processes still writing into it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while group_exists(self.pid) && std::time::Instant::now() < deadline {
+            let _ = self.child.try_wait();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+}
+
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads Chromium's stderr until it prints its DevTools WebSocket URL, then keeps draining it
+/// in the background (a full pipe would block the browser). On exit, returns what it printed.
+async fn devtools_url(stderr: tokio::process::ChildStderr) -> std::result::Result<String, String> {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(url) = line.trim().strip_prefix("DevTools listening on ") {
+            let url = url.to_string();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::trace!(target: "webaccel::browser_stderr", "{line}");
+                }
+            });
+            return Ok(url);
+        }
+        if seen.len() < 20 {
+            seen.push(line);
+        }
+    }
+    Err(seen.join("\n"))
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: plain syscall; a negative pid addresses the process group.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+fn group_exists(pgid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(-(pgid as libc::pid_t), 0) == 0 }
 }
 
 fn running_as_root() -> bool {
-    // Chromium refuses to start as root with its sandbox on.
-    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
-impl LaunchedBrowser {
-    /// The browser's main process id, while it runs.
-    pub fn pid(&mut self) -> Option<u32> {
-        self.browser.get_mut_child().and_then(|c| c.as_mut_inner().id())
-    }
-}

@@ -209,7 +209,8 @@ impl BrowserSession {
         self.browser.profile_dir()
     }
 
-    pub fn pid(&mut self) -> Option<u32> {
+    /// The browser's main process id.
+    pub fn pid(&self) -> u32 {
         self.browser.pid()
     }
 

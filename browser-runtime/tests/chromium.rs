@@ -36,7 +36,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     // What this machine's Chromium really has: SwiftShader WebGPU, no WebNN, isolated wasm.
     assert!(caps.version.contains("Chrome/"), "{}", caps.version);
     assert!(caps.page.webgpu.available, "{:?}", caps.page.webgpu.error);
-    assert!(caps.page.webgpu.limits.get("maxBufferSize").copied().unwrap_or(0.0) > 0.0);
+    assert!(caps.page.webgpu.limits.get("maxBufferSize").and_then(|n| n.as_u64()).unwrap_or(0) > 0);
     let cpu = &caps.page.webnn["cpu"];
     assert!(!cpu.available);
     assert!(cpu.error.as_deref().unwrap_or("").starts_with("NotSupportedError"), "{:?}", cpu.error);

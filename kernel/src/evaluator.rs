@@ -53,7 +53,9 @@ impl Evaluator {
                         let _ = done.send(outcome);
                     }
                     Job::Shutdown { done } => {
-                        // Dropping the host closes the browsers and removes their profiles.
+                        // Other holders of the services (the signal handler) keep them alive
+                        // past this drop, so the browsers are closed explicitly.
+                        host.services().shutdown();
                         drop(host);
                         let _ = done.send(());
                         return;

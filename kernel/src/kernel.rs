@@ -8,13 +8,13 @@ use jupyter_protocol::{
     CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply, ExecuteResult,
     ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply, IsCompleteReplyStatus,
     JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError, ReplyStatus, ShutdownReply,
-    Status, StreamContent,
+    Status, StreamContent, Transient,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
     create_kernel_shell_connection, create_kernel_stdin_connection, KernelIoPubXPubConnection, SubscriptionEvent,
 };
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use webaccel_scripting::{Config, ScriptError};
 
 use crate::evaluator::{Evaluator, Outcome};
@@ -31,29 +31,13 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let (mut shell_tx, mut shell_rx) = create_kernel_shell_connection(&info, &session_id).await?.split();
     let mut control = create_kernel_control_connection(&info, &session_id).await?;
     let _stdin = create_kernel_stdin_connection(&info, &session_id).await?;
-    let iopub = std::sync::Arc::new(Mutex::new(create_kernel_iopub_xpub_connection(&info, &session_id).await?));
+    let iopub = spawn_iopub(create_kernel_iopub_xpub_connection(&info, &session_id).await?);
 
     let (evaluator, mut prints) = Evaluator::start(Config::default()).context("cannot start the Rhai host")?;
     crate::shut_down_on_signal(evaluator.services.clone());
     let evaluator = std::sync::Arc::new(evaluator);
 
     tokio::spawn(async move { while heartbeat.single_heartbeat().await.is_ok() {} });
-
-    // Clients that subscribe late would miss early messages; JEP 65's welcome tells them when
-    // their subscription is live.
-    let welcome_iopub = iopub.clone();
-    tokio::spawn(async move {
-        loop {
-            let event = { welcome_iopub.lock().await.recv_subscription().await };
-            match event {
-                Ok(SubscriptionEvent::Subscribe(topic)) => {
-                    let _ = welcome_iopub.lock().await.send(IoPubWelcome::new(topic).into()).await;
-                }
-                Ok(SubscriptionEvent::Unsubscribe(_)) => {}
-                Err(_) => break,
-            }
-        }
-    });
 
     // The control channel runs on its own task so shutdown and interrupt are never stuck
     // behind a long cell.
@@ -97,7 +81,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                     JupyterMessageContent::KernelInfoRequest(_) => Some(kernel_info().as_child_of(&message)),
                     JupyterMessageContent::ExecuteRequest(req) => {
                         let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count).await;
-                        Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: None, error }.as_child_of(&message))
+                        Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: Some(Default::default()), error }.as_child_of(&message))
                     }
                     JupyterMessageContent::IsCompleteRequest(_) => {
                         Some(IsCompleteReply { status: IsCompleteReplyStatus::Complete, indent: String::new() }.as_child_of(&message))
@@ -126,15 +110,41 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn publish(iopub: &Mutex<KernelIoPubXPubConnection>, message: JupyterMessage) {
-    if let Err(e) = iopub.lock().await.send(message).await {
-        tracing::warn!("cannot publish on iopub: {e}");
+type IoPub = mpsc::UnboundedSender<JupyterMessage>;
+
+/// One task owns the iopub socket: it publishes what the kernel queues, in order, and answers
+/// each new subscription with JEP 65's welcome, so clients know when their subscription is live.
+fn spawn_iopub(mut socket: KernelIoPubXPubConnection) -> IoPub {
+    let (tx, mut rx) = mpsc::unbounded_channel::<JupyterMessage>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                message = rx.recv() => {
+                    let Some(message) = message else { break };
+                    if let Err(e) = socket.send(message).await {
+                        tracing::warn!("cannot publish on iopub: {e}");
+                    }
+                }
+                event = socket.recv_subscription() => {
+                    if let Ok(SubscriptionEvent::Subscribe(topic)) = event {
+                        let _ = socket.send(IoPubWelcome::new(topic).into()).await;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+async fn publish(iopub: &IoPub, message: JupyterMessage) {
+    if iopub.send(message).is_err() {
+        tracing::warn!("iopub publisher has stopped");
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn execute(
-    iopub: &Mutex<KernelIoPubXPubConnection>,
+    iopub: &IoPub,
     evaluator: &Evaluator,
     prints: &mut mpsc::UnboundedReceiver<String>,
     parent: &JupyterMessage,
@@ -169,7 +179,7 @@ async fn execute(
 
     match outcome {
         Ok(Some(display)) if !silent => {
-            let result = ExecuteResult { execution_count: *count, data: bundle(&display), metadata: Default::default(), transient: None };
+            let result = ExecuteResult { execution_count: *count, data: bundle(&display), metadata: Default::default(), transient: Some(Transient::default()) };
             publish(iopub, result.as_child_of(parent)).await;
             (ReplyStatus::Ok, None)
         }
