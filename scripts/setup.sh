@@ -29,6 +29,9 @@ if ! cmp -s "$ROOT/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so" "$
   mv "$DUCKDB_LIB_DIR/libduckdb.so.tmp" "$DUCKDB_LIB_DIR/libduckdb.so"
 fi
 
+# The WebNN-capable Chromium build from npm @sparticuz/chromium.
+node "$ROOT/scripts/extract-headless-shell.mjs" "$WEBACCEL_CACHE/headless-shell"
+
 # 3. The Python venv for the reference helper and the Jupyter clients.
 VENV="$WEBACCEL_CACHE/venv"
 STAMP="$VENV/.requirements.sha256"
