@@ -12,6 +12,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use rand::RngCore;
 use tower_http::services::{ServeDir, ServeFile};
@@ -93,6 +94,13 @@ impl AssetServer {
             .await
             .map_err(|e| BrowserError::AssetServer(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| BrowserError::AssetServer(e.to_string()))?;
+        // Tensor bodies are small and latency-bound: without TCP_NODELAY a POST can wait for
+        // the peer's delayed ACK (tens of ms) and that would count as bridge overhead.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("asset server stopped: {e}");

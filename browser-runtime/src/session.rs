@@ -82,19 +82,28 @@ pub struct LoadInfo {
 /// Outputs and in-page timings of one `run`.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
-    /// The first run after load: includes shader compilation and first allocations.
+    /// The session's first run ever: includes shader compilation and first allocations.
     pub first_run_ms: f64,
+    /// Whether that first run happened in this call (it is otherwise remembered from an
+    /// earlier call on the same loaded session).
+    pub first_run_this_call: bool,
     /// Each timed run, in order.
     pub run_ms: Vec<f64>,
     pub outputs: Vec<Tensor>,
+    /// In-page time to fetch the input bodies, and to post the outputs back.
+    pub input_fetch_ms: f64,
+    pub output_post_ms: f64,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageRunResult {
     first_run_ms: f64,
+    first_run_this_call: bool,
     run_ms: Vec<f64>,
     outputs: Vec<PageOutput>,
+    input_fetch_ms: f64,
+    output_post_ms: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,22 +252,29 @@ impl BrowserSession {
         .await
     }
 
-    /// Runs a loaded model: one first run, `warmup` untimed runs, then `runs` timed runs.
+    /// Runs a loaded model: its first run (once per loaded session), `warmup` untimed runs,
+    /// then `runs` timed runs.
     pub async fn run(&self, key: &str, inputs: &[Tensor], warmup: u32, runs: u32) -> Result<RunOutput> {
-        let mut urls = Vec::with_capacity(inputs.len());
+        // One body for all inputs; the descriptors give each tensor's slice of it.
+        let mut body = Vec::with_capacity(inputs.iter().map(|t| t.data.len()).sum());
         let mut described = Vec::with_capacity(inputs.len());
         for tensor in inputs {
             tensor.validate()?;
-            let url = self.assets.put_input(tensor.data.clone());
-            described.push(json!({"name": tensor.name, "dtype": tensor.dtype, "dims": tensor.dims, "url": url}));
-            urls.push(url);
+            described.push(json!({
+                "name": tensor.name, "dtype": tensor.dtype, "dims": tensor.dims,
+                "byteOffset": body.len(), "byteLength": tensor.data.len(),
+            }));
+            body.extend_from_slice(&tensor.data);
         }
+        let inputs_url = self.assets.put_input(body);
         let (output_url, output_id) = self.assets.output_slot();
-        let args = json!({"inputs": described, "warmup": warmup, "runs": runs, "outputUrl": output_url});
+        let args = json!({
+            "inputsUrl": inputs_url, "inputs": described, "warmup": warmup, "runs": runs, "outputUrl": output_url,
+        });
         let result: Result<PageRunResult> = self
             .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)
             .await;
-        self.assets.discard_inputs(&urls);
+        self.assets.discard_inputs(&[inputs_url]);
         let result = result?;
         let body = self
             .assets
@@ -274,7 +290,14 @@ impl BrowserSession {
             tensor.validate()?;
             outputs.push(tensor);
         }
-        Ok(RunOutput { first_run_ms: result.first_run_ms, run_ms: result.run_ms, outputs })
+        Ok(RunOutput {
+            first_run_ms: result.first_run_ms,
+            first_run_this_call: result.first_run_this_call,
+            run_ms: result.run_ms,
+            outputs,
+            input_fetch_ms: result.input_fetch_ms,
+            output_post_ms: result.output_post_ms,
+        })
     }
 
     /// A bare round trip through CDP into the page and back, for measuring bridge overhead.
