@@ -21,6 +21,21 @@ def webaccel_bin() -> str:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_browser_outlives_the_suite():
+    """When the suite ends, no browser started by webaccel and no profile directory remain."""
+    yield
+    import glob
+    import tempfile
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and chromium_pids():
+        time.sleep(0.2)
+    assert chromium_pids() == [], "browsers outlived the test suite"
+    assert glob.glob(str(Path(tempfile.gettempdir()) / "webaccel-profile-*")) == [], "profile directories outlived the test suite"
+
+
 @pytest.fixture(scope="session")
 def binary() -> str:
     return webaccel_bin()

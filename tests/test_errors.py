@@ -11,7 +11,9 @@ CASES = [
     ('accelerate("all-minilm-l6-v2", "hi", #{runs: "many"})', ["option 'runs'", "must be an integer"]),
     ('accelerate("all-minilm-l6-v2", "hi", #{precision: 4})', ["no 4-bit file", "available precisions: 8"]),
     ('accelerate("all-minilm-l6-v2", 42)', ["must be a string or an array of strings"]),
-    ('accelerate("all-minilm-l6-v2", "hi", #{browser: "netscape"})', ["unknown browser 'netscape'", "chromium"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{browser: "netscape"})', ["unknown browser 'netscape'", "chrome, edge, chromium, headless-shell"]),
+    ('accelerate("all-minilm-l6-v2", "hi", #{fallback: "no"})', ["option 'fallback'", "true or false"]),
+    ('configure_browsers(#{max_browsers: 2})', ["unknown option 'max_browsers'", "max_connections, idle_timeout_s"]),
 ]
 
 
@@ -43,6 +45,6 @@ def test_errors_are_catchable_and_earlier_rows_survive(run_script, db_path):
 
 def test_missing_browser_is_explained(run_script, monkeypatch, tmp_path):
     monkeypatch.setenv("WEBACCEL_CHROMIUM", str(tmp_path / "no-chromium-here"))
-    proc = run_script('accelerate("all-minilm-l6-v2", "hi");', check=False, timeout=120)
+    proc = run_script('accelerate("all-minilm-l6-v2", "hi", #{browser: "chromium"});', check=False, timeout=120)
     assert proc.returncode == 1
     assert "no chromium executable found" in proc.stderr and "WEBACCEL_CHROMIUM" in proc.stderr, proc.stderr

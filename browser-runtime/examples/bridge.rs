@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use webaccel_browser_runtime::{default_ort_dir, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, Tensor};
+use webaccel_browser_runtime::{default_ort_dir, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor};
 
 const SAMPLES: usize = 200;
 
@@ -40,16 +40,16 @@ async fn main() {
     ];
 
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
-    let browser = pool.get(BrowserKind::Chromium).await.expect("launch chromium");
+    let browser = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.expect("launch chromium");
     let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
     browser.session.load("minilm", &model, &request).await.expect("load");
-    browser.session.run("minilm", &inputs, 20, 1).await.expect("warm up");
+    browser.session.run("minilm", &inputs, &RunOptions::timed(20, 1)).await.expect("warm up");
 
     let (mut host, mut page, mut overhead, mut ping) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut fetch, mut post) = (Vec::new(), Vec::new());
     for _ in 0..SAMPLES {
         let t0 = Instant::now();
-        let out = browser.session.run("minilm", &inputs, 0, 1).await.expect("run");
+        let out = browser.session.run("minilm", &inputs, &RunOptions::timed(0, 1)).await.expect("run");
         let host_ms = t0.elapsed().as_secs_f64() * 1000.0;
         host.push(host_ms);
         // Each call after warm-up runs the model exactly once, timed.

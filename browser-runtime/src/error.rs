@@ -38,6 +38,9 @@ pub enum BrowserError {
     #[error("DevTools protocol error during {during}: {message}")]
     Protocol { during: String, message: String },
 
+    #[error("all {max_connections} browser connections are in use; raise max_connections or wait for a call to finish")]
+    PoolFull { max_connections: usize },
+
     #[error("the asset server could not start: {0}")]
     AssetServer(String),
 

@@ -21,6 +21,10 @@ use crate::error::{BrowserError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BrowserKind {
+    /// Google Chrome, where installed.
+    Chrome,
+    /// Microsoft Edge, where installed.
+    Edge,
     /// Debian's Chromium (WebGPU through SwiftShader, wasm; its WebNN is not supported).
     Chromium,
     /// The Chromium build inside npm `@sparticuz/chromium`, whose WebNN works.
@@ -28,10 +32,12 @@ pub enum BrowserKind {
 }
 
 impl BrowserKind {
-    pub const ALL: [BrowserKind; 2] = [BrowserKind::Chromium, BrowserKind::HeadlessShell];
+    pub const ALL: [BrowserKind; 4] = [BrowserKind::Chrome, BrowserKind::Edge, BrowserKind::Chromium, BrowserKind::HeadlessShell];
 
     pub fn name(self) -> &'static str {
         match self {
+            BrowserKind::Chrome => "chrome",
+            BrowserKind::Edge => "edge",
             BrowserKind::Chromium => "chromium",
             BrowserKind::HeadlessShell => "headless-shell",
         }
@@ -43,29 +49,46 @@ impl BrowserKind {
 
     pub fn env_var(self) -> &'static str {
         match self {
+            BrowserKind::Chrome => "WEBACCEL_CHROME",
+            BrowserKind::Edge => "WEBACCEL_EDGE",
             BrowserKind::Chromium => "WEBACCEL_CHROMIUM",
             BrowserKind::HeadlessShell => "WEBACCEL_HEADLESS_SHELL",
         }
     }
 
-    /// Candidate executables, in the order they are tried. The environment variable, when
-    /// set, is the only candidate: a user who names a path means that path.
+    /// Candidate executables, in the order they are tried: the usual install paths on Linux,
+    /// macOS and Windows. The environment variable, when set, is the only candidate: a user
+    /// who names a path means that path.
     pub fn candidates(self) -> Vec<PathBuf> {
         if let Some(path) = std::env::var_os(self.env_var()) {
             return vec![PathBuf::from(path)];
         }
-        match self {
-            BrowserKind::Chromium => vec![
-                PathBuf::from("/usr/lib/chromium/chromium"),
-                PathBuf::from("/usr/bin/chromium"),
+        let paths: &[&str] = match self {
+            BrowserKind::Chrome => &[
+                "/opt/google/chrome/chrome",
+                "/usr/bin/google-chrome-stable",
+                "/usr/bin/google-chrome",
+                "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+                r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+                r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe",
             ],
+            BrowserKind::Edge => &[
+                "/opt/microsoft/msedge/msedge",
+                "/usr/bin/microsoft-edge-stable",
+                "/usr/bin/microsoft-edge",
+                "/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+                r"C:\Program Files (x86)\Microsoft\Edge\Application\msedge.exe",
+                r"C:\Program Files\Microsoft\Edge\Application\msedge.exe",
+            ],
+            BrowserKind::Chromium => &["/usr/lib/chromium/chromium", "/usr/bin/chromium"],
             BrowserKind::HeadlessShell => {
                 let cache = std::env::var_os("WEBACCEL_CACHE")
                     .map(PathBuf::from)
                     .or_else(|| dirs::cache_dir().map(|d| d.join("webaccel")));
-                cache.map(|c| vec![c.join("headless-shell/chromium")]).unwrap_or_default()
+                return cache.map(|c| vec![c.join("headless-shell/chromium")]).unwrap_or_default();
             }
-        }
+        };
+        paths.iter().map(PathBuf::from).collect()
     }
 
     pub fn find(self) -> Result<PathBuf> {
@@ -76,6 +99,15 @@ impl BrowserKind {
             env_var: self.env_var(),
         })
     }
+}
+
+/// Firefox is found but not driven yet (it speaks WebDriver BiDi, not CDP). Where it is
+/// installed, so that `detect()` and browser selection can say so instead of pretending.
+pub fn firefox_executable() -> Option<PathBuf> {
+    ["/usr/bin/firefox-esr", "/usr/bin/firefox", "/Applications/Firefox.app/Contents/MacOS/firefox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// Chromium switches for measuring, not browsing: no background traffic (this machine's
@@ -119,6 +151,8 @@ pub struct LaunchedBrowser {
     pub kind: BrowserKind,
     pub executable: PathBuf,
     pub version: String,
+    /// Every switch it was started with, in order (part of the environment's fingerprint).
+    pub flags: Vec<String>,
     pub(crate) browser: Browser,
     child: tokio::process::Child,
     pid: u32,
@@ -129,7 +163,9 @@ pub struct LaunchedBrowser {
 }
 
 impl LaunchedBrowser {
-    pub async fn launch(kind: BrowserKind) -> Result<Self> {
+    /// Launches `kind` with webaccel's switches plus `extra` ones (each `--name` or
+    /// `--name=value`).
+    pub async fn launch(kind: BrowserKind, extra: &[String]) -> Result<Self> {
         let executable = kind.find()?;
         let launch_error = |reason: String| BrowserError::Launch {
             browser: kind.name().to_string(),
@@ -141,13 +177,23 @@ impl LaunchedBrowser {
             .tempdir()
             .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
 
+        if let Some(bad) = extra.iter().find(|f| !f.starts_with("--")) {
+            return Err(launch_error(format!("extra flag {bad:?} must start with --")));
+        }
+        let mut flags: Vec<String> = CHROMIUM_SWITCHES.iter().map(|s| s.to_string()).collect();
+        // Chromium 156 (and Chrome, Edge) need the new headless mode for WebGPU; the
+        // headless-shell build is the old headless mode itself.
+        flags.push(if kind == BrowserKind::HeadlessShell { "--headless" } else { "--headless=new" }.to_string());
+        if running_as_root() {
+            // Chromium refuses to start as root with its sandbox on.
+            flags.push("--no-sandbox".to_string());
+        }
+        flags.extend(extra.iter().cloned());
+
         let mut command = tokio::process::Command::new(&executable);
         command
-            .args(CHROMIUM_SWITCHES)
+            .args(&flags)
             .arg(format!("--user-data-dir={}", profile.path().display()))
-            // Chromium 156 needs the new headless mode for WebGPU; the headless-shell build
-            // is the old headless mode itself.
-            .arg(if kind == BrowserKind::Chromium { "--headless=new" } else { "--headless" })
             .arg("about:blank")
             // Crash reports and other per-user state go inside the profile, not ~/.config.
             .env("XDG_CONFIG_HOME", profile.path().join("config"))
@@ -157,10 +203,6 @@ impl LaunchedBrowser {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if running_as_root() {
-            // Chromium refuses to start as root with its sandbox on.
-            command.arg("--no-sandbox");
-        }
         // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
         unsafe {
             command.pre_exec(|| {
@@ -214,6 +256,7 @@ impl LaunchedBrowser {
         let mut launched = LaunchedBrowser {
             kind,
             executable: executable.clone(),
+            flags,
             version: String::new(),
             browser,
             child,

@@ -1,34 +1,94 @@
-//! Warm browser sessions, one per browser kind, launched on first use. A session whose browser
-//! died (or whose page crashed or hung) is dropped and relaunched transparently on the next call.
+//! Warm browser sessions, keyed by browser and extra launch flags, launched on first use.
+//! A session whose browser died (or whose page crashed or hung) is dropped and relaunched
+//! transparently on the next call. Idle browsers are closed after a timeout, and at most
+//! `max_connections` run at once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as SyncMutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::assets::AssetServer;
 use crate::capabilities::Capabilities;
-use crate::error::Result;
+use crate::error::{BrowserError, Result};
 use crate::launch::BrowserKind;
 use crate::session::{BrowserSession, PageSettings};
 
+/// Which warm browser a call wants: the kind, and any extra switches (sorted, so the same set
+/// in another order is the same browser).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BrowserKey {
+    pub kind: BrowserKind,
+    pub extra_flags: Vec<String>,
+}
+
+impl BrowserKey {
+    pub fn new(kind: BrowserKind, mut extra_flags: Vec<String>) -> Self {
+        extra_flags.sort();
+        extra_flags.dedup();
+        BrowserKey { kind, extra_flags }
+    }
+
+    pub fn plain(kind: BrowserKind) -> Self {
+        BrowserKey { kind, extra_flags: Vec::new() }
+    }
+}
+
 /// A live session and the capabilities measured when it was opened.
 pub struct PooledBrowser {
+    pub key: BrowserKey,
     pub session: BrowserSession,
     pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolLimits {
+    /// Browsers running at once; launching one more closes the least recently used idle one.
+    pub max_connections: usize,
+    /// A browser unused this long is closed (its next call relaunches it).
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits { max_connections: 4, idle_timeout: Duration::from_secs(300) }
+    }
+}
+
+struct Entry {
+    pooled: Arc<PooledBrowser>,
+    last_used: Instant,
 }
 
 pub struct BrowserPool {
     ort_dir: PathBuf,
     assets: OnceCell<Arc<AssetServer>>,
     settings: PageSettings,
-    browsers: Mutex<HashMap<BrowserKind, Arc<PooledBrowser>>>,
+    limits: SyncMutex<PoolLimits>,
+    browsers: Mutex<HashMap<BrowserKey, Entry>>,
+    reaper: OnceCell<tokio::task::JoinHandle<()>>,
 }
 
 impl BrowserPool {
-    pub fn new(ort_dir: PathBuf, settings: PageSettings) -> Self {
-        BrowserPool { ort_dir, assets: OnceCell::new(), settings, browsers: Mutex::new(HashMap::new()) }
+    pub fn new(ort_dir: PathBuf, settings: PageSettings) -> Arc<Self> {
+        Arc::new(BrowserPool {
+            ort_dir,
+            assets: OnceCell::new(),
+            settings,
+            limits: SyncMutex::new(PoolLimits::default()),
+            browsers: Mutex::new(HashMap::new()),
+            reaper: OnceCell::new(),
+        })
+    }
+
+    pub fn limits(&self) -> PoolLimits {
+        *self.limits.lock().expect("pool limits poisoned")
+    }
+
+    pub fn set_limits(&self, limits: PoolLimits) {
+        *self.limits.lock().expect("pool limits poisoned") = limits;
     }
 
     async fn assets(&self) -> Result<Arc<AssetServer>> {
@@ -38,41 +98,120 @@ impl BrowserPool {
             .cloned()
     }
 
-    /// A live session for `kind`, launching (or relaunching) it when needed.
-    pub async fn get(&self, kind: BrowserKind) -> Result<Arc<PooledBrowser>> {
+    /// A live session for `key`, launching (or relaunching) it when needed.
+    pub async fn get(self: &Arc<Self>, key: &BrowserKey) -> Result<Arc<PooledBrowser>> {
+        self.start_reaper().await;
         let mut browsers = self.browsers.lock().await;
-        if let Some(existing) = browsers.get(&kind) {
-            if existing.session.is_alive() {
-                return Ok(existing.clone());
+        if let Some(entry) = browsers.get_mut(key) {
+            if entry.pooled.session.is_alive() {
+                entry.last_used = Instant::now();
+                return Ok(entry.pooled.clone());
             }
-            tracing::info!(browser = kind.name(), "browser is gone; launching a fresh one");
-            browsers.remove(&kind);
+            tracing::info!(browser = key.kind.name(), "browser is gone; launching a fresh one");
+            browsers.remove(key);
         }
-        let session = BrowserSession::open(kind, self.assets().await?, self.settings.clone()).await?;
+        let max = self.limits().max_connections.max(1);
+        while browsers.len() >= max {
+            // Close the least recently used browser nobody is using right now.
+            let idle = browsers
+                .iter()
+                .filter(|(_, e)| Arc::strong_count(&e.pooled) == 1)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(victim) = idle else {
+                return Err(BrowserError::PoolFull { max_connections: max });
+            };
+            if let Some(entry) = browsers.remove(&victim) {
+                tracing::debug!(browser = victim.kind.name(), "closing to stay within max_connections");
+                close(entry.pooled).await;
+            }
+        }
+        let session = BrowserSession::open(key.kind, &key.extra_flags, self.assets().await?, self.settings.clone()).await?;
         let capabilities = session.capabilities().await?;
-        let pooled = Arc::new(PooledBrowser { session, capabilities });
-        browsers.insert(kind, pooled.clone());
+        let pooled = Arc::new(PooledBrowser { key: key.clone(), session, capabilities });
+        browsers.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
         Ok(pooled)
     }
 
-    /// The session for `kind` if one is held, without launching.
-    pub async fn peek(&self, kind: BrowserKind) -> Option<Arc<PooledBrowser>> {
-        self.browsers.lock().await.get(&kind).cloned()
+    /// The session for `key` if one is held, without launching.
+    pub async fn peek(&self, key: &BrowserKey) -> Option<Arc<PooledBrowser>> {
+        self.browsers.lock().await.get(key).map(|e| e.pooled.clone())
+    }
+
+    /// The browsers held, by name (with their extra flags, if any).
+    pub async fn held(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .browsers
+            .lock()
+            .await
+            .keys()
+            .map(|k| if k.extra_flags.is_empty() { k.kind.name().to_string() } else { format!("{} {}", k.kind.name(), k.extra_flags.join(" ")) })
+            .collect();
+        names.sort();
+        names
     }
 
     /// Profile directories of the browsers currently held (for leak checks).
     pub async fn profile_dirs(&self) -> Vec<PathBuf> {
-        self.browsers.lock().await.values().map(|b| b.session.profile_dir().to_path_buf()).collect()
+        self.browsers.lock().await.values().map(|e| e.pooled.session.profile_dir().to_path_buf()).collect()
+    }
+
+    /// Closes browsers unused for longer than the idle timeout.
+    pub async fn close_idle(&self) {
+        let timeout = self.limits().idle_timeout;
+        let mut browsers = self.browsers.lock().await;
+        let stale: Vec<BrowserKey> = browsers
+            .iter()
+            .filter(|(_, e)| e.last_used.elapsed() >= timeout && Arc::strong_count(&e.pooled) == 1)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some(entry) = browsers.remove(&key) {
+                tracing::debug!(browser = key.kind.name(), "closing idle browser");
+                close(entry.pooled).await;
+            }
+        }
+    }
+
+    async fn start_reaper(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        self.reaper
+            .get_or_init(|| async move {
+                tokio::spawn(async move {
+                    loop {
+                        let Some(pool) = weak.upgrade() else { return };
+                        let period = (pool.limits().idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                        drop(pool);
+                        tokio::time::sleep(period).await;
+                        let Some(pool) = weak.upgrade() else { return };
+                        pool.close_idle().await;
+                    }
+                })
+            })
+            .await;
     }
 
     /// Closes every browser. Sessions still borrowed elsewhere are killed when dropped.
     pub async fn shutdown(&self) {
-        let drained: Vec<_> = self.browsers.lock().await.drain().map(|(_, b)| b).collect();
+        let drained: Vec<_> = self.browsers.lock().await.drain().map(|(_, e)| e.pooled).collect();
         for pooled in drained {
-            match Arc::try_unwrap(pooled) {
-                Ok(pooled) => pooled.session.shutdown().await,
-                Err(shared) => drop(shared),
-            }
+            close(pooled).await;
+        }
+    }
+}
+
+async fn close(pooled: Arc<PooledBrowser>) {
+    match Arc::try_unwrap(pooled) {
+        Ok(pooled) => pooled.session.shutdown().await,
+        // Still borrowed by a call in flight: it is killed when that call drops it.
+        Err(shared) => drop(shared),
+    }
+}
+
+impl Drop for BrowserPool {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.get() {
+            reaper.abort();
         }
     }
 }

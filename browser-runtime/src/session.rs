@@ -79,9 +79,39 @@ pub struct LoadInfo {
     pub output_names: Vec<String>,
 }
 
+/// How a `run` call runs the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunOptions {
+    /// Untimed runs before the timed ones.
+    pub warmup: u32,
+    /// Timed runs.
+    pub runs: u32,
+    /// On a session's first call, make one warm-up run first, so the reported first run is
+    /// past shader compilation; its time is reported as `precompile_ms`.
+    pub precompile: bool,
+    /// Ask the browser for the page's memory afterwards, waiting at most this long.
+    pub measure_memory: Option<Duration>,
+}
+
+impl RunOptions {
+    pub fn timed(warmup: u32, runs: u32) -> Self {
+        RunOptions { warmup, runs, precompile: false, measure_memory: None }
+    }
+}
+
+/// The page's memory as the browser reports it; `bytes` is None where it reports nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MemoryReport {
+    pub bytes: Option<i64>,
+    pub source: Option<String>,
+    pub error: Option<String>,
+}
+
 /// Outputs and in-page timings of one `run`.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
+    /// The warm-up run made on the session's first call when precompiling (the cold cost).
+    pub precompile_ms: Option<f64>,
     /// The session's first run ever: includes shader compilation and first allocations.
     pub first_run_ms: f64,
     /// Whether that first run happened in this call (it is otherwise remembered from an
@@ -93,17 +123,20 @@ pub struct RunOutput {
     /// In-page time to fetch the input bodies, and to post the outputs back.
     pub input_fetch_ms: f64,
     pub output_post_ms: f64,
+    pub memory: Option<MemoryReport>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageRunResult {
+    precompile_ms: Option<f64>,
     first_run_ms: f64,
     first_run_this_call: bool,
     run_ms: Vec<f64>,
     outputs: Vec<PageOutput>,
     input_fetch_ms: f64,
     output_post_ms: f64,
+    memory: Option<MemoryReport>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,8 +181,8 @@ pub struct BrowserSession {
 
 impl BrowserSession {
     /// Launches `kind`, opens the runtime page and configures onnxruntime-web in it.
-    pub async fn open(kind: BrowserKind, assets: Arc<AssetServer>, settings: PageSettings) -> Result<Self> {
-        let browser = LaunchedBrowser::launch(kind).await?;
+    pub async fn open(kind: BrowserKind, extra_flags: &[String], assets: Arc<AssetServer>, settings: PageSettings) -> Result<Self> {
+        let browser = LaunchedBrowser::launch(kind, extra_flags).await?;
         let page_url = format!("{}index.html", assets.base_url());
         let page = browser
             .browser
@@ -210,6 +243,11 @@ impl BrowserSession {
         &self.browser.version
     }
 
+    /// Every switch the browser was started with.
+    pub fn flags(&self) -> &[String] {
+        &self.browser.flags
+    }
+
     pub fn settings(&self) -> &PageSettings {
         &self.settings
     }
@@ -254,7 +292,7 @@ impl BrowserSession {
 
     /// Runs a loaded model: its first run (once per loaded session), `warmup` untimed runs,
     /// then `runs` timed runs.
-    pub async fn run(&self, key: &str, inputs: &[Tensor], warmup: u32, runs: u32) -> Result<RunOutput> {
+    pub async fn run(&self, key: &str, inputs: &[Tensor], options: &RunOptions) -> Result<RunOutput> {
         // One body for all inputs; the descriptors give each tensor's slice of it.
         let mut body = Vec::with_capacity(inputs.iter().map(|t| t.data.len()).sum());
         let mut described = Vec::with_capacity(inputs.len());
@@ -269,7 +307,9 @@ impl BrowserSession {
         let inputs_url = self.assets.put_input(body);
         let (output_url, output_id) = self.assets.output_slot();
         let args = json!({
-            "inputsUrl": inputs_url, "inputs": described, "warmup": warmup, "runs": runs, "outputUrl": output_url,
+            "inputsUrl": inputs_url, "inputs": described, "outputUrl": output_url,
+            "warmup": options.warmup, "runs": options.runs, "precompile": options.precompile,
+            "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
         });
         let result: Result<PageRunResult> = self
             .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)
@@ -291,6 +331,8 @@ impl BrowserSession {
             outputs.push(tensor);
         }
         Ok(RunOutput {
+            precompile_ms: result.precompile_ms,
+            memory: result.memory,
             first_run_ms: result.first_run_ms,
             first_run_this_call: result.first_run_this_call,
             run_ms: result.run_ms,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use webaccel_browser_runtime::{
-    default_ort_dir, BrowserError, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, Tensor,
+    default_ort_dir, BrowserError, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor,
 };
 
 fn minilm_path() -> PathBuf {
@@ -30,7 +30,7 @@ fn inputs() -> Vec<Tensor> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_capabilities_runs_crash_and_cleanup() {
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
-    let browser = pool.get(BrowserKind::Chromium).await.expect("Debian Chromium launches");
+    let browser = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.expect("Debian Chromium launches");
     let caps = &browser.capabilities;
 
     // What this machine's Chromium really has: SwiftShader WebGPU, no WebNN, isolated wasm.
@@ -52,7 +52,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     assert_eq!(load.input_names, ["input_ids", "attention_mask", "token_type_ids"]);
     let again = browser.session.load("minilm", &model, &request).await.unwrap();
     assert!(again.cached);
-    let out = browser.session.run("minilm", &inputs(), 1, 3).await.unwrap();
+    let out = browser.session.run("minilm", &inputs(), &RunOptions::timed(1, 3)).await.unwrap();
     assert_eq!(out.run_ms.len(), 3);
     assert!(out.first_run_ms > 0.0 && out.run_ms.iter().all(|&t| t > 0.0));
     let hidden = out.outputs.iter().find(|t| t.name == "last_hidden_state").unwrap();
@@ -62,7 +62,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
 
     // A wrong input is the page's own error, not a hang.
     let bad = vec![Tensor::from_i64("input_ids", vec![1, 4], &[101, 7592, 2088, 102])];
-    match browser.session.run("minilm", &bad, 0, 1).await {
+    match browser.session.run("minilm", &bad, &RunOptions::timed(0, 1)).await {
         Err(BrowserError::Page { message, .. }) => assert!(message.contains("input"), "{message}"),
         other => panic!("expected a page error, got {other:?}", other = other.map(|o| o.run_ms)),
     }
@@ -75,7 +75,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
         kill_9(pid);
     });
     let started = Instant::now();
-    let result = browser.session.run("minilm", &inputs(), 0, 50_000).await;
+    let result = browser.session.run("minilm", &inputs(), &RunOptions::timed(0, 50_000)).await;
     killer.await.unwrap();
     assert!(matches!(result, Err(BrowserError::Crashed { .. })), "{:?}", result.err());
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -83,7 +83,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     drop(browser);
 
     // The next call gets a fresh browser with a new profile; the dead one's profile is gone.
-    let fresh = pool.get(BrowserKind::Chromium).await.unwrap();
+    let fresh = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.unwrap();
     assert!(fresh.session.is_alive());
     let fresh_profile = fresh.session.profile_dir().to_path_buf();
     assert_ne!(fresh_profile, profile);

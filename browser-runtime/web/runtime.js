@@ -176,11 +176,29 @@ async function fetchInputs(inputsUrl, inputs) {
   return feeds;
 }
 
-// Runs a loaded model. The session's first run ever (it includes shader compilation and
-// first allocations) is timed on its own and remembered; later calls report that figure
-// without running it again. Then `warmup` untimed runs and `runs` timed runs. The outputs of
-// the last run are POSTed to `outputUrl`.
-export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl }) {
+// What the browser itself reports of this page's memory, where it exposes it: Chromium's
+// measureUserAgentSpecificMemory() under cross-origin isolation. It answers after a garbage
+// collection, so it is bounded by a timeout; no answer is null, never an estimate.
+async function measureMemory(timeoutMs) {
+  if (!self.crossOriginIsolated || typeof performance.measureUserAgentSpecificMemory !== 'function') {
+    return { bytes: null, source: null, error: 'performance.measureUserAgentSpecificMemory is not available' };
+  }
+  try {
+    const timeout = new Promise((resolve) => setTimeout(() => resolve(null), timeoutMs));
+    const result = await Promise.race([performance.measureUserAgentSpecificMemory(), timeout]);
+    if (!result) return { bytes: null, source: null, error: `no answer within ${timeoutMs} ms` };
+    return { bytes: result.bytes, source: 'performance.measureUserAgentSpecificMemory', error: null };
+  } catch (e) {
+    return { bytes: null, source: null, error: errorText(e) };
+  }
+}
+
+// Runs a loaded model. On a session's first call, `precompile` first makes one warm-up run
+// (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
+// session's first run is timed on its own and remembered, so later calls report it without
+// running it again. Then `warmup` untimed runs and `runs` timed runs. The outputs of the last
+// run are POSTed to `outputUrl`.
+export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl, precompile, measureMemoryMs }) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const tFetch = performance.now();
@@ -192,6 +210,12 @@ export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl }) {
   let t0;
   const firstRunThisCall = entry.firstRunMs === undefined;
   if (firstRunThisCall) {
+    entry.precompileMs = null;
+    if (precompile) {
+      t0 = performance.now();
+      await session.run(feeds);
+      entry.precompileMs = performance.now() - t0;
+    }
     t0 = performance.now();
     results = await session.run(feeds);
     entry.firstRunMs = performance.now() - t0;
@@ -220,5 +244,15 @@ export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl }) {
   const posted = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
   if (!posted.ok) throw new Error(`POST ${outputUrl} gave HTTP ${posted.status}`);
   const outputPostMs = performance.now() - tPost;
-  return { firstRunMs: entry.firstRunMs, firstRunThisCall, runMs, outputs, inputFetchMs, outputPostMs };
+  const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
+  return {
+    precompileMs: entry.precompileMs,
+    firstRunMs: entry.firstRunMs,
+    firstRunThisCall,
+    runMs,
+    outputs,
+    inputFetchMs,
+    outputPostMs,
+    memory,
+  };
 }

@@ -75,7 +75,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
             shut_down_on_signal(host.services().clone());
-            match host.eval(&code) {
+            let outcome = host.eval(&code);
+            // The signal thread holds the services too, so dropping the host would not close
+            // the browsers: close them (and remove their profiles) here.
+            host.services().shutdown();
+            match outcome {
                 Ok(_) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());
@@ -86,7 +90,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Detect { json } => {
             let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
             shut_down_on_signal(host.services().clone());
-            let report = host.eval("detect()").map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = host.eval("detect()");
+            host.services().shutdown();
+            let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -60,6 +60,9 @@ pub struct ModelSpec {
     pub license: String,
     pub description: String,
     pub inputs: Vec<String>,
+    /// Names of the graph's symbolic input dimensions, in order ([batch, tokens] for text).
+    #[serde(default)]
+    pub symbolic_dims: Vec<String>,
     pub output: String,
     pub pooling: Pooling,
     pub normalize: bool,

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod error;
 pub mod files;
+pub mod selection;
 pub mod text;
 
 pub use catalog::{Catalog, ModelFile, ModelSpec, PackagedFile, Pooling};

@@ -8,6 +8,9 @@ pub enum ResultsError {
     #[error("cannot create the directory for the results database {path}: {source}")]
     CreateDir { path: PathBuf, source: std::io::Error },
 
+    #[error("{path} was written by a newer webaccel (schema version {found}; this one knows up to {supported}); use a newer webaccel or another WEBACCEL_DB")]
+    NewerSchema { path: PathBuf, found: i32, supported: i32 },
+
     #[error("results database error: {0}")]
     Db(#[from] duckdb::Error),
 

@@ -8,5 +8,5 @@ pub mod schema;
 pub mod store;
 
 pub use error::ResultsError;
-pub use record::{median_p90, RunRecord, RunStatus};
+pub use record::{median_p90, EnvironmentRecord, RunRecord, RunStatus};
 pub use store::ResultStore;

@@ -33,6 +33,36 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The WebGPU adapter (info, features, limits) as JSON, when the browser has one.
     pub adapter_info: Option<String>,
+    /// What the user asked for ("auto" when they did not say); `platform` is what ran.
+    pub requested_platform: Option<String>,
+    /// Why each platform before `platform` was passed over, when one was.
+    pub fallback_reason: Option<String>,
+    /// Why this browser was chosen.
+    pub selection_reason: Option<String>,
+    /// The `environments` row this run ran in.
+    pub environment_fingerprint: Option<String>,
+    /// The load-time warm-up run (shader compilation) when `precompile_shaders` was on.
+    pub precompile_ms: Option<f64>,
+    /// Memory the browser itself reported, and how; None where it exposes nothing.
+    pub memory_bytes: Option<i64>,
+    pub memory_source: Option<String>,
+    /// Browsers expose no energy counter, so this stays None: recorded as NULL, never guessed.
+    pub energy_joules: Option<f64>,
+}
+
+/// One detected browser environment, stored once and referenced by its fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvironmentRecord {
+    pub fingerprint: String,
+    pub first_seen: DateTime<Utc>,
+    pub browser: String,
+    pub version: Option<String>,
+    pub executable: Option<String>,
+    /// JSON array of launch switches.
+    pub flags: String,
+    pub adapter: Option<String>,
+    /// The whole capability report as JSON.
+    pub capabilities: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use duckdb::Connection;
 
 use crate::error::{Result, ResultsError};
-use crate::record::RunRecord;
-use crate::schema::{create_runs_sql, to_record_batch, SCHEMA_VERSION};
+use crate::record::{EnvironmentRecord, RunRecord};
+use crate::schema::{migration, to_record_batch, SCHEMA_VERSION};
 
 pub struct ResultStore {
     path: PathBuf,
@@ -37,15 +37,45 @@ impl ResultStore {
         &self.path
     }
 
+    /// Creates the schema on first use and upgrades older files, one version at a time, each
+    /// in its own transaction: an upgrade that fails leaves the file at its previous version.
     fn ensure_schema(&self) -> Result<()> {
-        self.conn.execute_batch(&format!(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-             INSERT INTO schema_version SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM schema_version);
-             {};
-             COMMIT;",
-            create_runs_sql()
-        ))?;
+        self.conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let current: Option<i32> = self.conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(ResultsError::NewerSchema { path: self.path.clone(), found: current, supported: SCHEMA_VERSION });
+        }
+        for v in current + 1..=SCHEMA_VERSION {
+            let sql = migration(v).expect("a migration exists for every version up to SCHEMA_VERSION");
+            self.conn.execute_batch(&format!(
+                "BEGIN; {sql}\nDELETE FROM schema_version; INSERT INTO schema_version VALUES ({v}); COMMIT;"
+            ))?;
+            tracing::info!(path = %self.path.display(), version = v, "results schema upgraded");
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i32> {
+        Ok(self.conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
+    }
+
+    /// Stores an environment once; later calls with the same fingerprint change nothing.
+    pub fn record_environment(&self, env: &EnvironmentRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO environments (fingerprint, first_seen, browser, version, executable, flags, adapter, capabilities)
+             VALUES (?, CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
+            duckdb::params![
+                env.fingerprint,
+                env.first_seen.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+                env.browser,
+                env.version,
+                env.executable,
+                env.flags,
+                env.adapter,
+                env.capabilities
+            ],
+        )?;
         Ok(())
     }
 
@@ -102,6 +132,14 @@ mod tests {
             status,
             error: (status == RunStatus::Error).then(|| "boom".to_string()),
             adapter_info: Some(r#"{"vendor":"google"}"#.into()),
+            requested_platform: Some("webnn".into()),
+            fallback_reason: Some("webnn: NotSupportedError".into()),
+            selection_reason: Some("text on webnn prefers edge".into()),
+            environment_fingerprint: Some("f00".into()),
+            precompile_ms: Some(12.5),
+            memory_bytes: Some(1 << 33),
+            memory_source: Some("measureUserAgentSpecificMemory".into()),
+            energy_joules: None,
         }
     }
 
@@ -130,6 +168,65 @@ mod tests {
         assert_eq!(adapter, "google");
         let version: i32 = store.connection().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.duckdb");
+        {
+            // A file as version 1 of webaccel left it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1); {}
+                 INSERT INTO runs (run_id, ts, model_name, model_type, platform, browser, status, latency_ms)
+                 VALUES ('old', TIMESTAMP '2026-01-01 00:00:00', 'm', 'text', 'wasm', 'chromium', 'ok', 17.5);",
+                migration(1).unwrap()
+            ))
+            .unwrap();
+        }
+        let mut store = ResultStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        store.append(&[record("new", RunStatus::Ok)]).unwrap();
+        let rows: Vec<(String, Option<f64>, Option<String>)> = {
+            let mut stmt = store.connection().prepare("SELECT run_id, latency_ms, fallback_reason FROM runs ORDER BY run_id").unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
+        };
+        assert_eq!(rows[0], ("new".to_string(), Some(18.0), Some("webnn: NotSupportedError".to_string())));
+        assert_eq!(rows[1], ("old".to_string(), Some(17.5), None));
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.duckdb");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);").unwrap();
+        }
+        let err = ResultStore::open(&path).err().expect("newer schema is refused").to_string();
+        assert!(err.contains("99") && err.contains("newer webaccel"), "{err}");
+    }
+
+    #[test]
+    fn environments_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResultStore::open(&dir.path().join("e.duckdb")).unwrap();
+        let env = EnvironmentRecord {
+            fingerprint: "abc".into(),
+            first_seen: Utc::now(),
+            browser: "chromium".into(),
+            version: Some("Chrome/156".into()),
+            executable: Some("/usr/lib/chromium/chromium".into()),
+            flags: "[\"--headless=new\"]".into(),
+            adapter: Some("{\"vendor\":\"google\"}".into()),
+            capabilities: "{}".into(),
+        };
+        store.record_environment(&env).unwrap();
+        store.record_environment(&EnvironmentRecord { browser: "changed".into(), ..env.clone() }).unwrap();
+        let (n, browser): (i64, String) =
+            store.connection().query_row("SELECT count(*), any_value(browser) FROM environments", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((n, browser.as_str()), (1, "chromium"));
     }
 
     #[test]

@@ -1,20 +1,27 @@
-//! `detect()`: launch (or reuse) each known browser and report what it can really do.
+//! `detect()`: launch (or reuse) each known browser and report what it can really do. Each
+//! detected environment is stored once in the results database.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{BrowserError, BrowserKind};
+use webaccel_browser_runtime::{firefox_executable, BrowserError, BrowserKey, BrowserKind};
 
+use crate::environment::environment;
+use crate::error::ApiError;
 use crate::services::Services;
 
-/// A map keyed by browser name. A browser that is absent or failed to start is reported with
-/// `available: false` and the reason, never left out.
-pub fn detect(services: &Services) -> Map {
+/// A map keyed by browser name. A browser that is absent, not driven, or failed to start is
+/// reported with `available: false` and the reason, never left out.
+pub fn detect(services: &Services) -> Result<Map, ApiError> {
     let mut report = Map::new();
     for kind in BrowserKind::ALL {
-        let entry = match services.runtime.block_on(services.pool.get(kind)) {
+        let entry = match services.runtime.block_on(services.pool.get(&BrowserKey::plain(kind))) {
             Ok(pooled) => {
+                let env = environment(&pooled);
+                services.record_environment(&env)?;
                 let mut caps = rhai::serde::to_dynamic(&pooled.capabilities).unwrap_or(Dynamic::UNIT);
                 if let Some(mut map) = caps.write_lock::<Map>() {
+                    map.insert("installed".into(), true.into());
                     map.insert("available".into(), true.into());
+                    map.insert("fingerprint".into(), env.fingerprint.into());
                 }
                 caps
             }
@@ -23,13 +30,33 @@ pub fn detect(services: &Services) -> Map {
                 map.insert("available".into(), false.into());
                 map.insert("error".into(), e.to_string().into());
                 if let BrowserError::NotFound { searched, .. } = &e {
+                    map.insert("installed".into(), false.into());
                     let paths = searched.iter().map(|p| p.display().to_string().into()).collect::<Vec<Dynamic>>();
                     map.insert("searched".into(), paths.into());
+                } else {
+                    map.insert("installed".into(), true.into());
                 }
                 map.into()
             }
         };
         report.insert(kind.name().into(), entry);
     }
-    report
+    let mut firefox = Map::new();
+    firefox.insert("available".into(), false.into());
+    match firefox_executable() {
+        Some(path) => {
+            firefox.insert("installed".into(), true.into());
+            firefox.insert("executable".into(), path.display().to_string().into());
+            firefox.insert(
+                "error".into(),
+                "webaccel drives Firefox over WebDriver BiDi, which is not implemented yet; nothing was measured".into(),
+            );
+        }
+        None => {
+            firefox.insert("installed".into(), false.into());
+            firefox.insert("error".into(), "no firefox-esr or firefox executable found".into());
+        }
+    }
+    report.insert("firefox".into(), firefox.into());
+    Ok(report)
 }

@@ -19,8 +19,8 @@ pub enum ApiError {
     #[error("unknown browser '{name}'; valid browsers: {valid}")]
     UnknownBrowser { name: String, valid: String },
 
-    #[error("{platform} is not available in {browser} {version}: {reason}")]
-    PlatformUnavailable { platform: String, browser: String, version: String, reason: String },
+    #[error("no platform could run the model (requested {requested}{}): {reasons}", if *fallback { ", with fallback" } else { ", fallback off" })]
+    NoPlatform { requested: String, fallback: bool, reasons: String },
 
     #[error("the input for {model} must be {expected}")]
     BadInput { model: String, expected: String },

@@ -93,16 +93,23 @@ fn runtime_message(e: &EvalAltResult) -> String {
 
 fn register_api(engine: &mut Engine, services: Arc<Services>) {
     let s = services.clone();
-    engine.register_fn("detect", move || detect(&s));
+    engine.register_fn("detect", move || -> Result<Map, Box<EvalAltResult>> { Ok(detect(&s)?) });
 
     let s = services.clone();
     engine.register_fn("accelerate", move |model: &str, input: Dynamic, options: Map| -> Result<Acceleration, Box<EvalAltResult>> {
         Ok(accelerate(&s, model, input, &options)?)
     });
-    let s = services;
+    let s = services.clone();
     engine.register_fn("accelerate", move |model: &str, input: Dynamic| -> Result<Acceleration, Box<EvalAltResult>> {
         Ok(accelerate(&s, model, input, &Map::new())?)
     });
+
+    let s = services.clone();
+    engine.register_fn("configure_browsers", move |settings: Map| -> Result<Map, Box<EvalAltResult>> {
+        Ok(crate::pool_settings::configure(&s, &settings)?)
+    });
+    let s = services.clone();
+    engine.register_fn("browsers", move || crate::pool_settings::status(&s));
 
     engine.register_fn("cosine", |a: rhai::Array, b: rhai::Array| -> Result<f64, Box<EvalAltResult>> {
         let to_vec = |v: rhai::Array| -> Result<Vec<f32>, Box<EvalAltResult>> {
@@ -128,9 +135,16 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("weights", |r: &mut Acceleration| r.weights.clone())
         .register_get("compute", |r: &mut Acceleration| r.compute.clone())
         .register_get("platform", |r: &mut Acceleration| r.platform.clone())
+        .register_get("requested_platform", |r: &mut Acceleration| r.requested_platform.clone())
+        .register_get("device", |r: &mut Acceleration| r.device.clone().map_or(Dynamic::UNIT, Dynamic::from))
+        .register_get("fallback_reason", |r: &mut Acceleration| r.fallback_reason.clone().map_or(Dynamic::UNIT, Dynamic::from))
+        .register_get("selection_reason", |r: &mut Acceleration| r.selection_reason.clone())
+        .register_get("precompile_ms", |r: &mut Acceleration| r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float))
+        .register_get("memory_bytes", |r: &mut Acceleration| r.memory_bytes.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
         .register_get("session_create_ms", |r: &mut Acceleration| r.session_create_ms)
+        .register_get("session_reused", |r: &mut Acceleration| r.session_reused)
         .register_get("first_run_ms", |r: &mut Acceleration| r.first_run_ms)
         .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)
         .register_get("p90_ms", |r: &mut Acceleration| r.p90_ms)

@@ -5,9 +5,11 @@
 pub mod accelerate;
 pub mod detect;
 pub mod display;
+pub mod environment;
 pub mod error;
 pub mod host;
 pub mod options;
+pub mod pool_settings;
 pub mod services;
 
 pub use accelerate::Acceleration;

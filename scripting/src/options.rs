@@ -8,30 +8,45 @@ use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccelerateOptions {
-    pub platform: Platform,
-    pub browser: BrowserKind,
+    /// None: choose automatically, starting from the fastest platform (webnn) and falling back.
+    pub platform: Option<Platform>,
+    /// None: choose by the seed's table, checked against measured capabilities.
+    pub browser: Option<BrowserKind>,
     /// WebNN device type: cpu, gpu or npu.
     pub device: Option<String>,
     pub precision: Option<u32>,
     pub runs: u32,
     pub warmup: u32,
+    /// Fall back webnn → webgpu → wasm when a platform is unavailable or its session fails.
+    pub fallback: bool,
+    /// Run the model once before the first timed run, so shader compilation is not in it.
+    pub precompile_shaders: bool,
+    /// Ask the browser for the page's memory after the runs (it can take seconds).
+    pub measure_memory: bool,
+    /// Extra Chromium switches; a different set gets a different warm browser.
+    pub flags: Vec<String>,
 }
 
 impl Default for AccelerateOptions {
     fn default() -> Self {
         AccelerateOptions {
-            platform: Platform::Wasm,
-            browser: BrowserKind::Chromium,
+            platform: None,
+            browser: None,
             device: None,
             precision: None,
             runs: 10,
             warmup: 2,
+            fallback: true,
+            precompile_shaders: true,
+            measure_memory: false,
+            flags: Vec::new(),
         }
     }
 }
 
 const FUNCTION: &str = "accelerate";
-const KEYS: [&str; 6] = ["platform", "browser", "device", "precision", "runs", "warmup"];
+const KEYS: [&str; 10] =
+    ["platform", "browser", "device", "precision", "runs", "warmup", "fallback", "precompile_shaders", "measure_memory", "flags"];
 
 impl AccelerateOptions {
     pub fn from_map(map: &Map) -> Result<Self, ApiError> {
@@ -40,14 +55,34 @@ impl AccelerateOptions {
             match key.as_str() {
                 "platform" => {
                     let name = string(key, value)?;
-                    opts.platform = Platform::parse(&name).ok_or(ApiError::UnknownPlatform(name))?;
+                    opts.platform = match name.as_str() {
+                        "auto" => None,
+                        _ => Some(Platform::parse(&name).ok_or(ApiError::UnknownPlatform(name))?),
+                    };
                 }
                 "browser" => {
                     let name = string(key, value)?;
-                    opts.browser = BrowserKind::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
-                        name,
-                        valid: BrowserKind::ALL.map(|k| k.name()).join(", "),
-                    })?;
+                    opts.browser = match name.as_str() {
+                        "auto" => None,
+                        _ => Some(BrowserKind::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
+                            name,
+                            valid: BrowserKind::ALL.map(|k| k.name()).join(", ") + ", auto",
+                        })?),
+                    };
+                }
+                "fallback" => opts.fallback = boolean(key, value)?,
+                "precompile_shaders" => opts.precompile_shaders = boolean(key, value)?,
+                "measure_memory" => opts.measure_memory = boolean(key, value)?,
+                "flags" => {
+                    let list: rhai::Array =
+                        value.clone().try_cast().ok_or_else(|| bad(key, "must be an array of strings like \"--enable-features=X\"".into()))?;
+                    opts.flags = list
+                        .into_iter()
+                        .map(|f| f.into_string().map_err(|ty| bad(key, format!("must hold strings, not {ty}"))))
+                        .collect::<Result<_, _>>()?;
+                    if let Some(f) = opts.flags.iter().find(|f| !f.starts_with("--")) {
+                        return Err(bad(key, format!("holds {f:?}; each flag starts with --")));
+                    }
                 }
                 "device" => {
                     let device = string(key, value)?;
@@ -74,7 +109,7 @@ impl AccelerateOptions {
                 }
             }
         }
-        if opts.device.is_some() && opts.platform != Platform::Webnn {
+        if opts.device.is_some() && opts.platform.is_some_and(|p| p != Platform::Webnn) {
             return Err(bad("device", "applies only to platform \"webnn\"".into()));
         }
         Ok(opts)
@@ -90,6 +125,10 @@ fn string(key: &str, value: &Dynamic) -> Result<String, ApiError> {
         .clone()
         .into_string()
         .map_err(|ty| bad(key, format!("must be a string, not {ty}")))
+}
+
+fn boolean(key: &str, value: &Dynamic) -> Result<bool, ApiError> {
+    value.as_bool().map_err(|ty| bad(key, format!("must be true or false, not {ty}")))
 }
 
 fn count(key: &str, value: &Dynamic, min: i64, max: i64) -> Result<u32, ApiError> {
@@ -112,7 +151,12 @@ mod tests {
     fn defaults_and_valid_values() {
         assert_eq!(AccelerateOptions::from_map(&Map::new()).unwrap(), AccelerateOptions::default());
         let o = AccelerateOptions::from_map(&map(&[("platform", "webgpu".into()), ("runs", Dynamic::from(3_i64))])).unwrap();
-        assert_eq!((o.platform, o.runs), (Platform::Webgpu, 3));
+        assert_eq!((o.platform, o.runs), (Some(Platform::Webgpu), 3));
+        let o = AccelerateOptions::from_map(&map(&[("fallback", false.into()), ("browser", "headless-shell".into())])).unwrap();
+        assert_eq!((o.fallback, o.browser), (false, Some(BrowserKind::HeadlessShell)));
+        let flags: rhai::Array = vec!["--enable-features=X".into()];
+        let o = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap();
+        assert_eq!(o.flags, ["--enable-features=X"]);
     }
 
     #[test]
@@ -135,7 +179,12 @@ mod tests {
         assert!(err.contains("between 1 and"), "{err}");
         let err = AccelerateOptions::from_map(&map(&[("precision", Dynamic::from(12_i64))])).unwrap_err().to_string();
         assert!(err.contains("4, 8, 16 or 32"), "{err}");
-        let err = AccelerateOptions::from_map(&map(&[("device", "gpu".into())])).unwrap_err().to_string();
+        let err = AccelerateOptions::from_map(&map(&[("device", "gpu".into()), ("platform", "wasm".into())])).unwrap_err().to_string();
         assert!(err.contains("webnn"), "{err}");
+        let err = AccelerateOptions::from_map(&map(&[("fallback", "no".into())])).unwrap_err().to_string();
+        assert!(err.contains("true or false"), "{err}");
+        let flags: rhai::Array = vec!["enable-unsafe-webgpu".into()];
+        let err = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap_err().to_string();
+        assert!(err.contains("starts with --"), "{err}");
     }
 }

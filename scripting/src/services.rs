@@ -2,13 +2,13 @@
 //! results store. Rhai functions are synchronous, so the async work runs on a runtime owned
 //! here; `ScriptHost` must therefore be driven from a plain thread, never from inside tokio.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use webaccel_browser_runtime::{default_ort_dir, BrowserPool, PageSettings};
 use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
-use webaccel_results::{ResultStore, RunRecord};
+use webaccel_results::{EnvironmentRecord, ResultStore, RunRecord};
 
 use crate::error::ApiError;
 
@@ -28,12 +28,14 @@ impl Default for Config {
 
 pub struct Services {
     pub(crate) runtime: tokio::runtime::Runtime,
-    pub(crate) pool: BrowserPool,
+    pub(crate) pool: Arc<BrowserPool>,
     pub(crate) catalog: &'static Catalog,
     pub(crate) models: ModelsDir,
     config: Config,
     store: Mutex<Option<ResultStore>>,
     tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
+    /// Environments already stored by this process.
+    environments: Mutex<HashSet<String>>,
 }
 
 impl Services {
@@ -50,6 +52,7 @@ impl Services {
             models: ModelsDir::new(config.models_dir.clone()),
             store: Mutex::new(None),
             tokenizers: Mutex::new(HashMap::new()),
+            environments: Mutex::new(HashSet::new()),
             config,
         }))
     }
@@ -58,14 +61,27 @@ impl Services {
         &self.config.db_path
     }
 
-    /// Appends rows, opening the database on first use. DuckDB is blocking, but appends are
-    /// small and happen between browser calls, never inside the async runtime.
-    pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
+    /// Runs `f` on the results store, opening the database on first use. DuckDB is blocking,
+    /// but its calls are small and happen between browser calls, never inside the runtime.
+    fn with_store<T>(&self, f: impl FnOnce(&mut ResultStore) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let mut store = self.store.lock().expect("results store poisoned");
         if store.is_none() {
             *store = Some(ResultStore::open(&self.config.db_path)?);
         }
-        store.as_mut().expect("opened above").append(records)?;
+        f(store.as_mut().expect("opened above"))
+    }
+
+    pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
+        self.with_store(|store| Ok(store.append(records)?))
+    }
+
+    /// Stores an environment the first time this process sees it.
+    pub fn record_environment(&self, env: &EnvironmentRecord) -> Result<(), ApiError> {
+        if self.environments.lock().expect("environment set poisoned").contains(&env.fingerprint) {
+            return Ok(());
+        }
+        self.with_store(|store| Ok(store.record_environment(env)?))?;
+        self.environments.lock().expect("environment set poisoned").insert(env.fingerprint.clone());
         Ok(())
     }
 

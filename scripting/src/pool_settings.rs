@@ -1,0 +1,57 @@
+//! `configure_browsers(#{max_connections, idle_timeout_s})` and `browsers()`: the warm-browser
+//! pool's limits, and what it holds right now.
+
+use std::time::Duration;
+
+use rhai::{Dynamic, Map};
+
+use crate::error::ApiError;
+use crate::services::Services;
+
+const FUNCTION: &str = "configure_browsers";
+
+pub fn configure(services: &Services, settings: &Map) -> Result<Map, ApiError> {
+    let mut limits = services.pool.limits();
+    for (key, value) in settings {
+        let bad = |problem: &str| ApiError::BadOption { function: FUNCTION, key: key.to_string(), problem: problem.to_string() };
+        match key.as_str() {
+            "max_connections" => {
+                let n = value.as_int().map_err(|_| bad("must be an integer"))?;
+                if !(1..=64).contains(&n) {
+                    return Err(bad("must be between 1 and 64"));
+                }
+                limits.max_connections = n as usize;
+            }
+            "idle_timeout_s" => {
+                let secs = value
+                    .as_float()
+                    .or_else(|_| value.as_int().map(|i| i as f64))
+                    .map_err(|_| bad("must be a number of seconds"))?;
+                if !(0.1..=86_400.0).contains(&secs) {
+                    return Err(bad("must be between 0.1 and 86400 seconds"));
+                }
+                limits.idle_timeout = Duration::from_secs_f64(secs);
+            }
+            other => {
+                return Err(ApiError::UnknownOption {
+                    function: FUNCTION,
+                    key: other.to_string(),
+                    valid: "max_connections, idle_timeout_s".into(),
+                })
+            }
+        }
+    }
+    services.pool.set_limits(limits);
+    Ok(status(services))
+}
+
+/// The pool's limits and the browsers it holds.
+pub fn status(services: &Services) -> Map {
+    let limits = services.pool.limits();
+    let held = services.runtime.block_on(services.pool.held());
+    let mut map = Map::new();
+    map.insert("max_connections".into(), (limits.max_connections as i64).into());
+    map.insert("idle_timeout_s".into(), Dynamic::from_float(limits.idle_timeout.as_secs_f64()));
+    map.insert("running".into(), held.into_iter().map(Dynamic::from).collect::<rhai::Array>().into());
+    map
+}
