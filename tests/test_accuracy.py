@@ -32,7 +32,7 @@ def test_embeddings_and_similarities_match_onnxruntime(run_script, db_path, plat
     runs = 2 if platform == "webgpu" else 5
     proc = run_script(
         f"""
-        let r = accelerate("{MODEL}", {json.dumps(sentences)}, #{{platform: "{platform}", runs: {runs}, warmup: 0}});
+        let r = accelerate("{MODEL}", {json.dumps(sentences)}, #{{platform: "{platform}", runs: {runs}, warmup: 0, warmup_s: 0}});
         print(#{{output: r.output, latency_ms: r.latency_ms, runs: r.runs, platform: r.platform, run_id: r.run_id,
                  browser: r.browser, selection: r.selection_reason}}.to_json());
         """
@@ -84,7 +84,7 @@ def test_webnn_in_debian_chromium_falls_back_with_the_measured_error(run_script,
     sentences = list(PAIRS[0])
     proc = run_script(
         f"""
-        let r = accelerate("{MODEL}", {json.dumps(sentences)}, #{{platform: "webnn", browser: "chromium", runs: 1, warmup: 0}});
+        let r = accelerate("{MODEL}", {json.dumps(sentences)}, #{{platform: "webnn", browser: "chromium", runs: 1, warmup: 0, warmup_s: 0}});
         print(#{{output: r.output, platform: r.platform, fallback: r.fallback_reason, run_id: r.run_id}}.to_json());
         let caught = "";
         try {{

@@ -315,12 +315,64 @@ impl Drop for LaunchedBrowser {
         kill_group(self.pid);
         let _ = self.child.start_kill();
         let _ = self.child.try_wait();
-        // Wait (briefly) for the group to be gone, so removing the profile does not race
-        // processes still writing into it.
+        // Crashpad handlers start their own sessions, so the group kill misses them; they are
+        // found by the profile path they carry.
+        let profile = self.profile.path().to_path_buf();
+        kill_mentioning(&profile);
+        // Wait (briefly) for every process to be gone, then remove the profile, retrying:
+        // a process that was still flushing its caches can race the first removal.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while group_exists(self.pid) && std::time::Instant::now() < deadline {
+        while (group_exists(self.pid) || !pids_mentioning(&profile).is_empty()) && std::time::Instant::now() < deadline {
             let _ = self.child.try_wait();
             std::thread::sleep(Duration::from_millis(20));
+        }
+        for _ in 0..10 {
+            match std::fs::remove_dir_all(&profile) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::debug!("retrying removal of {}: {e}", profile.display());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+/// Processes whose command line mentions `path` (a profile directory).
+fn pids_mentioning(path: &Path) -> Vec<i32> {
+    let needle = path.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline.windows(needle.len()).any(|w| w == needle).then_some(pid)
+        })
+        .collect()
+}
+
+fn kill_mentioning(path: &Path) {
+    for pid in pids_mentioning(path) {
+        // SAFETY: plain syscall on a pid we just read.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Removes profile directories that earlier webaccel processes could not (they were killed
+/// outright): any `webaccel-profile-*` older than `min_age` that no running process uses.
+pub fn sweep_stale_profiles(min_age: Duration) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = entry.file_name().to_str().is_some_and(|n| n.starts_with("webaccel-profile-"));
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= min_age);
+        if is_ours && old && pids_mentioning(&path).is_empty() {
+            tracing::debug!("removing stale profile {}", path.display());
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }

@@ -17,5 +17,8 @@ pub use capabilities::Capabilities;
 pub use error::BrowserError;
 pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
-pub use session::{BrowserSession, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform, RunOptions, RunOutput, Timeouts};
+pub use session::{
+    BrowserSession, EchoTimings, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform, RunOptions, RunOutput, Timeouts,
+    INLINE_LIMIT,
+};
 pub use tensor::{DType, Tensor};

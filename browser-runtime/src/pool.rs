@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::assets::AssetServer;
 use crate::capabilities::Capabilities;
 use crate::error::{BrowserError, Result};
-use crate::launch::BrowserKind;
+use crate::launch::{sweep_stale_profiles, BrowserKind};
 use crate::session::{BrowserSession, PageSettings};
 
 /// Which warm browser a call wants: the kind, and any extra switches (sorted, so the same set
@@ -73,6 +73,9 @@ pub struct BrowserPool {
 
 impl BrowserPool {
     pub fn new(ort_dir: PathBuf, settings: PageSettings) -> Arc<Self> {
+        // Profiles of webaccel processes that were killed outright (kill -9) would otherwise
+        // pile up in the temp directory.
+        sweep_stale_profiles(Duration::from_secs(60));
         Arc::new(BrowserPool {
             ort_dir,
             assets: OnceCell::new(),

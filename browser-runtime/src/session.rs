@@ -12,6 +12,8 @@ use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -84,6 +86,8 @@ pub struct LoadInfo {
 pub struct RunOptions {
     /// Untimed runs before the timed ones.
     pub warmup: u32,
+    /// ...and for at least this long (tier-up of the wasm code settles over seconds).
+    pub warmup_min: Duration,
     /// Timed runs.
     pub runs: u32,
     /// On a session's first call, make one warm-up run first, so the reported first run is
@@ -95,7 +99,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn timed(warmup: u32, runs: u32) -> Self {
-        RunOptions { warmup, runs, precompile: false, measure_memory: None }
+        RunOptions { warmup, warmup_min: Duration::ZERO, runs, precompile: false, measure_memory: None }
     }
 }
 
@@ -134,6 +138,7 @@ struct PageRunResult {
     first_run_this_call: bool,
     run_ms: Vec<f64>,
     outputs: Vec<PageOutput>,
+    outputs_base64: Option<String>,
     input_fetch_ms: f64,
     output_post_ms: f64,
     memory: Option<MemoryReport>,
@@ -147,6 +152,31 @@ struct PageOutput {
     dims: Vec<usize>,
     byte_offset: usize,
     byte_length: usize,
+}
+
+/// Bodies up to this size ride base64-encoded inside the CDP call: for small tensors an HTTP
+/// round trip per call would cost more than the inference. Larger ones go as HTTP bodies.
+pub const INLINE_LIMIT: usize = 256 * 1024;
+
+struct Transfer {
+    json: serde_json::Value,
+    input_url: Option<String>,
+    output_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EchoResult {
+    receive_ms: f64,
+    send_ms: f64,
+    outputs_base64: Option<String>,
+}
+
+/// In-page halves of an echo: receiving the body, and sending it back.
+#[derive(Debug, Clone, Copy)]
+pub struct EchoTimings {
+    pub receive_ms: f64,
+    pub send_ms: f64,
 }
 
 /// Per-call limits. A call that exceeds its limit is treated as a hung browser: the browser
@@ -304,22 +334,19 @@ impl BrowserSession {
             }));
             body.extend_from_slice(&tensor.data);
         }
-        let inputs_url = self.assets.put_input(body);
-        let (output_url, output_id) = self.assets.output_slot();
+        let transfer = self.transfer(body);
         let args = json!({
-            "inputsUrl": inputs_url, "inputs": described, "outputUrl": output_url,
-            "warmup": options.warmup, "runs": options.runs, "precompile": options.precompile,
+            "transfer": transfer.json, "inputs": described,
+            "warmup": options.warmup, "warmupMs": options.warmup_min.as_secs_f64() * 1000.0,
+            "runs": options.runs, "precompile": options.precompile,
             "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
         });
         let result: Result<PageRunResult> = self
             .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)
             .await;
-        self.assets.discard_inputs(&[inputs_url]);
+        let body = self.collect(&transfer, result.as_ref().ok().and_then(|r| r.outputs_base64.as_deref()));
         let result = result?;
-        let body = self
-            .assets
-            .take_output(&output_id)
-            .ok_or_else(|| BrowserError::BadOutput("the page did not post its outputs".into()))?;
+        let body = body?;
         let mut outputs = Vec::with_capacity(result.outputs.len());
         for out in result.outputs {
             let end = out.byte_offset + out.byte_length;
@@ -340,6 +367,58 @@ impl BrowserSession {
             input_fetch_ms: result.input_fetch_ms,
             output_post_ms: result.output_post_ms,
         })
+    }
+
+    /// Readies a body for the page: inline when small, else parked on the asset server. Also
+    /// opens the slot a large reply is posted to.
+    fn transfer(&self, body: Vec<u8>) -> Transfer {
+        let (output_url, output_id) = self.assets.output_slot();
+        let mut json = json!({"outputUrl": output_url, "inlineLimit": INLINE_LIMIT});
+        let input_url = if body.len() <= INLINE_LIMIT {
+            json["inputsBase64"] = json!(BASE64.encode(&body));
+            None
+        } else {
+            let url = self.assets.put_input(body);
+            json["inputsUrl"] = json!(url);
+            Some(url)
+        };
+        Transfer { json, input_url, output_id }
+    }
+
+    /// The page's reply body: inline in its result, or posted to the transfer's slot.
+    fn collect(&self, transfer: &Transfer, inline: Option<&str>) -> Result<Vec<u8>> {
+        if let Some(url) = &transfer.input_url {
+            self.assets.discard_inputs(std::slice::from_ref(url));
+        }
+        let posted = self.assets.take_output(&transfer.output_id);
+        match (inline, posted) {
+            (Some(text), _) => BASE64.decode(text).map_err(|e| BrowserError::BadOutput(format!("undecodable base64 reply: {e}"))),
+            (None, Some(bytes)) => Ok(bytes.to_vec()),
+            (None, None) => Err(BrowserError::BadOutput("the page neither returned nor posted its outputs".into())),
+        }
+    }
+
+    /// Moves `bytes` host → page → host and back, for the tensor-transfer benchmark.
+    pub async fn echo(&self, bytes: Vec<u8>) -> Result<(Vec<u8>, EchoTimings)> {
+        let transfer = self.transfer(bytes);
+        let result: Result<EchoResult> =
+            self.eval("echoing a body", format!("window.webaccel.echo({})", transfer.json), self.timeouts.run).await;
+        let body = self.collect(&transfer, result.as_ref().ok().and_then(|r| r.outputs_base64.as_deref()));
+        let result = result?;
+        Ok((body?, EchoTimings { receive_ms: result.receive_ms, send_ms: result.send_ms }))
+    }
+
+    /// Serves `path` as a static file and times the page's plain download of it.
+    pub async fn download(&self, path: &Path) -> Result<(u64, f64)> {
+        let url = self.assets.register_model(path)?;
+        #[derive(Deserialize)]
+        struct Downloaded {
+            bytes: u64,
+            ms: f64,
+        }
+        let d: Downloaded =
+            self.eval("downloading a file", format!("window.webaccel.download({})", json!(url)), self.timeouts.run).await?;
+        Ok((d.bytes, d.ms))
     }
 
     /// A bare round trip through CDP into the page and back, for measuring bridge overhead.

@@ -3,8 +3,9 @@
 // onnxruntime-web, and reports what the browser can do. Nothing here invents a number: a value
 // the browser cannot give is returned as null, together with the error it raised.
 //
-// Tensors never travel as JSON: inputs are fetched as binary bodies from the asset server and
-// outputs are POSTed back as one binary body; only small descriptors cross CDP.
+// Tensors never travel as JSON numbers: all inputs of a call form one binary body and all
+// outputs another. Small bodies ride base64-encoded inside the CDP call; large ones go over the
+// asset server as HTTP bodies.
 
 import * as ort from './ort/ort.all.min.mjs';
 
@@ -160,12 +161,42 @@ const TYPED = {
   bool: Uint8Array,
 };
 
-// All inputs of a call arrive as one binary body (one request, not one per tensor); each
-// descriptor says where its bytes lie in it.
-async function fetchInputs(inputsUrl, inputs) {
+const fromBase64 = (text) =>
+  typeof Uint8Array.fromBase64 === 'function'
+    ? Uint8Array.fromBase64(text)
+    : Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+const toBase64 = (bytes) =>
+  typeof bytes.toBase64 === 'function' ? bytes.toBase64() : btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
+
+// All inputs of a call arrive as one binary body; each descriptor says where its bytes lie in
+// it. A small body comes base64-encoded inside the call itself (an HTTP request per call would
+// cost more than the inference); a large one is fetched from the asset server.
+async function receiveBody({ inputsUrl, inputsBase64 }) {
+  if (typeof inputsBase64 === 'string') return fromBase64(inputsBase64).buffer;
   const response = await fetch(inputsUrl);
   if (!response.ok) throw new Error(`GET ${inputsUrl} gave HTTP ${response.status}`);
-  const body = await response.arrayBuffer();
+  return response.arrayBuffer();
+}
+
+// The mirror of receiveBody: outputs up to `inlineLimit` bytes go back base64-encoded in the
+// call's result, larger ones are POSTed to `outputUrl` as one binary body.
+async function sendBody(parts, total, { outputUrl, inlineLimit }) {
+  if (total <= inlineLimit) {
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      joined.set(p, at);
+      at += p.byteLength;
+    }
+    return toBase64(joined);
+  }
+  const posted = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
+  if (!posted.ok) throw new Error(`POST ${outputUrl} gave HTTP ${posted.status}`);
+  return null;
+}
+
+async function inputFeeds(transfer, inputs) {
+  const body = await receiveBody(transfer);
   const feeds = {};
   for (const { name, dtype, dims, byteOffset, byteLength } of inputs) {
     const Typed = TYPED[dtype];
@@ -196,13 +227,14 @@ async function measureMemory(timeoutMs) {
 // Runs a loaded model. On a session's first call, `precompile` first makes one warm-up run
 // (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
 // session's first run is timed on its own and remembered, so later calls report it without
-// running it again. Then `warmup` untimed runs and `runs` timed runs. The outputs of the last
-// run are POSTed to `outputUrl`.
-export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl, precompile, measureMemoryMs }) {
+// running it again. Then untimed warm-up runs (`warmup` of them, for at least `warmupMs`) and
+// `runs` timed runs. The outputs of the last
+// run go back through sendBody.
+export async function run(key, { transfer, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs }) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const tFetch = performance.now();
-  const feeds = await fetchInputs(inputsUrl, inputs);
+  const feeds = await inputFeeds(transfer, inputs);
   const inputFetchMs = performance.now() - tFetch;
   const { session } = entry;
 
@@ -220,7 +252,11 @@ export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl, pre
     results = await session.run(feeds);
     entry.firstRunMs = performance.now() - t0;
   }
-  for (let i = 0; i < warmup; i++) {
+  // Warm up for `warmup` runs and at least `warmupMs`: V8 first runs ORT's wasm as baseline
+  // (Liftoff) code and tiers hot functions up to TurboFan in the background, and until that
+  // settles timings are bimodal.
+  const warmStart = performance.now();
+  for (let i = 0; i < warmup || performance.now() - warmStart < (warmupMs ?? 0); i++) {
     results = await session.run(feeds);
   }
   const runMs = [];
@@ -241,8 +277,7 @@ export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl, pre
     offset += bytes.byteLength;
   }
   const tPost = performance.now();
-  const posted = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
-  if (!posted.ok) throw new Error(`POST ${outputUrl} gave HTTP ${posted.status}`);
+  const outputsBase64 = await sendBody(parts, offset, transfer);
   const outputPostMs = performance.now() - tPost;
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
   return {
@@ -251,8 +286,27 @@ export async function run(key, { inputsUrl, inputs, warmup, runs, outputUrl, pre
     firstRunThisCall,
     runMs,
     outputs,
+    outputsBase64,
     inputFetchMs,
     outputPostMs,
     memory,
   };
+}
+
+// Moves a body host -> page -> host and nothing else: the tensor-transfer benchmark's probe.
+export async function echo(transfer) {
+  const t0 = performance.now();
+  const body = new Uint8Array(await receiveBody(transfer));
+  const receiveMs = performance.now() - t0;
+  const t1 = performance.now();
+  const outputsBase64 = await sendBody([body], body.byteLength, transfer);
+  return { receiveMs, sendMs: performance.now() - t1, outputsBase64 };
+}
+
+// Downloads a URL as a plain static file: the baseline the transfer benchmark compares with.
+export async function download(url) {
+  const t0 = performance.now();
+  const response = await fetch(url);
+  const bytes = (await response.arrayBuffer()).byteLength;
+  return { bytes, ms: performance.now() - t0 };
 }

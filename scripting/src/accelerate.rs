@@ -224,6 +224,7 @@ fn attempt(
     let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
     let run_options = RunOptions {
         warmup: opts.warmup,
+        warmup_min: Duration::from_secs_f64(opts.warmup_s),
         runs: opts.runs,
         precompile: opts.precompile_shaders,
         measure_memory: opts.measure_memory.then_some(MEMORY_TIMEOUT),

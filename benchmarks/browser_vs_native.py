@@ -1,0 +1,92 @@
+"""Benchmark: the same model and input on native onnxruntime (CPU, 1 thread) and on each browser
+platform, side by side in one run; plus cold against warm first runs per platform.
+
+    ./scripts/setup.sh && source scripts/env.sh && \\
+        $WEBACCEL_CACHE/venv/bin/python benchmarks/browser_vs_native.py
+
+Native timings are taken before and after the browser runs, and their pooled median is the
+baseline, so drift on a shared machine shows up as a spread instead of a bias.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import reference  # noqa: E402
+
+MODEL = "all-minilm-l6-v2"
+SENTENCE = "A man is eating food while his friends watch the game on television."
+RUNS = 200
+
+
+def native_ms(runs: int) -> list[float]:
+    feeds = reference.encode(MODEL, [SENTENCE])
+    session = reference._session(str(reference.model_path(MODEL)), 1)
+    out = reference.spec(MODEL)["output"]
+    for _ in range(20):
+        session.run([out], feeds)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.run([out], feeds)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def pct(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+
+
+SCRIPT = """
+let out = #{};
+for p in [["wasm", "chromium", RUNS], ["webnn", "headless-shell", RUNS], ["webgpu", "chromium", 5]] {
+    // Cold: no precompile, so the first run carries shader compilation and first allocations.
+    // The warm call passes a do-nothing switch so that it gets a browser of its own, hence a
+    // model session of its own, whose first call precompiles.
+    let cold = accelerate("MODEL", "SENTENCE", #{platform: p[0], browser: p[1], runs: 1, warmup: 0, warmup_s: 0, precompile_shaders: false});
+    let r = accelerate("MODEL", "SENTENCE", #{platform: p[0], browser: p[1], runs: p[2], warmup: 10, flags: ["--webaccel-bench=" + p[0]]});
+    out[p[0]] = #{cold_first_ms: cold.first_run_ms, precompile_ms: r.precompile_ms, warm_first_ms: r.first_run_ms, run_ms: r.run_ms};
+}
+print(out.to_json());
+"""
+
+
+def main():
+    tokens = reference.encode(MODEL, [SENTENCE])["input_ids"].shape[1]
+    before = native_ms(RUNS)
+    script = SCRIPT.replace("MODEL", MODEL).replace("SENTENCE", SENTENCE).replace("RUNS", str(RUNS))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.rhai"
+        path.write_text(script)
+        env = dict(os.environ, WEBACCEL_DB=str(Path(tmp) / "bench.duckdb"))
+        binary = Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "webaccel"
+        proc = subprocess.run([str(binary), "run", str(path)], capture_output=True, text=True, env=env, check=True)
+    browser = json.loads(proc.stdout.strip().splitlines()[-1])
+    after = native_ms(RUNS)
+    native = before + after
+    base = statistics.median(native)
+
+    print(f"{MODEL}, {tokens} tokens, batch 1; native = onnxruntime CPU, 1 thread")
+    print(f"{'runtime':<22}{'p50 ms':>9}{'p90 ms':>9}{'p90/p50':>9}{'x native':>10}")
+    print(f"{'native (before)':<22}{statistics.median(before):9.2f}{pct(before, 0.9):9.2f}{pct(before, 0.9) / statistics.median(before):9.2f}{1.0:10.2f}")
+    print(f"{'native (after)':<22}{statistics.median(after):9.2f}{pct(after, 0.9):9.2f}{pct(after, 0.9) / statistics.median(after):9.2f}{statistics.median(after) / base:10.2f}")
+    for platform, r in browser.items():
+        runs = r["run_ms"]
+        p50 = statistics.median(runs)
+        print(f"{platform:<22}{p50:9.2f}{pct(runs, 0.9):9.2f}{pct(runs, 0.9) / p50:9.2f}{p50 / base:10.2f}")
+    print()
+    print(f"{'first run':<22}{'cold ms':>9}{'warm ms':>9}{'compile ms':>11}")
+    for platform, r in browser.items():
+        print(f"{platform:<22}{r['cold_first_ms']:9.1f}{r['warm_first_ms']:9.1f}{(r['precompile_ms'] or float('nan')):11.1f}")
+
+
+if __name__ == "__main__":
+    main()
