@@ -158,24 +158,56 @@ pub struct LaunchedBrowser {
     pid: u32,
     handler: tokio::task::JoinHandle<()>,
     alive: watch::Receiver<bool>,
-    // Declared last so the directory is removed after the processes are gone.
-    profile: TempDir,
+    profile: Profile,
+}
+
+/// Where a browser keeps its profile: a fresh directory removed when it closes (the default),
+/// or a kept one the user names, so that caches (V8 code, Dawn's shader cache) carry over to
+/// the next browser started on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum ProfileChoice {
+    #[default]
+    Fresh,
+    Kept(PathBuf),
+}
+
+enum Profile {
+    Fresh(TempDir),
+    Kept(PathBuf),
+}
+
+impl Profile {
+    fn path(&self) -> &Path {
+        match self {
+            Profile::Fresh(dir) => dir.path(),
+            Profile::Kept(path) => path,
+        }
+    }
 }
 
 impl LaunchedBrowser {
     /// Launches `kind` with webaccel's switches plus `extra` ones (each `--name` or
     /// `--name=value`).
-    pub async fn launch(kind: BrowserKind, extra: &[String]) -> Result<Self> {
+    pub async fn launch(kind: BrowserKind, extra: &[String], profile: &ProfileChoice) -> Result<Self> {
         let executable = kind.find()?;
         let launch_error = |reason: String| BrowserError::Launch {
             browser: kind.name().to_string(),
             path: executable.clone(),
             reason,
         };
-        let profile = tempfile::Builder::new()
-            .prefix("webaccel-profile-")
-            .tempdir()
-            .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?;
+        let profile = match profile {
+            ProfileChoice::Fresh => Profile::Fresh(
+                tempfile::Builder::new()
+                    .prefix("webaccel-profile-")
+                    .tempdir()
+                    .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?,
+            ),
+            ProfileChoice::Kept(path) => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| launch_error(format!("cannot create the profile directory {}: {e}", path.display())))?;
+                Profile::Kept(path.clone())
+            }
+        };
 
         if let Some(bad) = extra.iter().find(|f| !f.starts_with("--")) {
             return Err(launch_error(format!("extra flag {bad:?} must start with --")));
@@ -319,12 +351,15 @@ impl Drop for LaunchedBrowser {
         // found by the profile path they carry.
         let profile = self.profile.path().to_path_buf();
         kill_mentioning(&profile);
-        // Wait (briefly) for every process to be gone, then remove the profile, retrying:
+        // Wait (briefly) for every process to be gone, then remove a fresh profile, retrying:
         // a process that was still flushing its caches can race the first removal.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while (group_exists(self.pid) || !pids_mentioning(&profile).is_empty()) && std::time::Instant::now() < deadline {
             let _ = self.child.try_wait();
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(self.profile, Profile::Kept(_)) {
+            return;
         }
         for _ in 0..10 {
             match std::fs::remove_dir_all(&profile) {

@@ -15,7 +15,7 @@ pub mod tensor;
 pub use assets::{default_ort_dir, AssetServer};
 pub use capabilities::Capabilities;
 pub use error::BrowserError;
-pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser};
+pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
     BrowserSession, EchoTimings, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform, RunOptions, RunOutput, Timeouts,

@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::assets::AssetServer;
 use crate::capabilities::Capabilities;
 use crate::error::{BrowserError, Result};
-use crate::launch::{sweep_stale_profiles, BrowserKind};
+use crate::launch::{sweep_stale_profiles, BrowserKind, ProfileChoice};
 use crate::session::{BrowserSession, PageSettings};
 
 /// Which warm browser a call wants: the kind, and any extra switches (sorted, so the same set
@@ -22,17 +22,18 @@ use crate::session::{BrowserSession, PageSettings};
 pub struct BrowserKey {
     pub kind: BrowserKind,
     pub extra_flags: Vec<String>,
+    pub profile: ProfileChoice,
 }
 
 impl BrowserKey {
-    pub fn new(kind: BrowserKind, mut extra_flags: Vec<String>) -> Self {
+    pub fn new(kind: BrowserKind, mut extra_flags: Vec<String>, profile: ProfileChoice) -> Self {
         extra_flags.sort();
         extra_flags.dedup();
-        BrowserKey { kind, extra_flags }
+        BrowserKey { kind, extra_flags, profile }
     }
 
     pub fn plain(kind: BrowserKind) -> Self {
-        BrowserKey { kind, extra_flags: Vec::new() }
+        BrowserKey { kind, extra_flags: Vec::new(), profile: ProfileChoice::Fresh }
     }
 }
 
@@ -129,7 +130,8 @@ impl BrowserPool {
                 close(entry.pooled).await;
             }
         }
-        let session = BrowserSession::open(key.kind, &key.extra_flags, self.assets().await?, self.settings.clone()).await?;
+        let session =
+            BrowserSession::open(key.kind, &key.extra_flags, &key.profile, self.assets().await?, self.settings.clone()).await?;
         let capabilities = session.capabilities().await?;
         let pooled = Arc::new(PooledBrowser { key: key.clone(), session, capabilities });
         browsers.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
@@ -148,7 +150,16 @@ impl BrowserPool {
             .lock()
             .await
             .keys()
-            .map(|k| if k.extra_flags.is_empty() { k.kind.name().to_string() } else { format!("{} {}", k.kind.name(), k.extra_flags.join(" ")) })
+            .map(|k| {
+                let mut name = k.kind.name().to_string();
+                for flag in &k.extra_flags {
+                    name = format!("{name} {flag}");
+                }
+                if let ProfileChoice::Kept(path) = &k.profile {
+                    name = format!("{name} (profile {})", path.display());
+                }
+                name
+            })
             .collect();
         names.sort();
         names

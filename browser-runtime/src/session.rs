@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::assets::AssetServer;
 use crate::capabilities::{Capabilities, PageCapabilities};
 use crate::error::{BrowserError, Result};
-use crate::launch::{BrowserKind, LaunchedBrowser};
+use crate::launch::{BrowserKind, LaunchedBrowser, ProfileChoice};
 use crate::tensor::{DType, Tensor};
 
 /// The execution provider a model runs on inside the page.
@@ -211,8 +211,14 @@ pub struct BrowserSession {
 
 impl BrowserSession {
     /// Launches `kind`, opens the runtime page and configures onnxruntime-web in it.
-    pub async fn open(kind: BrowserKind, extra_flags: &[String], assets: Arc<AssetServer>, settings: PageSettings) -> Result<Self> {
-        let browser = LaunchedBrowser::launch(kind, extra_flags).await?;
+    pub async fn open(
+        kind: BrowserKind,
+        extra_flags: &[String],
+        profile: &ProfileChoice,
+        assets: Arc<AssetServer>,
+        settings: PageSettings,
+    ) -> Result<Self> {
+        let browser = LaunchedBrowser::launch(kind, extra_flags, profile).await?;
         let page_url = format!("{}index.html", assets.base_url());
         let page = browser
             .browser

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{
-    firefox_executable, BrowserError, BrowserKey, BrowserKind, Capabilities, LoadRequest, Platform, PooledBrowser,
+    firefox_executable, BrowserError, BrowserKind, Capabilities, LoadRequest, Platform, PooledBrowser,
     RunOptions, RunOutput, Tensor,
 };
 use webaccel_models::selection::{self, Availability};
@@ -139,7 +139,7 @@ fn pick_browser(
     let device = opts.device.as_deref();
     if let Some(kind) = opts.browser {
         // An explicit browser always wins; failing to start it is an error, not a fallback.
-        let pooled = services.runtime.block_on(services.pool.get(&BrowserKey::new(kind, opts.flags.clone())))?;
+        let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(kind)))?;
         let caps = &pooled.capabilities;
         return Ok(match platform_status(caps, platform, device) {
             Ok(()) => Ok((pooled.clone(), format!("browser {} given explicitly", kind.name()))),
@@ -160,7 +160,7 @@ fn pick_browser(
         let Some(kind) = BrowserKind::parse(name) else {
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };
-        match services.runtime.block_on(services.pool.get(&BrowserKey::new(kind, opts.flags.clone()))) {
+        match services.runtime.block_on(services.pool.get(&opts.browser_key(kind))) {
             Ok(pooled) => match platform_status(&pooled.capabilities, platform, device) {
                 Ok(()) => {
                     chosen = Some(pooled);

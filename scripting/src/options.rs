@@ -2,7 +2,7 @@
 //! typo never silently falls back to a default.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{BrowserKind, Platform};
+use webaccel_browser_runtime::{BrowserKey, BrowserKind, Platform, ProfileChoice};
 
 use crate::error::ApiError;
 
@@ -29,6 +29,8 @@ pub struct AccelerateOptions {
     pub measure_memory: bool,
     /// Extra Chromium switches; a different set gets a different warm browser.
     pub flags: Vec<String>,
+    /// A profile directory kept across browsers (caches carry over); None: a fresh one.
+    pub profile_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AccelerateOptions {
@@ -45,17 +47,23 @@ impl Default for AccelerateOptions {
             precompile_shaders: true,
             measure_memory: false,
             flags: Vec::new(),
+            profile_dir: None,
         }
     }
 }
 
 const FUNCTION: &str = "accelerate";
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "platform", "browser", "device", "precision", "runs", "warmup", "warmup_s", "fallback", "precompile_shaders",
-    "measure_memory", "flags",
+    "measure_memory", "flags", "profile_dir",
 ];
 
 impl AccelerateOptions {
+    pub fn browser_key(&self, kind: BrowserKind) -> BrowserKey {
+        let profile = self.profile_dir.clone().map_or(ProfileChoice::Fresh, ProfileChoice::Kept);
+        BrowserKey::new(kind, self.flags.clone(), profile)
+    }
+
     pub fn from_map(map: &Map) -> Result<Self, ApiError> {
         let mut opts = AccelerateOptions::default();
         for (key, value) in map {
@@ -78,6 +86,13 @@ impl AccelerateOptions {
                     };
                 }
                 "fallback" => opts.fallback = boolean(key, value)?,
+                "profile_dir" => {
+                    let dir = string(key, value)?;
+                    if dir.is_empty() {
+                        return Err(bad(key, "must name a directory".into()));
+                    }
+                    opts.profile_dir = Some(dir.into());
+                }
                 "precompile_shaders" => opts.precompile_shaders = boolean(key, value)?,
                 "measure_memory" => opts.measure_memory = boolean(key, value)?,
                 "flags" => {
