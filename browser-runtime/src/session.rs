@@ -326,6 +326,33 @@ impl BrowserSession {
         .await
     }
 
+    /// Loads several models at once (concurrently when `parallel`), returning the in-page wall
+    /// time of the whole and each model's own load.
+    pub async fn load_all(&self, models: &[(String, &Path, LoadRequest)], parallel: bool) -> Result<(f64, Vec<LoadInfo>)> {
+        let mut list = Vec::with_capacity(models.len());
+        for (key, path, request) in models {
+            let mut entry = serde_json::to_value(request).expect("LoadRequest serializes");
+            entry["modelUrl"] = json!(self.assets.register_model(path)?);
+            entry["key"] = json!(key);
+            list.push(entry);
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Loaded {
+            wall_ms: f64,
+            sessions: Vec<LoadInfo>,
+        }
+        let loaded: Loaded = self
+            .eval("loading the models", format!("window.webaccel.loadAll({}, {parallel})", json!(list)), self.timeouts.load)
+            .await?;
+        Ok((loaded.wall_ms, loaded.sessions))
+    }
+
+    /// Releases a loaded model session (a no-op for an unknown key).
+    pub async fn unload(&self, key: &str) -> Result<bool> {
+        self.eval("releasing a model", format!("window.webaccel.unload({})", json!(key)), self.timeouts.probe).await
+    }
+
     /// Runs a loaded model: its first run (once per loaded session), `warmup` untimed runs,
     /// then `runs` timed runs.
     pub async fn run(&self, key: &str, inputs: &[Tensor], options: &RunOptions) -> Result<RunOutput> {

@@ -143,6 +143,20 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
   return { cached: false, sessionCreateMs, inputNames: session.inputNames, outputNames: session.outputNames };
 }
 
+// Loads several models, concurrently or one after another, and times the whole: what
+// `parallel_loading` changes for a multi-model pipeline.
+export async function loadAll(list, parallel) {
+  const t0 = performance.now();
+  let sessions;
+  if (parallel) {
+    sessions = await Promise.all(list.map(({ key, ...request }) => load(key, request)));
+  } else {
+    sessions = [];
+    for (const { key, ...request } of list) sessions.push(await load(key, request));
+  }
+  return { wallMs: performance.now() - t0, sessions };
+}
+
 export async function unload(key) {
   const entry = sessions.get(key);
   if (!entry) return false;

@@ -55,8 +55,10 @@ impl Evaluator {
                     Job::Shutdown { done } => {
                         // Other holders of the services (the signal handler) keep them alive
                         // past this drop, so the browsers are closed explicitly.
+                        tracing::debug!("evaluator: closing browsers");
                         host.services().shutdown();
                         drop(host);
+                        tracing::debug!("evaluator: closed");
                         let _ = done.send(());
                         return;
                     }

@@ -115,6 +115,7 @@ pub(crate) fn shut_down_on_signal(services: Arc<Services>) {
             }
         });
         if let Some(code) = signal {
+            tracing::debug!(code, "signal received; closing browsers");
             services.shutdown();
             std::process::exit(code);
         }

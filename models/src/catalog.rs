@@ -90,10 +90,31 @@ impl ModelSpec {
     }
 }
 
+/// One model of a multi-model pipeline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    #[serde(flatten)]
+    pub file: PackagedFile,
+}
+
+/// Models that run one after another on a stream and are loaded together.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PipelineSpec {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub model_type: String,
+    pub description: String,
+    pub stages: Vec<Stage>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Catalog {
     pub packages: BTreeMap<String, Package>,
     pub models: Vec<ModelSpec>,
+    #[serde(default)]
+    pub pipelines: Vec<PipelineSpec>,
 }
 
 impl Catalog {
@@ -105,14 +126,11 @@ impl Catalog {
 
     pub fn parse(text: &str) -> Result<Catalog> {
         let catalog: Catalog = toml::from_str(text).map_err(|e| ModelError::Catalog(e.to_string()))?;
-        for model in &catalog.models {
-            for file in model.files.iter().map(|f| &f.file).chain([&model.tokenizer]) {
-                if !catalog.packages.contains_key(&file.package) {
-                    return Err(ModelError::Catalog(format!(
-                        "{} refers to package {}, which is not listed",
-                        model.name, file.package
-                    )));
-                }
+        let model_files = catalog.models.iter().flat_map(|m| m.files.iter().map(|f| &f.file).chain([&m.tokenizer]).map(|f| (&m.name, f)));
+        let stage_files = catalog.pipelines.iter().flat_map(|p| p.stages.iter().map(move |s| (&p.name, &s.file)));
+        for (owner, file) in model_files.chain(stage_files) {
+            if !catalog.packages.contains_key(&file.package) {
+                return Err(ModelError::Catalog(format!("{owner} refers to package {}, which is not listed", file.package)));
             }
         }
         Ok(catalog)
@@ -127,6 +145,16 @@ impl Catalog {
             name: name.to_string(),
             valid: self.names().join(", "),
         })
+    }
+
+    pub fn resolve_pipeline(&self, name: &str) -> Result<&PipelineSpec> {
+        self.pipelines
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name) || p.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+            .ok_or_else(|| ModelError::UnknownPipeline {
+                name: name.to_string(),
+                valid: self.pipelines.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+            })
     }
 
     /// Where a packaged file lives under `dir`, checked against its pinned sha256.
@@ -165,6 +193,14 @@ mod tests {
         let spec = Catalog::builtin().resolve("minilm").unwrap();
         let err = spec.file(Some(4)).unwrap_err().to_string();
         assert!(err.contains("4-bit") && err.contains("available precisions: 8"), "{err}");
+    }
+
+    #[test]
+    fn the_wake_word_pipeline_has_three_stages() {
+        let p = Catalog::builtin().resolve_pipeline("hey-jarvis").unwrap();
+        let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["melspectrogram", "embedding", "hey_jarvis"]);
+        assert!(Catalog::builtin().resolve_pipeline("nope").unwrap_err().to_string().contains("openwakeword"));
     }
 
     #[test]

@@ -5,6 +5,9 @@ pub enum ModelError {
     #[error("unknown model '{name}'; valid models: {valid}")]
     UnknownModel { name: String, valid: String },
 
+    #[error("unknown pipeline '{name}'; valid pipelines: {valid}")]
+    UnknownPipeline { name: String, valid: String },
+
     #[error("model '{model}' has no {precision}-bit file; available precisions: {valid}")]
     UnknownPrecision { model: String, precision: u32, valid: String },
 

@@ -9,7 +9,7 @@ pub mod files;
 pub mod selection;
 pub mod text;
 
-pub use catalog::{Catalog, ModelFile, ModelSpec, PackagedFile, Pooling};
+pub use catalog::{Catalog, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Stage};
 pub use error::ModelError;
 pub use files::ModelsDir;
 pub use text::{cosine, mean_pool, Encoded, TextTokenizer};

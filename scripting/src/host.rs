@@ -105,6 +105,10 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     });
 
     let s = services.clone();
+    engine.register_fn("load_pipeline", move |name: &str, options: Map| -> Result<Map, Box<EvalAltResult>> {
+        Ok(crate::pipeline::load_pipeline(&s, name, &options)?)
+    });
+    let s = services.clone();
     engine.register_fn("configure_browsers", move |settings: Map| -> Result<Map, Box<EvalAltResult>> {
         Ok(crate::pool_settings::configure(&s, &settings)?)
     });

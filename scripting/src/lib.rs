@@ -9,6 +9,7 @@ pub mod environment;
 pub mod error;
 pub mod host;
 pub mod options;
+pub mod pipeline;
 pub mod pool_settings;
 pub mod services;
 

@@ -1,0 +1,86 @@
+//! `load_pipeline(name, options)`: load every model of a multi-model pipeline into one page,
+//! concurrently (`parallel_loading: true`, the default) or one after another, and report the
+//! wall time against each model's own load time. Each call loads fresh sessions and releases
+//! them afterwards, so calls measure loads, not cache hits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rhai::{Dynamic, Map};
+use webaccel_browser_runtime::{BrowserKind, LoadRequest, Platform};
+
+use crate::error::ApiError;
+use crate::services::Services;
+
+const FUNCTION: &str = "load_pipeline";
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<Map, ApiError> {
+    let mut platform = Platform::Wasm;
+    let mut browser = BrowserKind::Chromium;
+    let mut parallel = true;
+    for (key, value) in options {
+        let bad = |problem: String| ApiError::BadOption { function: FUNCTION, key: key.to_string(), problem };
+        match key.as_str() {
+            "platform" => {
+                let p = value.clone().into_string().map_err(|ty| bad(format!("must be a string, not {ty}")))?;
+                platform = Platform::parse(&p).ok_or(ApiError::UnknownPlatform(p))?;
+            }
+            "browser" => {
+                let b = value.clone().into_string().map_err(|ty| bad(format!("must be a string, not {ty}")))?;
+                browser = BrowserKind::parse(&b).ok_or_else(|| ApiError::UnknownBrowser {
+                    name: b,
+                    valid: BrowserKind::ALL.map(|k| k.name()).join(", "),
+                })?;
+            }
+            "parallel_loading" => parallel = value.as_bool().map_err(|ty| bad(format!("must be true or false, not {ty}")))?,
+            other => {
+                return Err(ApiError::UnknownOption {
+                    function: FUNCTION,
+                    key: other.to_string(),
+                    valid: "platform, browser, parallel_loading".into(),
+                })
+            }
+        }
+    }
+    let spec = services.catalog.resolve_pipeline(name)?;
+    let paths = spec
+        .stages
+        .iter()
+        .map(|s| services.catalog.locate(&services.models, &s.file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let models: Vec<(String, &std::path::Path, LoadRequest)> = spec
+        .stages
+        .iter()
+        .zip(&paths)
+        .map(|(stage, path)| {
+            let key = format!("pipeline:{}:{}:{call}", spec.name, stage.name);
+            (key, path.as_path(), LoadRequest { platform, device: None, free_dimension_overrides: None })
+        })
+        .collect();
+
+    let pooled = services.runtime.block_on(services.pool.get(&webaccel_browser_runtime::BrowserKey::plain(browser)))?;
+    let loaded = services.runtime.block_on(pooled.session.load_all(&models, parallel));
+    for (key, _, _) in &models {
+        let _ = services.runtime.block_on(pooled.session.unload(key));
+    }
+    let (wall_ms, sessions) = loaded?;
+
+    let mut stages = Vec::new();
+    for (stage, info) in spec.stages.iter().zip(&sessions) {
+        let mut m = Map::new();
+        m.insert("name".into(), stage.name.clone().into());
+        m.insert("session_create_ms".into(), Dynamic::from_float(info.session_create_ms));
+        stages.push(Dynamic::from(m));
+    }
+    let mut out = Map::new();
+    out.insert("pipeline".into(), spec.name.clone().into());
+    out.insert("browser".into(), pooled.capabilities.browser.clone().into());
+    out.insert("platform".into(), platform.name().into());
+    out.insert("parallel_loading".into(), parallel.into());
+    out.insert("wall_ms".into(), Dynamic::from_float(wall_ms));
+    out.insert("sum_of_loads_ms".into(), Dynamic::from_float(sessions.iter().map(|s| s.session_create_ms).sum()));
+    out.insert("stages".into(), stages.into());
+    Ok(out)
+}
