@@ -19,7 +19,8 @@ pub struct AccelerateOptions {
     pub warmup: u32,
     /// Keep warming up for at least this many seconds. V8 tiers ORT's wasm up to optimized
     /// code in the background over the first seconds of use; timings taken before that settles
-    /// were bimodal here (p90/p50 2.0-2.4, settling to 1.1-1.25 after about 4 s).
+    /// were bimodal here (p90/p50 2.0-2.4, settling to 1.1-1.25 after about 4 s on a quiet
+    /// machine, later on a busy one).
     pub warmup_s: f64,
     /// Fall back webnn → webgpu → wasm when a platform is unavailable or its session fails.
     pub fallback: bool,
@@ -42,7 +43,7 @@ impl Default for AccelerateOptions {
             precision: None,
             runs: 10,
             warmup: 2,
-            warmup_s: 3.0,
+            warmup_s: 5.0,
             fallback: true,
             precompile_shaders: true,
             measure_memory: false,
