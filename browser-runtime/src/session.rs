@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -190,11 +190,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            load: Duration::from_secs(300),
-            run: Duration::from_secs(900),
-            probe: Duration::from_secs(60),
-        }
+        Timeouts { load: Duration::from_secs(300), run: Duration::from_secs(900), probe: Duration::from_secs(60) }
     }
 }
 
@@ -220,19 +216,14 @@ impl BrowserSession {
     ) -> Result<Self> {
         let browser = LaunchedBrowser::launch(kind, extra_flags, profile).await?;
         let page_url = format!("{}index.html", assets.base_url());
-        let page = browser
-            .browser
-            .new_page(page_url.as_str())
-            .await
-            .map_err(|e| protocol("opening the runtime page", e))?;
+        let page =
+            browser.browser.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
 
         // A renderer crash does not close the CDP connection; without this the next
         // evaluate would wait for its timeout.
         let (page_tx, page_alive) = watch::channel(true);
-        let mut crashes = page
-            .event_listener::<EventTargetCrashed>()
-            .await
-            .map_err(|e| protocol("listening for page crashes", e))?;
+        let mut crashes =
+            page.event_listener::<EventTargetCrashed>().await.map_err(|e| protocol("listening for page crashes", e))?;
         tokio::spawn(async move {
             if crashes.next().await.is_some() {
                 let _ = page_tx.send(false);
@@ -302,9 +293,8 @@ impl BrowserSession {
     }
 
     pub async fn capabilities(&self) -> Result<Capabilities> {
-        let page: PageCapabilities = self
-            .eval("measuring capabilities", "window.webaccel.capabilities()".into(), self.timeouts.probe)
-            .await?;
+        let page: PageCapabilities =
+            self.eval("measuring capabilities", "window.webaccel.capabilities()".into(), self.timeouts.probe).await?;
         Ok(Capabilities {
             browser: self.browser.kind.name().to_string(),
             version: self.browser.version.clone(),
@@ -318,17 +308,17 @@ impl BrowserSession {
         let model_url = self.assets.register_model(model)?;
         let mut args = serde_json::to_value(request).expect("LoadRequest serializes");
         args["modelUrl"] = json!(model_url);
-        self.eval(
-            "loading the model",
-            format!("window.webaccel.load({}, {args})", json!(key)),
-            self.timeouts.load,
-        )
-        .await
+        self.eval("loading the model", format!("window.webaccel.load({}, {args})", json!(key)), self.timeouts.load)
+            .await
     }
 
     /// Loads several models at once (concurrently when `parallel`), returning the in-page wall
     /// time of the whole and each model's own load.
-    pub async fn load_all(&self, models: &[(String, &Path, LoadRequest)], parallel: bool) -> Result<(f64, Vec<LoadInfo>)> {
+    pub async fn load_all(
+        &self,
+        models: &[(String, &Path, LoadRequest)],
+        parallel: bool,
+    ) -> Result<(f64, Vec<LoadInfo>)> {
         let mut list = Vec::with_capacity(models.len());
         for (key, path, request) in models {
             let mut entry = serde_json::to_value(request).expect("LoadRequest serializes");
@@ -343,7 +333,11 @@ impl BrowserSession {
             sessions: Vec<LoadInfo>,
         }
         let loaded: Loaded = self
-            .eval("loading the models", format!("window.webaccel.loadAll({}, {parallel})", json!(list)), self.timeouts.load)
+            .eval(
+                "loading the models",
+                format!("window.webaccel.loadAll({}, {parallel})", json!(list)),
+                self.timeouts.load,
+            )
             .await?;
         Ok((loaded.wall_ms, loaded.sessions))
     }
@@ -383,9 +377,9 @@ impl BrowserSession {
         let mut outputs = Vec::with_capacity(result.outputs.len());
         for out in result.outputs {
             let end = out.byte_offset + out.byte_length;
-            let data = body.get(out.byte_offset..end).ok_or_else(|| {
-                BrowserError::BadOutput(format!("output {} lies outside the posted body", out.name))
-            })?;
+            let data = body
+                .get(out.byte_offset..end)
+                .ok_or_else(|| BrowserError::BadOutput(format!("output {} lies outside the posted body", out.name)))?;
             let tensor = Tensor { name: out.name, dtype: out.dtype, dims: out.dims, data: data.to_vec() };
             tensor.validate()?;
             outputs.push(tensor);
@@ -425,7 +419,9 @@ impl BrowserSession {
         }
         let posted = self.assets.take_output(&transfer.output_id);
         match (inline, posted) {
-            (Some(text), _) => BASE64.decode(text).map_err(|e| BrowserError::BadOutput(format!("undecodable base64 reply: {e}"))),
+            (Some(text), _) => {
+                BASE64.decode(text).map_err(|e| BrowserError::BadOutput(format!("undecodable base64 reply: {e}")))
+            }
             (None, Some(bytes)) => Ok(bytes.to_vec()),
             (None, None) => Err(BrowserError::BadOutput("the page neither returned nor posted its outputs".into())),
         }
@@ -449,8 +445,9 @@ impl BrowserSession {
             bytes: u64,
             ms: f64,
         }
-        let d: Downloaded =
-            self.eval("downloading a file", format!("window.webaccel.download({})", json!(url)), self.timeouts.run).await?;
+        let d: Downloaded = self
+            .eval("downloading a file", format!("window.webaccel.download({})", json!(url)), self.timeouts.run)
+            .await?;
         Ok((d.bytes, d.ms))
     }
 
@@ -465,7 +462,12 @@ impl BrowserSession {
 
     /// Evaluates `expression` in the page, racing it against the browser's death and a timeout
     /// so that a crashed or hung browser is an error, never a hang.
-    async fn eval<T: serde::de::DeserializeOwned>(&self, during: &str, expression: String, limit: Duration) -> Result<T> {
+    async fn eval<T: serde::de::DeserializeOwned>(
+        &self,
+        during: &str,
+        expression: String,
+        limit: Duration,
+    ) -> Result<T> {
         if !self.is_alive() {
             return Err(self.crashed(during));
         }
@@ -476,10 +478,9 @@ impl BrowserSession {
                 during: during.to_string(),
                 message: format!("unexpected result shape: {e}"),
             }),
-            Raced::Done(Err(CdpError::JavascriptException(details))) => Err(BrowserError::Page {
-                during: during.to_string(),
-                message: exception_text(&details),
-            }),
+            Raced::Done(Err(CdpError::JavascriptException(details))) => {
+                Err(BrowserError::Page { during: during.to_string(), message: exception_text(&details) })
+            }
             Raced::Done(Err(e)) => {
                 if self.is_alive() {
                     Err(protocol(during, e))
@@ -491,9 +492,9 @@ impl BrowserSession {
             Raced::TimedOut => {
                 self.hung.store(true, Ordering::Relaxed);
                 Err(BrowserError::Timeout {
-                browser: self.browser.kind.name().to_string(),
-                during: during.to_string(),
-                seconds: limit.as_secs(),
+                    browser: self.browser.kind.name().to_string(),
+                    during: during.to_string(),
+                    seconds: limit.as_secs(),
                 })
             }
         }
@@ -536,10 +537,7 @@ fn protocol(during: &str, e: CdpError) -> BrowserError {
 fn exception_text(details: &chromiumoxide::cdp::js_protocol::runtime::ExceptionDetails) -> String {
     // The thrown value's description carries "Name: message" and the stack; the first line is
     // what the user needs.
-    let described = details
-        .exception
-        .as_ref()
-        .and_then(|e| e.description.clone())
-        .unwrap_or_else(|| details.text.clone());
+    let described =
+        details.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or_else(|| details.text.clone());
     described.lines().next().unwrap_or_default().to_string()
 }

@@ -55,16 +55,9 @@ impl Tensor {
     /// The values of a float32 tensor. Other types are an error, not a silent cast.
     pub fn to_f32(&self) -> Result<Vec<f32>, BrowserError> {
         if self.dtype != DType::Float32 {
-            return Err(BrowserError::BadOutput(format!(
-                "output {} is {:?}, expected float32",
-                self.name, self.dtype
-            )));
+            return Err(BrowserError::BadOutput(format!("output {} is {:?}, expected float32", self.name, self.dtype)));
         }
-        Ok(self
-            .data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// Checks that the byte length matches dims × element size.

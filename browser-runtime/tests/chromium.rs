@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use webaccel_browser_runtime::{
-    default_ort_dir, BrowserError, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor,
+    default_ort_dir, BrowserError, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform,
+    RunOptions, Tensor,
 };
 
 fn minilm_path() -> PathBuf {

@@ -65,17 +65,26 @@ impl Evaluator {
                 }
             }
         })?;
-        let services = ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
+        let services =
+            ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
         Ok((Evaluator { jobs, interrupted, services }, print_rx))
     }
 
     pub async fn eval(&self, code: String) -> Outcome {
         let (done, rx) = oneshot::channel();
         if self.jobs.send(Job::Eval { code, done }).is_err() {
-            return Err(ScriptError { kind: "KernelError", message: "the evaluator thread has stopped".into(), line: None });
+            return Err(ScriptError {
+                kind: "KernelError",
+                message: "the evaluator thread has stopped".into(),
+                line: None,
+            });
         }
         rx.await.unwrap_or_else(|_| {
-            Err(ScriptError { kind: "KernelError", message: "the evaluator thread stopped during evaluation".into(), line: None })
+            Err(ScriptError {
+                kind: "KernelError",
+                message: "the evaluator thread stopped during evaluation".into(),
+                line: None,
+            })
         })
     }
 

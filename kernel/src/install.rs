@@ -20,7 +20,10 @@ pub fn jupyter_data_dir() -> Result<PathBuf> {
     } else if cfg!(windows) {
         std::env::var_os("APPDATA").map(PathBuf::from).unwrap_or(home).join("jupyter")
     } else {
-        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share")).join("jupyter")
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".local/share"))
+            .join("jupyter")
     })
 }
 
@@ -60,7 +63,8 @@ pub fn install(prefix: Option<&Path>) -> Result<PathBuf> {
     let path = dir.join("kernel.json");
     // Write then rename, so Jupyter never reads a half-written spec.
     let tmp = dir.join("kernel.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&spec)?).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(&spec)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     for shadow in shadowing_specs(&dir) {
         eprintln!(

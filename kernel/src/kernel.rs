@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply, ExecuteResult,
-    ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply, IsCompleteReplyStatus,
-    JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError, ReplyStatus, ShutdownReply,
-    Status, StreamContent, Transient,
+    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
+    ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply,
+    IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError,
+    ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
@@ -24,7 +24,8 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let text = tokio::fs::read_to_string(connection_file)
         .await
         .with_context(|| format!("cannot read the connection file {}", connection_file.display()))?;
-    let info: ConnectionInfo = serde_json::from_str(&text).context("the connection file is not valid Jupyter connection JSON")?;
+    let info: ConnectionInfo =
+        serde_json::from_str(&text).context("the connection file is not valid Jupyter connection JSON")?;
     let session_id = uuid::Uuid::new_v4().to_string();
 
     let mut heartbeat = create_kernel_heartbeat_connection(&info).await?;
@@ -179,14 +180,24 @@ async fn execute(
 
     match outcome {
         Ok(Some(display)) if !silent => {
-            let result = ExecuteResult { execution_count: *count, data: bundle(&display), metadata: Default::default(), transient: Some(Transient::default()) };
+            let result = ExecuteResult {
+                execution_count: *count,
+                data: bundle(&display),
+                metadata: Default::default(),
+                transient: Some(Transient::default()),
+            };
             publish(iopub, result.as_child_of(parent)).await;
             (ReplyStatus::Ok, None)
         }
         Ok(_) => (ReplyStatus::Ok, None),
         Err(error) => {
             let (ename, evalue, traceback) = describe(&error);
-            publish(iopub, ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() }.as_child_of(parent)).await;
+            publish(
+                iopub,
+                ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() }
+                    .as_child_of(parent),
+            )
+            .await;
             (ReplyStatus::Error, Some(Box::new(ReplyError { ename, evalue, traceback })))
         }
     }

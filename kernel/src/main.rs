@@ -46,7 +46,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEBACCEL_LOG").unwrap_or_else(|_| "warn,chromiumoxide=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WEBACCEL_LOG")
+                .unwrap_or_else(|_| "warn,chromiumoxide=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -79,12 +79,10 @@ impl ModelSpec {
     pub fn file(&self, precision: Option<u32>) -> Result<&ModelFile> {
         match precision {
             None => self.files.first().ok_or_else(|| ModelError::Catalog(format!("{} lists no files", self.name))),
-            Some(bits) => self.files.iter().find(|f| f.precision == bits).ok_or_else(|| {
-                ModelError::UnknownPrecision {
-                    model: self.name.clone(),
-                    precision: bits,
-                    valid: self.files.iter().map(|f| f.precision.to_string()).collect::<Vec<_>>().join(", "),
-                }
+            Some(bits) => self.files.iter().find(|f| f.precision == bits).ok_or_else(|| ModelError::UnknownPrecision {
+                model: self.name.clone(),
+                precision: bits,
+                valid: self.files.iter().map(|f| f.precision.to_string()).collect::<Vec<_>>().join(", "),
             }),
         }
     }
@@ -126,11 +124,17 @@ impl Catalog {
 
     pub fn parse(text: &str) -> Result<Catalog> {
         let catalog: Catalog = toml::from_str(text).map_err(|e| ModelError::Catalog(e.to_string()))?;
-        let model_files = catalog.models.iter().flat_map(|m| m.files.iter().map(|f| &f.file).chain([&m.tokenizer]).map(|f| (&m.name, f)));
+        let model_files = catalog
+            .models
+            .iter()
+            .flat_map(|m| m.files.iter().map(|f| &f.file).chain([&m.tokenizer]).map(|f| (&m.name, f)));
         let stage_files = catalog.pipelines.iter().flat_map(|p| p.stages.iter().map(move |s| (&p.name, &s.file)));
         for (owner, file) in model_files.chain(stage_files) {
             if !catalog.packages.contains_key(&file.package) {
-                return Err(ModelError::Catalog(format!("{owner} refers to package {}, which is not listed", file.package)));
+                return Err(ModelError::Catalog(format!(
+                    "{owner} refers to package {}, which is not listed",
+                    file.package
+                )));
             }
         }
         Ok(catalog)
@@ -141,10 +145,10 @@ impl Catalog {
     }
 
     pub fn resolve(&self, name: &str) -> Result<&ModelSpec> {
-        self.models.iter().find(|m| m.answers_to(name)).ok_or_else(|| ModelError::UnknownModel {
-            name: name.to_string(),
-            valid: self.names().join(", "),
-        })
+        self.models
+            .iter()
+            .find(|m| m.answers_to(name))
+            .ok_or_else(|| ModelError::UnknownModel { name: name.to_string(), valid: self.names().join(", ") })
     }
 
     pub fn resolve_pipeline(&self, name: &str) -> Result<&PipelineSpec> {

@@ -45,11 +45,7 @@ impl ModelsDir {
         }
         let actual = sha256_file(path)?;
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(ModelError::HashMismatch {
-                path: path.to_path_buf(),
-                expected: expected.to_string(),
-                actual,
-            });
+            return Err(ModelError::HashMismatch { path: path.to_path_buf(), expected: expected.to_string(), actual });
         }
         self.verified.lock().expect("verified map poisoned").insert(path.to_path_buf(), stamp);
         Ok(())

@@ -66,7 +66,11 @@ pub struct Selection {
 
 /// Walks the preferred browser then the substitutes, asking `availability` about each (it may
 /// launch the browser to measure it), and stops at the first that has the platform.
-pub fn choose(model_type: &str, platform: &str, mut availability: impl FnMut(&'static str) -> Availability) -> Selection {
+pub fn choose(
+    model_type: &str,
+    platform: &str,
+    mut availability: impl FnMut(&'static str) -> Availability,
+) -> Selection {
     let pref = preferred(model_type, platform);
     let mut passed_over = Vec::new();
     let order = std::iter::once(pref.browser).chain(SUBSTITUTES.into_iter().filter(|b| *b != pref.browser));

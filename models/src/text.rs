@@ -39,10 +39,8 @@ impl TextTokenizer {
         if sentences.is_empty() {
             return Err(ModelError::EmptyInput);
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(sentences.to_vec(), true)
-            .map_err(|e| ModelError::Tokenize(e.to_string()))?;
+        let encodings =
+            self.tokenizer.encode_batch(sentences.to_vec(), true).map_err(|e| ModelError::Tokenize(e.to_string()))?;
         let tokens = encodings.first().map(|e| e.len()).unwrap_or(0);
         let widen = |v: &[u32]| v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>();
         let mut out = Encoded {
@@ -105,7 +103,13 @@ mod tests {
     use super::*;
 
     fn encoded(mask: Vec<i64>, batch: usize, tokens: usize) -> Encoded {
-        Encoded { batch, tokens, input_ids: vec![0; mask.len()], token_type_ids: vec![0; mask.len()], attention_mask: mask }
+        Encoded {
+            batch,
+            tokens,
+            input_ids: vec![0; mask.len()],
+            token_type_ids: vec![0; mask.len()],
+            attention_mask: mask,
+        }
     }
 
     #[test]

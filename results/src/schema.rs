@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
@@ -78,7 +80,9 @@ pub fn runs_columns() -> Vec<Column> {
         col!("requested_platform", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x.requested_platform.as_deref())),
         col!("fallback_reason", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x.fallback_reason.as_deref())),
         col!("selection_reason", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x.selection_reason.as_deref())),
-        col!("environment_fingerprint", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x.environment_fingerprint.as_deref())),
+        col!("environment_fingerprint", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x
+            .environment_fingerprint
+            .as_deref())),
         col!("precompile_ms", "DOUBLE", Float64, true, 2, |r| float(r, |x| x.precompile_ms)),
         col!("memory_bytes", "BIGINT", Int64, true, 2, |r| {
             Arc::new(r.iter().map(|x| x.memory_bytes).collect::<Int64Array>())

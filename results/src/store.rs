@@ -25,9 +25,11 @@ impl ResultStore {
 
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ResultsError::CreateDir { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| ResultsError::CreateDir { path: dir.to_path_buf(), source })?;
         }
-        let conn = Connection::open(path).map_err(|e| ResultsError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+        let conn = Connection::open(path)
+            .map_err(|e| ResultsError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         let store = ResultStore { path: path.to_path_buf(), conn };
         store.ensure_schema()?;
         Ok(store)
@@ -44,7 +46,11 @@ impl ResultStore {
         let current: Option<i32> = self.conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
         let current = current.unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(ResultsError::NewerSchema { path: self.path.clone(), found: current, supported: SCHEMA_VERSION });
+            return Err(ResultsError::NewerSchema {
+                path: self.path.clone(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
         }
         for v in current + 1..=SCHEMA_VERSION {
             let sql = migration(v).expect("a migration exists for every version up to SCHEMA_VERSION");
@@ -166,7 +172,8 @@ mod tests {
         assert_eq!(latency, None);
         assert_eq!(err.as_deref(), Some("boom"));
         assert_eq!(adapter, "google");
-        let version: i32 = store.connection().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();
+        let version: i32 =
+            store.connection().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }
 
@@ -189,7 +196,10 @@ mod tests {
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         store.append(&[record("new", RunStatus::Ok)]).unwrap();
         let rows: Vec<(String, Option<f64>, Option<String>)> = {
-            let mut stmt = store.connection().prepare("SELECT run_id, latency_ms, fallback_reason FROM runs ORDER BY run_id").unwrap();
+            let mut stmt = store
+                .connection()
+                .prepare("SELECT run_id, latency_ms, fallback_reason FROM runs ORDER BY run_id")
+                .unwrap();
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
         };
         assert_eq!(rows[0], ("new".to_string(), Some(18.0), Some("webnn: NotSupportedError".to_string())));
@@ -202,7 +212,10 @@ mod tests {
         let path = dir.path().join("future.duckdb");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);").unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);",
+            )
+            .unwrap();
         }
         let err = ResultStore::open(&path).err().expect("newer schema is refused").to_string();
         assert!(err.contains("99") && err.contains("newer webaccel"), "{err}");
@@ -224,8 +237,10 @@ mod tests {
         };
         store.record_environment(&env).unwrap();
         store.record_environment(&EnvironmentRecord { browser: "changed".into(), ..env.clone() }).unwrap();
-        let (n, browser): (i64, String) =
-            store.connection().query_row("SELECT count(*), any_value(browser) FROM environments", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let (n, browser): (i64, String) = store
+            .connection()
+            .query_row("SELECT count(*), any_value(browser) FROM environments", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
         assert_eq!((n, browser.as_str()), (1, "chromium"));
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::Utc;
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{
-    firefox_executable, BrowserError, BrowserKind, Capabilities, LoadRequest, Platform, PooledBrowser,
-    RunOptions, RunOutput, Tensor,
+    firefox_executable, BrowserError, BrowserKind, Capabilities, LoadRequest, Platform, PooledBrowser, RunOptions,
+    RunOutput, Tensor,
 };
 use webaccel_models::selection::{self, Availability};
 use webaccel_models::{mean_pool, Encoded, ModelFile, ModelSpec};
@@ -216,9 +216,8 @@ fn attempt(
     let device = (platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
     // WebNN builds its graph for fixed shapes: the symbolic dimensions are pinned to this
     // input's, and a different shape is a different session.
-    let overrides = (platform == Platform::Webnn && !spec.symbolic_dims.is_empty()).then(|| {
-        spec.symbolic_dims.iter().cloned().zip([encoded.batch as u64, encoded.tokens as u64]).collect()
-    });
+    let overrides = (platform == Platform::Webnn && !spec.symbolic_dims.is_empty())
+        .then(|| spec.symbolic_dims.iter().cloned().zip([encoded.batch as u64, encoded.tokens as u64]).collect());
     let shape_key = if overrides.is_some() { format!(":{}x{}", encoded.batch, encoded.tokens) } else { String::new() };
     let key = format!("{}:{}:{}{shape_key}", file.file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
     let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
@@ -233,7 +232,10 @@ fn attempt(
         Ok(load) => load,
         // The page could not create a session for this platform: another platform may.
         Err(BrowserError::Page { message, .. }) => {
-            return Attempt::Unavailable(format!("session creation failed in {} {}: {message}", pooled.capabilities.browser, pooled.capabilities.version))
+            return Attempt::Unavailable(format!(
+                "session creation failed in {} {}: {message}",
+                pooled.capabilities.browser, pooled.capabilities.version
+            ))
         }
         Err(e) => return Attempt::Failed(e.into(), Some(pooled)),
     };

@@ -49,7 +49,8 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
             firefox.insert("executable".into(), path.display().to_string().into());
             firefox.insert(
                 "error".into(),
-                "webaccel drives Firefox over WebDriver BiDi, which is not implemented yet; nothing was measured".into(),
+                "webaccel drives Firefox over WebDriver BiDi, which is not implemented yet; nothing was measured"
+                    .into(),
             );
         }
         None => {

@@ -34,24 +34,44 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         ("precision", format!("{}-bit file: {} weights, {} compute", acc.precision, acc.weights, acc.compute)),
         ("browser", format!("{} {}", acc.browser, acc.browser_version)),
         ("platform", {
-            let ran = match &acc.device { Some(d) => format!("{} ({d})", acc.platform), None => acc.platform.clone() };
-            if acc.requested_platform == acc.platform { ran } else { format!("{ran}, requested {}", acc.requested_platform) }
+            let ran = match &acc.device {
+                Some(d) => format!("{} ({d})", acc.platform),
+                None => acc.platform.clone(),
+            };
+            if acc.requested_platform == acc.platform {
+                ran
+            } else {
+                format!("{ran}, requested {}", acc.requested_platform)
+            }
         }),
         ("fallback", acc.fallback_reason.clone().unwrap_or_else(|| "none".into())),
         ("selection", acc.selection_reason.clone()),
         ("output", format!("{shape} [{}, …]", preview.join(", "))),
-        ("session_create_ms", format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" })),
+        (
+            "session_create_ms",
+            format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" }),
+        ),
         ("precompile_ms", acc.precompile_ms.map_or("not precompiled".into(), ms)),
         ("first_run_ms", ms(acc.first_run_ms)),
         ("latency_ms (p50)", ms(acc.latency_ms)),
         ("p90_ms", ms(acc.p90_ms)),
         ("runs", acc.runs().to_string()),
-        ("memory", match (acc.memory_bytes, &acc.memory_error) {
-            (Some(b), _) => format!("{:.1} MiB (browser-reported)", b as f64 / (1024.0 * 1024.0)),
-            (None, Some(e)) => format!("null ({e})"),
-            (None, None) => "not measured".into(),
-        }),
-        ("throughput", if acc.throughput_items_per_s.is_finite() { format!("{:.1} items/s", acc.throughput_items_per_s) } else { "null".into() }),
+        (
+            "memory",
+            match (acc.memory_bytes, &acc.memory_error) {
+                (Some(b), _) => format!("{:.1} MiB (browser-reported)", b as f64 / (1024.0 * 1024.0)),
+                (None, Some(e)) => format!("null ({e})"),
+                (None, None) => "not measured".into(),
+            },
+        ),
+        (
+            "throughput",
+            if acc.throughput_items_per_s.is_finite() {
+                format!("{:.1} items/s", acc.throughput_items_per_s)
+            } else {
+                "null".into()
+            },
+        ),
         ("run_id", acc.run_id.clone()),
     ]
 }
@@ -69,7 +89,13 @@ fn escape(s: &str) -> String {
 pub fn acceleration_html(acc: &Acceleration) -> String {
     let rows: String = fields(acc)
         .iter()
-        .map(|(k, v)| format!("<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left\">{}</td></tr>", escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                "<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left\">{}</td></tr>",
+                escape(k),
+                escape(v)
+            )
+        })
         .collect();
     format!("<table class=\"webaccel-acceleration\">{rows}</table>")
 }

@@ -77,7 +77,11 @@ impl ScriptHost {
         self.ast += ast;
         let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.ast);
         self.ast.clear_statements();
-        result.map_err(|e| ScriptError { kind: "RuntimeError", line: line_of(e.position()), message: runtime_message(&e) })
+        result.map_err(|e| ScriptError {
+            kind: "RuntimeError",
+            line: line_of(e.position()),
+            message: runtime_message(&e),
+        })
     }
 }
 
@@ -96,9 +100,12 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     engine.register_fn("detect", move || -> Result<Map, Box<EvalAltResult>> { Ok(detect(&s)?) });
 
     let s = services.clone();
-    engine.register_fn("accelerate", move |model: &str, input: Dynamic, options: Map| -> Result<Acceleration, Box<EvalAltResult>> {
-        Ok(accelerate(&s, model, input, &options)?)
-    });
+    engine.register_fn(
+        "accelerate",
+        move |model: &str, input: Dynamic, options: Map| -> Result<Acceleration, Box<EvalAltResult>> {
+            Ok(accelerate(&s, model, input, &options)?)
+        },
+    );
     let s = services.clone();
     engine.register_fn("accelerate", move |model: &str, input: Dynamic| -> Result<Acceleration, Box<EvalAltResult>> {
         Ok(accelerate(&s, model, input, &Map::new())?)
@@ -124,7 +131,12 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         };
         let (a, b) = (to_vec(a)?, to_vec(b)?);
         if a.len() != b.len() || a.is_empty() {
-            return Err(format!("cosine() needs two non-empty arrays of the same length, not {} and {}", a.len(), b.len()).into());
+            return Err(format!(
+                "cosine() needs two non-empty arrays of the same length, not {} and {}",
+                a.len(),
+                b.len()
+            )
+            .into());
         }
         Ok(webaccel_models::cosine(&a, &b) as f64)
     });
@@ -141,9 +153,13 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("platform", |r: &mut Acceleration| r.platform.clone())
         .register_get("requested_platform", |r: &mut Acceleration| r.requested_platform.clone())
         .register_get("device", |r: &mut Acceleration| r.device.clone().map_or(Dynamic::UNIT, Dynamic::from))
-        .register_get("fallback_reason", |r: &mut Acceleration| r.fallback_reason.clone().map_or(Dynamic::UNIT, Dynamic::from))
+        .register_get("fallback_reason", |r: &mut Acceleration| {
+            r.fallback_reason.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
         .register_get("selection_reason", |r: &mut Acceleration| r.selection_reason.clone())
-        .register_get("precompile_ms", |r: &mut Acceleration| r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float))
+        .register_get("precompile_ms", |r: &mut Acceleration| {
+            r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
+        })
         .register_get("memory_bytes", |r: &mut Acceleration| r.memory_bytes.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
@@ -154,7 +170,9 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("p90_ms", |r: &mut Acceleration| r.p90_ms)
         .register_get("throughput_items_per_s", |r: &mut Acceleration| r.throughput_items_per_s)
         .register_get("runs", |r: &mut Acceleration| r.runs() as i64)
-        .register_get("run_ms", |r: &mut Acceleration| r.run_ms.iter().map(|&x| Dynamic::from_float(x)).collect::<rhai::Array>())
+        .register_get("run_ms", |r: &mut Acceleration| {
+            r.run_ms.iter().map(|&x| Dynamic::from_float(x)).collect::<rhai::Array>()
+        })
         .register_fn("to_string", |r: &mut Acceleration| acceleration_text(r))
         .register_fn("to_debug", |r: &mut Acceleration| acceleration_text(r));
 }

@@ -55,8 +55,18 @@ impl Default for AccelerateOptions {
 
 const FUNCTION: &str = "accelerate";
 const KEYS: [&str; 12] = [
-    "platform", "browser", "device", "precision", "runs", "warmup", "warmup_s", "fallback", "precompile_shaders",
-    "measure_memory", "flags", "profile_dir",
+    "platform",
+    "browser",
+    "device",
+    "precision",
+    "runs",
+    "warmup",
+    "warmup_s",
+    "fallback",
+    "precompile_shaders",
+    "measure_memory",
+    "flags",
+    "profile_dir",
 ];
 
 impl AccelerateOptions {
@@ -97,8 +107,10 @@ impl AccelerateOptions {
                 "precompile_shaders" => opts.precompile_shaders = boolean(key, value)?,
                 "measure_memory" => opts.measure_memory = boolean(key, value)?,
                 "flags" => {
-                    let list: rhai::Array =
-                        value.clone().try_cast().ok_or_else(|| bad(key, "must be an array of strings like \"--enable-features=X\"".into()))?;
+                    let list: rhai::Array = value
+                        .clone()
+                        .try_cast()
+                        .ok_or_else(|| bad(key, "must be an array of strings like \"--enable-features=X\"".into()))?;
                     opts.flags = list
                         .into_iter()
                         .map(|f| f.into_string().map_err(|ty| bad(key, format!("must hold strings, not {ty}"))))
@@ -154,10 +166,7 @@ fn bad(key: &str, problem: String) -> ApiError {
 }
 
 fn string(key: &str, value: &Dynamic) -> Result<String, ApiError> {
-    value
-        .clone()
-        .into_string()
-        .map_err(|ty| bad(key, format!("must be a string, not {ty}")))
+    value.clone().into_string().map_err(|ty| bad(key, format!("must be a string, not {ty}")))
 }
 
 fn boolean(key: &str, value: &Dynamic) -> Result<bool, ApiError> {
@@ -183,9 +192,11 @@ mod tests {
     #[test]
     fn defaults_and_valid_values() {
         assert_eq!(AccelerateOptions::from_map(&Map::new()).unwrap(), AccelerateOptions::default());
-        let o = AccelerateOptions::from_map(&map(&[("platform", "webgpu".into()), ("runs", Dynamic::from(3_i64))])).unwrap();
+        let o = AccelerateOptions::from_map(&map(&[("platform", "webgpu".into()), ("runs", Dynamic::from(3_i64))]))
+            .unwrap();
         assert_eq!((o.platform, o.runs), (Some(Platform::Webgpu), 3));
-        let o = AccelerateOptions::from_map(&map(&[("fallback", false.into()), ("browser", "headless-shell".into())])).unwrap();
+        let o = AccelerateOptions::from_map(&map(&[("fallback", false.into()), ("browser", "headless-shell".into())]))
+            .unwrap();
         assert_eq!((o.fallback, o.browser), (false, Some(BrowserKind::HeadlessShell)));
         let flags: rhai::Array = vec!["--enable-features=X".into()];
         let o = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap();
@@ -212,7 +223,9 @@ mod tests {
         assert!(err.contains("between 1 and"), "{err}");
         let err = AccelerateOptions::from_map(&map(&[("precision", Dynamic::from(12_i64))])).unwrap_err().to_string();
         assert!(err.contains("4, 8, 16 or 32"), "{err}");
-        let err = AccelerateOptions::from_map(&map(&[("device", "gpu".into()), ("platform", "wasm".into())])).unwrap_err().to_string();
+        let err = AccelerateOptions::from_map(&map(&[("device", "gpu".into()), ("platform", "wasm".into())]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("webnn"), "{err}");
         let err = AccelerateOptions::from_map(&map(&[("fallback", "no".into())])).unwrap_err().to_string();
         assert!(err.contains("true or false"), "{err}");

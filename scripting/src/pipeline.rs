@@ -33,7 +33,9 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
                     valid: BrowserKind::ALL.map(|k| k.name()).join(", "),
                 })?;
             }
-            "parallel_loading" => parallel = value.as_bool().map_err(|ty| bad(format!("must be true or false, not {ty}")))?,
+            "parallel_loading" => {
+                parallel = value.as_bool().map_err(|ty| bad(format!("must be true or false, not {ty}")))?
+            }
             other => {
                 return Err(ApiError::UnknownOption {
                     function: FUNCTION,

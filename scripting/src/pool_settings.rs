@@ -13,7 +13,11 @@ const FUNCTION: &str = "configure_browsers";
 pub fn configure(services: &Services, settings: &Map) -> Result<Map, ApiError> {
     let mut limits = services.pool.limits();
     for (key, value) in settings {
-        let bad = |problem: &str| ApiError::BadOption { function: FUNCTION, key: key.to_string(), problem: problem.to_string() };
+        let bad = |problem: &str| ApiError::BadOption {
+            function: FUNCTION,
+            key: key.to_string(),
+            problem: problem.to_string(),
+        };
         match key.as_str() {
             "max_connections" => {
                 let n = value.as_int().map_err(|_| bad("must be an integer"))?;

@@ -22,7 +22,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { db_path: ResultStore::default_path(), models_dir: ModelsDir::default_root(), ort_dir: default_ort_dir() }
+        Config {
+            db_path: ResultStore::default_path(),
+            models_dir: ModelsDir::default_root(),
+            ort_dir: default_ort_dir(),
+        }
     }
 }
 
