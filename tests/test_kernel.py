@@ -101,6 +101,20 @@ def test_scope_persists_across_cells(kernel):
     assert "once" not in "".join(s["text"] for s in of_type(outputs, "stream"))
 
 
+def test_interrupt_stops_a_running_cell(kernel):
+    km, kc = kernel
+    timer = threading.Timer(1.5, km.interrupt_kernel)
+    timer.start()
+    started = time.monotonic()
+    reply, _ = execute(kc, "let t = timestamp(); while t.elapsed < 60.0 {}", timeout=90)
+    timer.join()
+    assert reply["status"] == "error" and reply["evalue"] == "interrupted by the user"
+    assert time.monotonic() - started < 30
+    # The kernel is still usable, and the scope survived.
+    reply, outputs = execute(kc, "40 + 2")
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
+
+
 def test_accelerate_in_a_cell_renders_html_and_matches_reference(kernel):
     _, kc = kernel
     reply, outputs = execute(kc, 'let r = accelerate("all-minilm-l6-v2", "A man is eating food.", #{platform: "wasm", runs: 3}); r')
