@@ -4,6 +4,7 @@
 //! Nothing here knows about browsers, Rhai or Jupyter.
 
 pub mod catalog;
+pub mod detection;
 pub mod error;
 pub mod files;
 pub mod selection;
