@@ -9,7 +9,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. Debian packages: the browsers, and Vulkan for Firefox's WebGPU.
-APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers unzip)
+APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
