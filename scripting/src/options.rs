@@ -78,72 +78,52 @@ impl AccelerateOptions {
     pub fn from_map(map: &Map) -> Result<Self, ApiError> {
         let mut opts = AccelerateOptions::default();
         for (key, value) in map {
+            let opt = OptionValue { function: FUNCTION, key, value };
+            let auto = opt.value.clone().into_string().is_ok_and(|s| s == "auto");
             match key.as_str() {
-                "platform" => {
-                    let name = string(key, value)?;
-                    opts.platform = match name.as_str() {
-                        "auto" => None,
-                        _ => Some(Platform::parse(&name).ok_or(ApiError::UnknownPlatform(name))?),
-                    };
-                }
-                "browser" => {
-                    let name = string(key, value)?;
-                    opts.browser = match name.as_str() {
-                        "auto" => None,
-                        _ => Some(BrowserKind::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
-                            name,
-                            valid: BrowserKind::ALL.map(|k| k.name()).join(", ") + ", auto",
-                        })?),
-                    };
-                }
-                "fallback" => opts.fallback = boolean(key, value)?,
+                "platform" => opts.platform = if auto { None } else { Some(opt.platform()?) },
+                "browser" => opts.browser = if auto { None } else { Some(opt.browser(", auto")?) },
+                "fallback" => opts.fallback = opt.boolean()?,
                 "profile_dir" => {
-                    let dir = string(key, value)?;
+                    let dir = opt.string()?;
                     if dir.is_empty() {
-                        return Err(bad(key, "must name a directory".into()));
+                        return Err(opt.bad("must name a directory".into()));
                     }
                     opts.profile_dir = Some(dir.into());
                 }
-                "precompile_shaders" => opts.precompile_shaders = boolean(key, value)?,
-                "measure_memory" => opts.measure_memory = boolean(key, value)?,
+                "precompile_shaders" => opts.precompile_shaders = opt.boolean()?,
+                "measure_memory" => opts.measure_memory = opt.boolean()?,
                 "flags" => {
                     let list: rhai::Array = value
                         .clone()
                         .try_cast()
-                        .ok_or_else(|| bad(key, "must be an array of strings like \"--enable-features=X\"".into()))?;
+                        .ok_or_else(|| opt.bad("must be an array of strings like \"--enable-features=X\"".into()))?;
                     opts.flags = list
                         .into_iter()
-                        .map(|f| f.into_string().map_err(|ty| bad(key, format!("must hold strings, not {ty}"))))
+                        .map(|f| f.into_string().map_err(|ty| opt.bad(format!("must hold strings, not {ty}"))))
                         .collect::<Result<_, _>>()?;
                     if let Some(f) = opts.flags.iter().find(|f| !f.starts_with("--")) {
-                        return Err(bad(key, format!("holds {f:?}; each flag starts with --")));
+                        return Err(opt.bad(format!("holds {f:?}; each flag starts with --")));
                     }
                 }
                 "device" => {
-                    let device = string(key, value)?;
+                    let device = opt.string()?;
                     if !["cpu", "gpu", "npu"].contains(&device.as_str()) {
-                        return Err(bad(key, format!("must be \"cpu\", \"gpu\" or \"npu\", not \"{device}\"")));
+                        return Err(opt.bad(format!("must be \"cpu\", \"gpu\" or \"npu\", not \"{device}\"")));
                     }
                     opts.device = Some(device);
                 }
                 "precision" => {
-                    let bits = count(key, value, 4, 32)?;
+                    let bits = opt.count(4, 32)?;
                     if ![4, 8, 16, 32].contains(&bits) {
-                        return Err(bad(key, format!("must be 4, 8, 16 or 32, not {bits}")));
+                        return Err(opt.bad(format!("must be 4, 8, 16 or 32, not {bits}")));
                     }
                     opts.precision = Some(bits);
                 }
-                "runs" => opts.runs = count(key, value, 1, 100_000)?,
-                "warmup" => opts.warmup = count(key, value, 0, 100_000)?,
+                "runs" => opts.runs = opt.count(1, 100_000)?,
+                "warmup" => opts.warmup = opt.count(0, 100_000)?,
                 "warmup_s" => {
-                    let secs = value
-                        .as_float()
-                        .or_else(|_| value.as_int().map(|i| i as f64))
-                        .map_err(|ty| bad(key, format!("must be a number of seconds, not {ty}")))?;
-                    if !(0.0..=3600.0).contains(&secs) {
-                        return Err(bad(key, format!("must be between 0 and 3600 seconds, not {secs}")));
-                    }
-                    opts.warmup_s = secs;
+                    opts.warmup_s = opt.seconds(0.0, 3600.0)?;
                 }
                 other => {
                     return Err(ApiError::UnknownOption {
@@ -155,30 +135,69 @@ impl AccelerateOptions {
             }
         }
         if opts.device.is_some() && opts.platform.is_some_and(|p| p != Platform::Webnn) {
-            return Err(bad("device", "applies only to platform \"webnn\"".into()));
+            return Err(ApiError::BadOption {
+                function: FUNCTION,
+                key: "device".into(),
+                problem: "applies only to platform \"webnn\"".into(),
+            });
         }
         Ok(opts)
     }
 }
 
-fn bad(key: &str, problem: String) -> ApiError {
-    ApiError::BadOption { function: FUNCTION, key: key.to_string(), problem }
+/// One option's value, read with the checks and messages every API function shares.
+pub(crate) struct OptionValue<'a> {
+    pub function: &'static str,
+    pub key: &'a str,
+    pub value: &'a Dynamic,
 }
 
-fn string(key: &str, value: &Dynamic) -> Result<String, ApiError> {
-    value.clone().into_string().map_err(|ty| bad(key, format!("must be a string, not {ty}")))
-}
-
-fn boolean(key: &str, value: &Dynamic) -> Result<bool, ApiError> {
-    value.as_bool().map_err(|ty| bad(key, format!("must be true or false, not {ty}")))
-}
-
-fn count(key: &str, value: &Dynamic, min: i64, max: i64) -> Result<u32, ApiError> {
-    let n = value.as_int().map_err(|ty| bad(key, format!("must be an integer, not {ty}")))?;
-    if n < min || n > max {
-        return Err(bad(key, format!("must be between {min} and {max}, not {n}")));
+impl OptionValue<'_> {
+    pub fn bad(&self, problem: String) -> ApiError {
+        ApiError::BadOption { function: self.function, key: self.key.to_string(), problem }
     }
-    Ok(n as u32)
+
+    pub fn string(&self) -> Result<String, ApiError> {
+        self.value.clone().into_string().map_err(|ty| self.bad(format!("must be a string, not {ty}")))
+    }
+
+    pub fn boolean(&self) -> Result<bool, ApiError> {
+        self.value.as_bool().map_err(|ty| self.bad(format!("must be true or false, not {ty}")))
+    }
+
+    pub fn count(&self, min: i64, max: i64) -> Result<u32, ApiError> {
+        let n = self.value.as_int().map_err(|ty| self.bad(format!("must be an integer, not {ty}")))?;
+        if n < min || n > max {
+            return Err(self.bad(format!("must be between {min} and {max}, not {n}")));
+        }
+        Ok(n as u32)
+    }
+
+    pub fn seconds(&self, min: f64, max: f64) -> Result<f64, ApiError> {
+        let secs = self
+            .value
+            .as_float()
+            .or_else(|_| self.value.as_int().map(|i| i as f64))
+            .map_err(|ty| self.bad(format!("must be a number of seconds, not {ty}")))?;
+        if !(min..=max).contains(&secs) {
+            return Err(self.bad(format!("must be between {min} and {max} seconds, not {secs}")));
+        }
+        Ok(secs)
+    }
+
+    pub fn platform(&self) -> Result<Platform, ApiError> {
+        let name = self.string()?;
+        Platform::parse(&name).ok_or(ApiError::UnknownPlatform(name))
+    }
+
+    /// A browser name; `extra_valid` lists any further names the caller accepts itself.
+    pub fn browser(&self, extra_valid: &str) -> Result<BrowserKind, ApiError> {
+        let name = self.string()?;
+        BrowserKind::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
+            name,
+            valid: BrowserKind::ALL.map(|k| k.name()).join(", ") + extra_valid,
+        })
+    }
 }
 
 #[cfg(test)]

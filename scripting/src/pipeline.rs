@@ -9,6 +9,7 @@ use rhai::{Dynamic, Map};
 use webaccel_browser_runtime::{BrowserKind, LoadRequest, Platform};
 
 use crate::error::ApiError;
+use crate::options::OptionValue;
 use crate::services::Services;
 
 const FUNCTION: &str = "load_pipeline";
@@ -20,22 +21,11 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
     let mut browser = BrowserKind::Chromium;
     let mut parallel = true;
     for (key, value) in options {
-        let bad = |problem: String| ApiError::BadOption { function: FUNCTION, key: key.to_string(), problem };
+        let opt = OptionValue { function: FUNCTION, key, value };
         match key.as_str() {
-            "platform" => {
-                let p = value.clone().into_string().map_err(|ty| bad(format!("must be a string, not {ty}")))?;
-                platform = Platform::parse(&p).ok_or(ApiError::UnknownPlatform(p))?;
-            }
-            "browser" => {
-                let b = value.clone().into_string().map_err(|ty| bad(format!("must be a string, not {ty}")))?;
-                browser = BrowserKind::parse(&b).ok_or_else(|| ApiError::UnknownBrowser {
-                    name: b,
-                    valid: BrowserKind::ALL.map(|k| k.name()).join(", "),
-                })?;
-            }
-            "parallel_loading" => {
-                parallel = value.as_bool().map_err(|ty| bad(format!("must be true or false, not {ty}")))?
-            }
+            "platform" => platform = opt.platform()?,
+            "browser" => browser = opt.browser("")?,
+            "parallel_loading" => parallel = opt.boolean()?,
             other => {
                 return Err(ApiError::UnknownOption {
                     function: FUNCTION,

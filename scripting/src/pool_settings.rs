@@ -6,6 +6,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Map};
 
 use crate::error::ApiError;
+use crate::options::OptionValue;
 use crate::services::Services;
 
 const FUNCTION: &str = "configure_browsers";
@@ -13,29 +14,10 @@ const FUNCTION: &str = "configure_browsers";
 pub fn configure(services: &Services, settings: &Map) -> Result<Map, ApiError> {
     let mut limits = services.pool.limits();
     for (key, value) in settings {
-        let bad = |problem: &str| ApiError::BadOption {
-            function: FUNCTION,
-            key: key.to_string(),
-            problem: problem.to_string(),
-        };
+        let opt = OptionValue { function: FUNCTION, key, value };
         match key.as_str() {
-            "max_connections" => {
-                let n = value.as_int().map_err(|_| bad("must be an integer"))?;
-                if !(1..=64).contains(&n) {
-                    return Err(bad("must be between 1 and 64"));
-                }
-                limits.max_connections = n as usize;
-            }
-            "idle_timeout_s" => {
-                let secs = value
-                    .as_float()
-                    .or_else(|_| value.as_int().map(|i| i as f64))
-                    .map_err(|_| bad("must be a number of seconds"))?;
-                if !(0.1..=86_400.0).contains(&secs) {
-                    return Err(bad("must be between 0.1 and 86400 seconds"));
-                }
-                limits.idle_timeout = Duration::from_secs_f64(secs);
-            }
+            "max_connections" => limits.max_connections = opt.count(1, 64)? as usize,
+            "idle_timeout_s" => limits.idle_timeout = Duration::from_secs_f64(opt.seconds(0.1, 86_400.0)?),
             other => {
                 return Err(ApiError::UnknownOption {
                     function: FUNCTION,

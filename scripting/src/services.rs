@@ -61,10 +61,6 @@ impl Services {
         }))
     }
 
-    pub fn db_path(&self) -> &Path {
-        &self.config.db_path
-    }
-
     /// Runs `f` on the results store, opening the database on first use. DuckDB is blocking,
     /// but its calls are small and happen between browser calls, never inside the runtime.
     fn with_store<T>(&self, f: impl FnOnce(&mut ResultStore) -> Result<T, ApiError>) -> Result<T, ApiError> {
