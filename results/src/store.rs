@@ -146,6 +146,7 @@ mod tests {
             memory_bytes: Some(1 << 33),
             memory_source: Some("measureUserAgentSpecificMemory".into()),
             energy_joules: None,
+            ..RunRecord::default()
         }
     }
 

@@ -23,15 +23,23 @@ pub fn render(value: &Dynamic) -> Option<Display> {
 
 fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
     let ms = |v: f64| if v.is_finite() { format!("{v:.2} ms") } else { "null".into() };
-    let shape = if acc.single {
-        format!("[{}]", acc.embeddings[0].len())
-    } else {
-        format!("[{}, {}]", acc.embeddings.len(), acc.embeddings.first().map_or(0, Vec::len))
+    let precision = match acc.precision {
+        Some(bits) => format!("{bits}-bit file {}: {} weights, {} compute", acc.file, acc.weights, acc.compute),
+        None => format!("{} (precision not known to webaccel)", acc.file),
     };
-    let preview: Vec<String> = acc.embeddings[0].iter().take(4).map(|x| format!("{x:.4}")).collect();
+    let accuracy = match (&acc.accuracy, &acc.accuracy_reference) {
+        (Some(a), Some(reference)) => format!(
+            "cosine {:.6}, max |error| {:.2e}{} vs {reference}",
+            a.cosine,
+            a.max_abs_error,
+            a.top1.map_or(String::new(), |t| format!(", top-1 agreement {:.0}%", t * 100.0))
+        ),
+        (None, Some(why)) => format!("null ({why})"),
+        _ => "null".into(),
+    };
     vec![
         ("model", format!("{} ({})", acc.model, acc.model_type)),
-        ("precision", format!("{}-bit file: {} weights, {} compute", acc.precision, acc.weights, acc.compute)),
+        ("precision", precision),
         ("browser", format!("{} {}", acc.browser, acc.browser_version)),
         ("platform", {
             let ran = match &acc.device {
@@ -46,7 +54,8 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         }),
         ("fallback", acc.fallback_reason.clone().unwrap_or_else(|| "none".into())),
         ("selection", acc.selection_reason.clone()),
-        ("output", format!("{shape} [{}, …]", preview.join(", "))),
+        ("output", acc.output.summary()),
+        ("accuracy", accuracy),
         (
             "session_create_ms",
             format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" }),

@@ -11,6 +11,7 @@ use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
 use webaccel_results::{EnvironmentRecord, ResultStore, RunRecord};
 
 use crate::error::ApiError;
+use crate::outputs::Output;
 
 /// Where things live; every field has an environment-variable default.
 #[derive(Debug, Clone)]
@@ -40,6 +41,9 @@ pub struct Services {
     tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
     /// Environments already stored by this process.
     environments: Mutex<HashSet<String>>,
+    /// Reference outputs (fp32 on wasm) by reference file and input digest: accuracy needs
+    /// one reference run per distinct input, not one per row.
+    references: Mutex<HashMap<String, Output>>,
 }
 
 impl Services {
@@ -57,6 +61,7 @@ impl Services {
             store: Mutex::new(None),
             tokenizers: Mutex::new(HashMap::new()),
             environments: Mutex::new(HashSet::new()),
+            references: Mutex::new(HashMap::new()),
             config,
         }))
     }
@@ -83,6 +88,14 @@ impl Services {
         self.with_store(|store| Ok(store.record_environment(env)?))?;
         self.environments.lock().expect("environment set poisoned").insert(env.fingerprint.clone());
         Ok(())
+    }
+
+    pub(crate) fn reference_output(&self, key: &str) -> Option<Output> {
+        self.references.lock().expect("reference cache poisoned").get(key).cloned()
+    }
+
+    pub(crate) fn keep_reference_output(&self, key: String, output: Output) {
+        self.references.lock().expect("reference cache poisoned").insert(key, output);
     }
 
     pub fn tokenizer(&self, path: &Path) -> Result<Arc<TextTokenizer>, ApiError> {
