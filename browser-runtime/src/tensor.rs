@@ -62,7 +62,9 @@ impl Tensor {
     /// a silent cast.
     pub fn to_f32(&self) -> Result<Vec<f32>, BrowserError> {
         match self.dtype {
-            DType::Float32 => Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            DType::Float32 => {
+                Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
             DType::Float16 => {
                 Ok(self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
             }

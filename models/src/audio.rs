@@ -24,7 +24,11 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
         hound::SampleFormat::Float => reader.samples::<f32>().collect::<std::result::Result<_, _>>().map_err(bad)?,
         hound::SampleFormat::Int => {
             let full_scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
-            reader.samples::<i32>().map(|s| s.map(|v| v as f32 / full_scale)).collect::<std::result::Result<_, _>>().map_err(bad)?
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 / full_scale))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(bad)?
         }
     };
     let channels = spec.channels.max(1) as usize;
@@ -106,7 +110,12 @@ mod tests {
     fn wav_is_read_mixed_down_and_resampled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tone.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         // 0.5 s of a 440 Hz tone on the left channel only.
         for i in 0..24000 {

@@ -184,7 +184,11 @@ impl ModelSpec {
         let bits = precision.unwrap_or_else(|| self.files.first().map_or(32, |f| f.precision));
         let at_bits: Vec<&ModelFile> = self.files.iter().filter(|f| f.precision == bits).collect();
         if at_bits.is_empty() {
-            return Err(ModelError::UnknownPrecision { model: self.name.clone(), precision: bits, valid: self.precisions() });
+            return Err(ModelError::UnknownPrecision {
+                model: self.name.clone(),
+                precision: bits,
+                valid: self.precisions(),
+            });
         }
         let wanted: Vec<&ModelFile> = match mixed {
             Some(m) => at_bits.iter().copied().filter(|f| f.mixed == m).collect(),
@@ -276,7 +280,9 @@ impl Catalog {
                 let from = file.derive.as_ref().map(|d| d.from);
                 let complete = match (&file.package, &file.path, from) {
                     (Some(_), Some(_), None) => file.sha256.is_some(),
-                    (None, None, Some(bits)) => model.files.iter().any(|f| f.precision == bits && f.packaged().is_some()),
+                    (None, None, Some(bits)) => {
+                        model.files.iter().any(|f| f.precision == bits && f.packaged().is_some())
+                    }
                     _ => false,
                 };
                 if !complete {
@@ -289,9 +295,16 @@ impl Catalog {
             }
         }
         let packaged = catalog.models.iter().flat_map(|m| {
-            m.files.iter().filter_map(|f| f.package.clone()).chain(m.tokenizer().map(|t| t.package.clone())).map(|p| (m.name.clone(), p))
+            m.files
+                .iter()
+                .filter_map(|f| f.package.clone())
+                .chain(m.tokenizer().map(|t| t.package.clone()))
+                .map(|p| (m.name.clone(), p))
         });
-        let stages = catalog.pipelines.iter().flat_map(|p| p.stages.iter().map(move |s| (p.name.clone(), s.file.package.clone())));
+        let stages = catalog
+            .pipelines
+            .iter()
+            .flat_map(|p| p.stages.iter().map(move |s| (p.name.clone(), s.file.package.clone())));
         for (owner, package) in packaged.chain(stages) {
             if !catalog.packages.contains_key(&package) {
                 return Err(ModelError::Catalog(format!("{owner} refers to package {package}, which is not listed")));

@@ -13,8 +13,8 @@ pub mod text;
 pub mod vision;
 
 pub use catalog::{
-    AudioProcessing, Catalog, ChannelOrder, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing, Stage,
-    TextProcessing, VisionProcessing,
+    AudioProcessing, Catalog, ChannelOrder, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing,
+    Stage, TextProcessing, VisionProcessing,
 };
 pub use error::ModelError;
 pub use files::ModelsDir;

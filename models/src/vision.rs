@@ -34,7 +34,8 @@ pub fn preprocess(image: &RgbImage, p: &VisionProcessing) -> std::result::Result
         return Err(format!("resized to {rw}x{rh}, which is smaller than the {0}x{0} crop", p.crop));
     }
     // A same-size resize would still filter; skipping it keeps such images bit-exact.
-    let resized = if (rw, rh) == (w, h) { image.clone() } else { image::imageops::resize(image, rw, rh, FilterType::Lanczos3) };
+    let resized =
+        if (rw, rh) == (w, h) { image.clone() } else { image::imageops::resize(image, rw, rh, FilterType::Lanczos3) };
     let (x0, y0) = ((rw - p.crop) / 2, (rh - p.crop) / 2);
     let side = p.crop as usize;
     let mut out = vec![0f32; 3 * side * side];

@@ -116,7 +116,13 @@ fn looks_like_path(model: &str) -> bool {
 }
 
 fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError> {
-    if looks_like_path(model) && !services.catalog.models.iter().any(|m| m.name.eq_ignore_ascii_case(model) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(model))) {
+    if looks_like_path(model)
+        && !services
+            .catalog
+            .models
+            .iter()
+            .any(|m| m.name.eq_ignore_ascii_case(model) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(model)))
+    {
         return user_model(model, opts);
     }
     let catalog = services.catalog;
@@ -128,7 +134,8 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
             problem: format!("applies to your own models; the catalog says {} is {}", spec.name, spec.model_type),
         });
     }
-    let file = spec.file(opts.precision, opts.mixed_precision, |f| catalog.unavailable_reason(&services.models, spec, f))?;
+    let file =
+        spec.file(opts.precision, opts.mixed_precision, |f| catalog.unavailable_reason(&services.models, spec, f))?;
     let locate = |f: &webaccel_models::ModelFile| -> Result<ModelPath, ApiError> {
         let path = catalog.locate_file(&services.models, spec, f)?;
         Ok(ModelPath { path, sha256: f.sha256.clone().unwrap_or_default(), label: f.label(&spec.name) })
@@ -161,7 +168,11 @@ fn user_model(model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError>
         processing: None,
         inputs: vec![],
         symbolic_dims: vec![],
-        file: ModelPath { path: path.to_path_buf(), sha256: webaccel_models::files::sha256_file(path)?, label: model.to_string() },
+        file: ModelPath {
+            path: path.to_path_buf(),
+            sha256: webaccel_models::files::sha256_file(path)?,
+            label: model.to_string(),
+        },
         precision: None,
         weights: "as stored in the file".into(),
         compute: "as the graph says".into(),
@@ -182,10 +193,29 @@ fn platform_chain(requested: Option<Platform>, fallback: bool) -> Vec<Platform> 
     }
 }
 
-/// Whether measured capabilities include the platform; the browser's own error when not.
-fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>) -> Result<(), String> {
+/// Whether measured capabilities include the platform, and what this file needs of it; the
+/// browser's own error (or the missing feature) when not.
+fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>, fp16: bool) -> Result<(), String> {
     match platform {
         Platform::Wasm => Ok(()),
+        // Without shader-f16, ORT-web's WebGPU EP still creates an fp16 session, but its
+        // outputs were all zeros here (cosine 0 to fp32): so the feature is a requirement.
+        Platform::Webgpu
+            if caps.page.webgpu.available && fp16 && !caps.page.webgpu.features.iter().any(|f| f == "shader-f16") =>
+        {
+            Err(format!(
+                "the WebGPU adapter ({}) lacks shader-f16, which this fp16 file needs",
+                caps.page.webgpu.adapter.as_ref().map_or_else(String::new, |a| {
+                    [&a.vendor, &a.architecture, &a.description]
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| !s.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            ))
+        }
         Platform::Webgpu if caps.page.webgpu.available => Ok(()),
         Platform::Webgpu => Err(caps.page.webgpu.error.clone().unwrap_or_else(|| "no WebGPU adapter".into())),
         Platform::Webnn => {
@@ -202,22 +232,23 @@ fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>
 /// A browser that can run `platform`, and why it was chosen; Ok(Err(reason)) when none can.
 fn pick_browser(
     services: &Services,
-    model_type: &str,
+    target: &Target,
     platform: Platform,
     opts: &AccelerateOptions,
 ) -> Result<Result<(Arc<PooledBrowser>, String), String>, ApiError> {
+    let fp16 = target.weights.starts_with("fp16");
     let device = opts.device.as_deref();
     if let Some(kind) = opts.browser {
         // An explicit browser always wins; failing to start it is an error, not a fallback.
         let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(kind)))?;
         let caps = &pooled.capabilities;
-        return Ok(match platform_status(caps, platform, device) {
+        return Ok(match platform_status(caps, platform, device, fp16) {
             Ok(()) => Ok((pooled.clone(), format!("browser {} given explicitly", kind.name()))),
             Err(why) => Err(format!("{} {} lacks {}: {why}", kind.name(), caps.version, platform.name())),
         });
     }
     let mut chosen = None;
-    let selection = selection::choose(model_type, platform.name(), |name| {
+    let selection = selection::choose(&target.model_type, platform.name(), |name| {
         if name == "firefox" {
             return match firefox_executable() {
                 Some(path) => Availability::NotDriven(format!(
@@ -231,7 +262,7 @@ fn pick_browser(
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };
         match services.runtime.block_on(services.pool.get(&opts.browser_key(kind))) {
-            Ok(pooled) => match platform_status(&pooled.capabilities, platform, device) {
+            Ok(pooled) => match platform_status(&pooled.capabilities, platform, device, fp16) {
                 Ok(()) => {
                     chosen = Some(pooled);
                     Availability::HasPlatform
@@ -297,9 +328,14 @@ fn input_for(
 /// For a user's vision model given image paths: ImageNet pre-processing sized to its one
 /// [N, 3, H, W] input (short side to H·256/224, centre crop H), classes as indices.
 fn user_vision(target: &Target, info: &LoadInfo, raw: &Dynamic) -> Option<VisionProcessing> {
-    let given_paths = raw.is_string() || raw.read_lock::<rhai::Array>().is_some_and(|a| a.iter().all(|d| d.is_string()));
+    let given_paths =
+        raw.is_string() || raw.read_lock::<rhai::Array>().is_some_and(|a| a.iter().all(|d| d.is_string()));
     let [only] = info.inputs.as_slice() else { return None };
-    if target.model_type != "vision" || !given_paths || only.dtype.as_deref() != Some("float32") || only.shape.len() != 4 {
+    if target.model_type != "vision"
+        || !given_paths
+        || only.dtype.as_deref() != Some("float32")
+        || only.shape.len() != 4
+    {
         return None;
     }
     let side = only.shape[2].as_u64().filter(|&h| h > 0 && only.shape[1].as_u64() == Some(3)).unwrap_or(224) as u32;
@@ -356,7 +392,7 @@ fn attempt(
     prepared: Option<&ModelInput>,
     raw: &Dynamic,
 ) -> Attempt {
-    let (pooled, selection_reason) = match pick_browser(services, &target.model_type, platform, opts) {
+    let (pooled, selection_reason) = match pick_browser(services, target, platform, opts) {
         Ok(Ok(picked)) => picked,
         Ok(Err(reason)) => return Attempt::Unavailable(reason),
         Err(e) => return Attempt::Failed(e, None),
@@ -368,7 +404,8 @@ fn attempt(
     let device = (platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
     // WebNN builds its graph for fixed shapes: the symbolic dimensions are pinned to this
     // input's, and a different shape is a different session.
-    let overrides = (platform == Platform::Webnn).then(|| dimension_overrides(target, &input, &declared)).filter(|o| !o.is_empty());
+    let overrides =
+        (platform == Platform::Webnn).then(|| dimension_overrides(target, &input, &declared)).filter(|o| !o.is_empty());
     let shape_key = overrides.as_ref().map_or(String::new(), |o| format!(":{o:?}"));
     let key = format!("{}:{}:{}{shape_key}", file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
     let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
@@ -556,7 +593,11 @@ fn accuracy(
     }
     // One untimed run: only the outputs matter here.
     let quiet = AccelerateOptions { platform: Some(Platform::Wasm), fallback: false, ..opts.clone() };
-    let once = |i: &ModelInput| RunOptions { fetches: i.fetches.clone(), sequence: i.sequence.clone(), ..RunOptions::timed(0, 1) };
+    let once = |i: &ModelInput| RunOptions {
+        fetches: i.fetches.clone(),
+        sequence: i.sequence.clone(),
+        ..RunOptions::timed(0, 1)
+    };
     let input = measured.input.clone();
     match attempt(services, target, reference, Platform::Wasm, &quiet, once, Some(&input), &Dynamic::UNIT) {
         Attempt::Ran(r) => match post_process(measured.processing.as_ref(), &r.run, &r.input) {

@@ -21,6 +21,10 @@ pub fn render(value: &Dynamic) -> Option<Display> {
     Some(Display { plain: value.to_string(), html: None })
 }
 
+/// Below this cosine to the reference, outputs are wrong rather than imprecise (int4 L3 keeps
+/// 0.978; a broken kernel gave -0.14), and the display says so.
+const SUSPECT_COSINE: f64 = 0.9;
+
 fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
     let ms = |v: f64| if v.is_finite() { format!("{v:.2} ms") } else { "null".into() };
     let precision = match acc.precision {
@@ -29,7 +33,8 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
     };
     let accuracy = match (&acc.accuracy, &acc.accuracy_reference) {
         (Some(a), Some(reference)) => format!(
-            "cosine {:.6}, max |error| {:.2e}{} vs {reference}",
+            "{}cosine {:.6}, max |error| {:.2e}{} vs {reference}",
+            if a.cosine < SUSPECT_COSINE { "WARNING, these outputs disagree with the reference: " } else { "" },
             a.cosine,
             a.max_abs_error,
             a.top1.map_or(String::new(), |t| format!(", top-1 agreement {:.0}%", t * 100.0))

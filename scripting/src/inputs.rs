@@ -83,7 +83,10 @@ fn strings(model: &str, input: Dynamic, expected: &str) -> Result<(Vec<String>, 
     }
     let array: Array = input.try_cast().ok_or_else(bad)?;
     if array.is_empty() {
-        return Err(ApiError::BadInput { model: model.to_string(), expected: format!("{expected}, not an empty array") });
+        return Err(ApiError::BadInput {
+            model: model.to_string(),
+            expected: format!("{expected}, not an empty array"),
+        });
     }
     let list = array.into_iter().map(|d| d.into_string().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
     Ok((list, false))
@@ -112,15 +115,21 @@ pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> 
 fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput, ApiError> {
     let expected = format!("a WAV file path, or an array of samples in [-1, 1] at {} Hz", p.sample_rate);
     let samples = if input.is_string() {
-        let path = input.into_string().map_err(|_| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        let path =
+            input.into_string().map_err(|_| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
         audio::resample(audio::read_wav(Path::new(&path))?, p.sample_rate)?.samples
     } else {
-        let array: Array = input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        let samples = floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        let array: Array =
+            input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        let samples =
+            floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
         audio::resample(Audio { samples, rate: p.sample_rate }, p.sample_rate)?.samples
     };
     if samples.is_empty() {
-        return Err(ApiError::BadInput { model: model.into(), expected: format!("{expected}, with at least one sample") });
+        return Err(ApiError::BadInput {
+            model: model.into(),
+            expected: format!("{expected}, with at least one sample"),
+        });
     }
     let (rows, count) = audio::frames(&samples, p);
     let state_len: usize = p.state.dims.iter().product();
@@ -165,7 +174,8 @@ pub fn describe(declared: &[InputMetadata]) -> String {
     declared
         .iter()
         .map(|m| {
-            let dims: Vec<String> = m.shape.iter().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string)).collect();
+            let dims: Vec<String> =
+                m.shape.iter().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string)).collect();
             format!("{}: {}[{}]", m.name, m.dtype.as_deref().unwrap_or("non-tensor"), dims.join(", "))
         })
         .collect::<Vec<_>>()
@@ -211,9 +221,15 @@ pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Resul
         }
         items = items.max(dims.first().copied().unwrap_or(1));
         let tensor = match m.dtype.as_deref() {
-            Some("float32") => Tensor::from_f32(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
-            Some("float16") => Tensor::from_f32_as_f16(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
-            Some("int64") => Tensor::from_i64(m.name.clone(), dims, &values.iter().map(|&v| v as i64).collect::<Vec<_>>()),
+            Some("float32") => {
+                Tensor::from_f32(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            }
+            Some("float16") => {
+                Tensor::from_f32_as_f16(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            }
+            Some("int64") => {
+                Tensor::from_i64(m.name.clone(), dims, &values.iter().map(|&v| v as i64).collect::<Vec<_>>())
+            }
             other => {
                 return Err(ApiError::BadInput {
                     model: model.to_string(),
@@ -235,7 +251,8 @@ fn tensor_values(value: &Dynamic) -> Option<(Vec<usize>, Vec<f64>)> {
     if let Some(map) = value.read_lock::<Map>() {
         let dims: Array = map.get("dims")?.clone().try_cast()?;
         let data: Array = map.get("data")?.clone().try_cast()?;
-        let dims = dims.iter().map(|d| d.as_int().ok().and_then(|i| usize::try_from(i).ok())).collect::<Option<Vec<_>>>()?;
+        let dims =
+            dims.iter().map(|d| d.as_int().ok().and_then(|i| usize::try_from(i).ok())).collect::<Option<Vec<_>>>()?;
         return Some((dims, data.iter().map(number).collect::<Option<Vec<_>>>()?));
     }
     let mut dims = Vec::new();

@@ -87,7 +87,8 @@ const KEYS: [&str; 16] = [
 ];
 
 /// The model types of the detection rules, and the tasks that map onto them.
-const MODEL_TYPES: [&str; 7] = ["text_embedding", "text2text", "text_generation", "audio", "vision", "multimodal", "text"];
+const MODEL_TYPES: [&str; 7] =
+    ["text_embedding", "text2text", "text_generation", "audio", "vision", "multimodal", "text"];
 
 fn task_model_type(name: &str) -> Option<&'static str> {
     if let Some(t) = MODEL_TYPES.iter().find(|t| t.eq_ignore_ascii_case(name)) {
@@ -130,8 +131,9 @@ impl AccelerateOptions {
                 // `task` names the job (image-classification, ...); both map onto a model type.
                 "model_type" | "task" => {
                     let given = opt.string()?;
-                    let model_type = task_model_type(&given)
-                        .ok_or_else(|| opt.bad(format!("\"{given}\" is not one webaccel knows; use one of {}", MODEL_TYPES.join(", "))))?;
+                    let model_type = task_model_type(&given).ok_or_else(|| {
+                        opt.bad(format!("\"{given}\" is not one webaccel knows; use one of {}", MODEL_TYPES.join(", ")))
+                    })?;
                     opts.model_type = Some(model_type.to_string());
                 }
                 "measure_memory" => opts.measure_memory = opt.boolean()?,

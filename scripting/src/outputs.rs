@@ -28,7 +28,10 @@ pub fn post_process(processing: Option<&Processing>, run: &RunOutput, input: &Mo
     Ok(match (processing, &input.source) {
         (Some(Processing::Text(p)), Source::Sentences { encoded, single }) => {
             let hidden = output(run, &p.output)?;
-            Output::Embeddings { vectors: mean_pool(&hidden.to_f32()?, &hidden.dims, encoded, p.normalize)?, single: *single }
+            Output::Embeddings {
+                vectors: mean_pool(&hidden.to_f32()?, &hidden.dims, encoded, p.normalize)?,
+                single: *single,
+            }
         }
         (Some(Processing::Vision(p)), Source::Images { count, single }) => {
             let probs = output(run, &p.output)?.to_f32()?;
@@ -82,7 +85,10 @@ impl Output {
                 let mut m = Map::new();
                 for t in tensors {
                     let mut entry = Map::new();
-                    entry.insert("dims".into(), Dynamic::from_array(t.dims.iter().map(|&d| Dynamic::from_int(d as i64)).collect()));
+                    entry.insert(
+                        "dims".into(),
+                        Dynamic::from_array(t.dims.iter().map(|&d| Dynamic::from_int(d as i64)).collect()),
+                    );
                     entry.insert("dtype".into(), format!("{:?}", t.dtype).to_lowercase().into());
                     // Integer outputs have no float view; their bytes are not reinterpreted.
                     entry.insert("data".into(), t.to_f32().map_or(Dynamic::UNIT, |v| floats(&v)));
@@ -98,12 +104,22 @@ impl Output {
         let preview = |v: &[f32]| v.iter().take(4).map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
         match self {
             Output::Embeddings { vectors, .. } => {
-                format!("{} × [{}] embeddings [{}, …]", vectors.len(), vectors.first().map_or(0, Vec::len), preview(vectors.first().map_or(&[], |v| v)))
+                format!(
+                    "{} × [{}] embeddings [{}, …]",
+                    vectors.len(),
+                    vectors.first().map_or(0, Vec::len),
+                    preview(vectors.first().map_or(&[], |v| v))
+                )
             }
             Output::Classes { probabilities, labels, .. } => probabilities
                 .iter()
                 .map(|p| {
-                    vision::label(p, labels).iter().take(2).map(|(l, p)| format!("{l}: {p:.3}")).collect::<Vec<_>>().join(", ")
+                    vision::label(p, labels)
+                        .iter()
+                        .take(2)
+                        .map(|(l, p)| format!("{l}: {p:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 })
                 .collect::<Vec<_>>()
                 .join(" | "),
@@ -113,7 +129,9 @@ impl Output {
                 p.iter().filter(|&&x| x >= 0.5).count(),
                 preview(p)
             ),
-            Output::Tensors(t) => t.iter().map(|t| format!("{}: {:?}{:?}", t.name, t.dtype, t.dims)).collect::<Vec<_>>().join(", "),
+            Output::Tensors(t) => {
+                t.iter().map(|t| format!("{}: {:?}{:?}", t.name, t.dtype, t.dims)).collect::<Vec<_>>().join(", ")
+            }
         }
     }
 
@@ -170,7 +188,9 @@ fn argmax(v: &[f32]) -> Option<usize> {
 
 /// The index of the item most similar to item `i` (other than itself).
 fn nearest(items: &[Vec<f32>], i: usize) -> Option<usize> {
-    (0..items.len()).filter(|&j| j != i).max_by(|&j, &k| cosine(&items[i], &items[j]).total_cmp(&cosine(&items[i], &items[k])))
+    (0..items.len())
+        .filter(|&j| j != i)
+        .max_by(|&j, &k| cosine(&items[i], &items[j]).total_cmp(&cosine(&items[i], &items[k])))
 }
 
 #[cfg(test)]
@@ -180,7 +200,11 @@ mod tests {
     #[test]
     fn agreement_of_classifiers_counts_top1_per_image() {
         let labels = vec!["a".to_string(), "b".to_string()];
-        let got = Output::Classes { probabilities: vec![vec![0.9, 0.1], vec![0.4, 0.6]], labels: labels.clone(), single: false };
+        let got = Output::Classes {
+            probabilities: vec![vec![0.9, 0.1], vec![0.4, 0.6]],
+            labels: labels.clone(),
+            single: false,
+        };
         let reference = Output::Classes { probabilities: vec![vec![0.8, 0.2], vec![0.7, 0.3]], labels, single: false };
         let a = agreement(&got, &reference).unwrap();
         assert_eq!(a.top1, Some(0.5));
@@ -193,10 +217,17 @@ mod tests {
         let a = agreement(&Output::Frames(vec![0.1, 0.7, 0.49]), &Output::Frames(vec![0.2, 0.6, 0.51])).unwrap();
         assert_eq!(a.top1, Some(2.0 / 3.0));
         let e = |v: Vec<Vec<f32>>| Output::Embeddings { vectors: v, single: false };
-        let same = agreement(&e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]), &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]])).unwrap();
+        let same = agreement(
+            &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]),
+            &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]),
+        )
+        .unwrap();
         assert!((same.cosine - 1.0).abs() < 1e-6 && same.max_abs_error == 0.0 && same.top1 == Some(1.0), "{same:?}");
         let one = agreement(&e(vec![vec![1.0, 0.0]]), &e(vec![vec![0.0, 1.0]])).unwrap();
         assert_eq!((one.cosine, one.top1), (0.0, None));
-        assert!(agreement(&e(vec![vec![1.0]]), &Output::Frames(vec![0.1, 0.2])).is_none(), "mismatched shapes do not compare");
+        assert!(
+            agreement(&e(vec![vec![1.0]]), &Output::Frames(vec![0.1, 0.2])).is_none(),
+            "mismatched shapes do not compare"
+        );
     }
 }
