@@ -4,6 +4,7 @@ mod evaluator;
 mod install;
 mod kernel;
 mod media;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
             shut_down_on_signal(host.services().clone());
+            host.services().set_progress(Arc::new(progress::Bar::default()));
             let outcome = host.eval(&code);
             // The signal thread holds the services too, so dropping the host would not close
             // the browsers: close them (and remove their profiles) here.

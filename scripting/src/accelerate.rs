@@ -478,16 +478,59 @@ fn attempt(
 }
 
 pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Map) -> Result<Acceleration, ApiError> {
-    let opts = AccelerateOptions::from_map(options)?;
-    let target = resolve(services, model, &opts)?;
-    let prepared = match &target.processing {
-        Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
-        None => None,
+    accelerate_with(services, model, input, &AccelerateOptions::from_map(options)?, &Cell::default())
+}
+
+/// Where a row sits in a `compare` grid; empty for a plain `accelerate` call.
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    pub experiment_id: Option<String>,
+    pub cell_index: Option<i32>,
+}
+
+pub fn accelerate_with(
+    services: &Services,
+    model: &str,
+    input: Dynamic,
+    opts: &AccelerateOptions,
+    cell: &Cell,
+) -> Result<Acceleration, ApiError> {
+    let opts = opts.clone();
+    let early = resolve(services, model, &opts).and_then(|target| {
+        let prepared = match &target.processing {
+            Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
+            None => None,
+        };
+        Ok((target, prepared))
+    });
+    let (target, prepared) = match early {
+        Ok(x) => x,
+        // A grid cell that fails before reaching a browser (an unavailable precision, say)
+        // still gets its row, so the grid shows the reason in that cell.
+        Err(e) if cell.experiment_id.is_some() => {
+            let row = RunRecord {
+                model_name: model.to_string(),
+                precision: opts.precision.map(|p| p as i32),
+                platform: opts.platform.map_or("auto", |p| p.name()).to_string(),
+                requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
+                browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
+                status: RunStatus::Error,
+                error: Some(e.to_string()),
+                experiment_id: cell.experiment_id.clone(),
+                cell_index: cell.cell_index,
+                ..RunRecord::default()
+            };
+            services.record(&[row])?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     };
     let requested = opts.platform.map_or("auto", |p| p.name()).to_string();
 
     let run_id = uuid::Uuid::now_v7().to_string();
     let mut row = base_row(&run_id, &target, &opts);
+    row.experiment_id = cell.experiment_id.clone();
+    row.cell_index = cell.cell_index;
     row.batch_size = prepared.as_ref().map(|p| p.items as i32);
     let mut passed_over: Vec<String> = Vec::new();
     let mut measured = None;

@@ -1,14 +1,20 @@
 //! How values look to people: plain text for terminals, and HTML for notebooks. The kernel
 //! turns a `Display` into a MIME bundle; `webaccel run` prints the plain text.
 
+use base64::Engine as _;
 use rhai::Dynamic;
+use webaccel_results::{Plot, PlotFormat};
 
 use crate::accelerate::Acceleration;
+use crate::frames::{plot_text, FrameValue};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Display {
     pub plain: String,
     pub html: Option<String>,
+    pub svg: Option<String>,
+    /// PNG bytes.
+    pub png: Option<Vec<u8>>,
 }
 
 pub fn render(value: &Dynamic) -> Option<Display> {
@@ -16,9 +22,49 @@ pub fn render(value: &Dynamic) -> Option<Display> {
         return None;
     }
     if let Some(acc) = value.clone().try_cast::<Acceleration>() {
-        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)) });
+        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)), ..Display::default() });
     }
-    Some(Display { plain: value.to_string(), html: None })
+    if let Some(frame) = value.clone().try_cast::<FrameValue>() {
+        return Some(frame_display(&frame));
+    }
+    if let Some(plot) = value.clone().try_cast::<Plot>() {
+        return Some(plot_display(&plot));
+    }
+    Some(Display { plain: value.to_string(), ..Display::default() })
+}
+
+/// A frame as a table; a `compare` summary also shows its plots under the table.
+fn frame_display(f: &FrameValue) -> Display {
+    let plain = f.frame.to_string();
+    let mut html = f.frame.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
+    for p in &f.plots {
+        html.push_str(&format!("<div class=\"webaccel-plot\">{}</div>", inline_image(p)));
+    }
+    let plain = if f.plots.is_empty() {
+        plain
+    } else {
+        format!("{plain}\n{} plot(s): .plots[i].save(\"file.svg\") writes one", f.plots.len())
+    };
+    Display { plain, html: Some(html), ..Display::default() }
+}
+
+fn inline_image(p: &Plot) -> String {
+    match p.format {
+        PlotFormat::Svg => p.svg().unwrap_or_default().to_string(),
+        PlotFormat::Png => format!(
+            "<img src=\"data:image/png;base64,{}\" width=\"{}\" height=\"{}\"/>",
+            base64::engine::general_purpose::STANDARD.encode(&p.bytes),
+            p.width,
+            p.height
+        ),
+    }
+}
+
+fn plot_display(p: &Plot) -> Display {
+    match p.format {
+        PlotFormat::Svg => Display { plain: plot_text(p), svg: p.svg().map(str::to_string), ..Display::default() },
+        PlotFormat::Png => Display { plain: plot_text(p), png: Some(p.bytes.clone()), ..Display::default() },
+    }
 }
 
 /// Below this cosine to the reference, outputs are wrong rather than imprecise (int4 L3 keeps

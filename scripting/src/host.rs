@@ -121,6 +121,7 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     });
     let s = services.clone();
     engine.register_fn("browsers", move || crate::pool_settings::status(&s));
+    crate::frames::register(engine, services.clone());
 
     // Rhai gives maps `to_json` but not arrays; results are often arrays of maps.
     engine.register_fn("to_json", |a: &mut rhai::Array| -> Result<String, Box<EvalAltResult>> {
