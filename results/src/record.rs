@@ -48,6 +48,90 @@ pub struct RunRecord {
     pub memory_source: Option<String>,
     /// Browsers expose no energy counter, so this stays None: recorded as NULL, never guessed.
     pub energy_joules: Option<f64>,
+
+    // Version 3 (issues 4, 5 and 6).
+    /// The file ran with mixed precision (see the catalog for what that means per model).
+    pub mixed_precision: Option<bool>,
+    /// The model file's IPFS CID, when it came through the content store.
+    pub cid: Option<String>,
+    /// The file was already in the local content store.
+    pub ipfs_cache_hit: Option<bool>,
+    /// The gateway a miss was fetched from.
+    pub ipfs_gateway: Option<String>,
+    pub ipfs_bytes: Option<i64>,
+    pub ipfs_fetch_ms: Option<f64>,
+    /// Every block was checked against the CID.
+    pub ipfs_verified: Option<bool>,
+    /// Against the fp32 reference named in `accuracy_reference`: cosine similarity of the
+    /// outputs, their largest absolute difference, and the fraction of inputs whose top-1
+    /// class agrees (1.0 or 0.0 for a single input).
+    pub accuracy_cosine: Option<f64>,
+    pub accuracy_max_abs_error: Option<f64>,
+    pub accuracy_top1_agree: Option<f64>,
+    pub accuracy_reference: Option<String>,
+    /// The `experiments` row (one `compare` call) this run belongs to.
+    pub experiment_id: Option<String>,
+    /// The grid cell's position in its experiment, and which repetition of it this row is.
+    pub cell_index: Option<i32>,
+    pub repetition: Option<i32>,
+    /// Every timed run, in order (`latency_ms` and `p90_ms` summarise these). Statistics
+    /// across rows pool them.
+    pub latencies_ms: Option<Vec<f64>>,
+}
+
+impl Default for RunRecord {
+    /// A fresh run id (UUIDv7, so ids sort by time) stamped now; everything unmeasured is None.
+    fn default() -> Self {
+        RunRecord {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            ts: Utc::now(),
+            model_name: String::new(),
+            model_type: String::new(),
+            model_sha256: None,
+            model_file: None,
+            precision: None,
+            weights_dtype: None,
+            compute_dtype: None,
+            platform: String::new(),
+            device: None,
+            browser: String::new(),
+            browser_version: None,
+            batch_size: None,
+            session_create_ms: None,
+            session_reused: None,
+            first_run_ms: None,
+            latency_ms: None,
+            p90_ms: None,
+            runs: None,
+            throughput_items_per_s: None,
+            status: RunStatus::Ok,
+            error: None,
+            adapter_info: None,
+            requested_platform: None,
+            fallback_reason: None,
+            selection_reason: None,
+            environment_fingerprint: None,
+            precompile_ms: None,
+            memory_bytes: None,
+            memory_source: None,
+            energy_joules: None,
+            mixed_precision: None,
+            cid: None,
+            ipfs_cache_hit: None,
+            ipfs_gateway: None,
+            ipfs_bytes: None,
+            ipfs_fetch_ms: None,
+            ipfs_verified: None,
+            accuracy_cosine: None,
+            accuracy_max_abs_error: None,
+            accuracy_top1_agree: None,
+            accuracy_reference: None,
+            experiment_id: None,
+            cell_index: None,
+            repetition: None,
+            latencies_ms: None,
+        }
+    }
 }
 
 /// One detected browser environment, stored once and referenced by its fingerprint.
@@ -65,6 +149,37 @@ pub struct EnvironmentRecord {
     pub capabilities: String,
 }
 
+/// One `compare` call: what was asked for, and how it ended. A row left `running` with no
+/// `finished_at` is an experiment whose process died; its finished cells are in `runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentRecord {
+    pub experiment_id: String,
+    pub started_at: DateTime<Utc>,
+    /// The grid as the user gave it (models, platforms, precisions, browsers, runs, warm-up), as JSON.
+    pub spec: String,
+}
+
+/// How an experiment ended. Failed cells do not fail the experiment: they are rows with
+/// `status = 'error'`; `Error` means the grid itself could not go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExperimentStatus {
+    Running,
+    Ok,
+    Error,
+    Interrupted,
+}
+
+impl ExperimentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentStatus::Running => "running",
+            ExperimentStatus::Ok => "ok",
+            ExperimentStatus::Error => "error",
+            ExperimentStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
     Ok,
@@ -80,7 +195,9 @@ impl RunStatus {
     }
 }
 
-/// Median and 90th percentile (nearest-rank) of a sample; `None` for an empty one.
+/// Median and 90th percentile (nearest-rank) of a sample; `None` for an empty one. This is the
+/// per-row summary of one call's timed runs; `stats` (across rows) interpolates linearly
+/// instead, as DuckDB's `quantile_cont` does, so the two p90s can differ on small samples.
 pub fn median_p90(samples: &[f64]) -> (Option<f64>, Option<f64>) {
     if samples.is_empty() {
         return (None, None);

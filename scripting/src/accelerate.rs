@@ -403,6 +403,8 @@ fn base_row(run_id: &str, spec: &ModelSpec, file: &ModelFile, opts: &AccelerateO
         memory_bytes: None,
         memory_source: None,
         energy_joules: None,
+        // Schema v3 fields (IPFS, accuracy, experiment, raw timings) are not measured here yet.
+        ..RunRecord::default()
     }
 }
 
