@@ -8,8 +8,9 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. Debian packages: the browsers, and Vulkan for Firefox's WebGPU.
-APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers)
+# 1. Debian packages: the browsers, Vulkan for Firefox's WebGPU, and the font plots measure
+#    their text with (results/src/font.rs).
+APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers fonts-dejavu-core)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, Int64Array, ListBuilder, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
-use crate::record::RunRecord;
+use crate::record::{ExperimentRecord, ExperimentStatus, RunRecord};
 
 /// The version a freshly created database gets, and the one older files are upgraded to.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 pub struct Column {
     pub name: &'static str,
@@ -34,6 +35,29 @@ fn float(r: &[RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> ArrayRef {
 }
 fn int(r: &[RunRecord], f: impl Fn(&RunRecord) -> Option<i32>) -> ArrayRef {
     Arc::new(r.iter().map(f).collect::<Int32Array>())
+}
+fn boolean(r: &[RunRecord], f: impl Fn(&RunRecord) -> Option<bool>) -> ArrayRef {
+    Arc::new(r.iter().map(f).collect::<BooleanArray>())
+}
+fn bigint(r: &[RunRecord], f: impl Fn(&RunRecord) -> Option<i64>) -> ArrayRef {
+    Arc::new(r.iter().map(f).collect::<Int64Array>())
+}
+fn float_list(r: &[RunRecord], f: impl Fn(&RunRecord) -> Option<&[f64]>) -> ArrayRef {
+    let mut list = ListBuilder::new(Float64Builder::new()).with_field(list_item());
+    for x in r {
+        match f(x) {
+            Some(values) => {
+                list.values().append_slice(values);
+                list.append(true);
+            }
+            None => list.append(false),
+        }
+    }
+    Arc::new(list.finish())
+}
+/// The element field of a list column, as DuckDB itself names it when it hands back Arrow.
+fn list_item() -> Arc<Field> {
+    Arc::new(Field::new("l", DataType::Float64, true))
 }
 
 macro_rules! col {
@@ -64,9 +88,7 @@ pub fn runs_columns() -> Vec<Column> {
         col!("browser_version", "VARCHAR", utf8(), true, 1, |r| text(r, |x| x.browser_version.as_deref())),
         col!("batch_size", "INTEGER", Int32, true, 1, |r| int(r, |x| x.batch_size)),
         col!("session_create_ms", "DOUBLE", Float64, true, 1, |r| float(r, |x| x.session_create_ms)),
-        col!("session_reused", "BOOLEAN", Boolean, true, 1, |r| {
-            Arc::new(r.iter().map(|x| x.session_reused).collect::<BooleanArray>())
-        }),
+        col!("session_reused", "BOOLEAN", Boolean, true, 1, |r| boolean(r, |x| x.session_reused)),
         col!("first_run_ms", "DOUBLE", Float64, true, 1, |r| float(r, |x| x.first_run_ms)),
         col!("latency_ms", "DOUBLE", Float64, true, 1, |r| float(r, |x| x.latency_ms)),
         col!("p90_ms", "DOUBLE", Float64, true, 1, |r| float(r, |x| x.p90_ms)),
@@ -84,11 +106,26 @@ pub fn runs_columns() -> Vec<Column> {
             .environment_fingerprint
             .as_deref())),
         col!("precompile_ms", "DOUBLE", Float64, true, 2, |r| float(r, |x| x.precompile_ms)),
-        col!("memory_bytes", "BIGINT", Int64, true, 2, |r| {
-            Arc::new(r.iter().map(|x| x.memory_bytes).collect::<Int64Array>())
-        }),
+        col!("memory_bytes", "BIGINT", Int64, true, 2, |r| bigint(r, |x| x.memory_bytes)),
         col!("memory_source", "VARCHAR", utf8(), true, 2, |r| text(r, |x| x.memory_source.as_deref())),
         col!("energy_joules", "DOUBLE", Float64, true, 2, |r| float(r, |x| x.energy_joules)),
+        // Version 3: mixed precision (issue 4), content addressing (issue 5), accuracy against
+        // fp32 (issue 4), and the experiment a row belongs to with its raw timings (issue 6).
+        col!("mixed_precision", "BOOLEAN", Boolean, true, 3, |r| boolean(r, |x| x.mixed_precision)),
+        col!("cid", "VARCHAR", utf8(), true, 3, |r| text(r, |x| x.cid.as_deref())),
+        col!("ipfs_cache_hit", "BOOLEAN", Boolean, true, 3, |r| boolean(r, |x| x.ipfs_cache_hit)),
+        col!("ipfs_gateway", "VARCHAR", utf8(), true, 3, |r| text(r, |x| x.ipfs_gateway.as_deref())),
+        col!("ipfs_bytes", "BIGINT", Int64, true, 3, |r| bigint(r, |x| x.ipfs_bytes)),
+        col!("ipfs_fetch_ms", "DOUBLE", Float64, true, 3, |r| float(r, |x| x.ipfs_fetch_ms)),
+        col!("ipfs_verified", "BOOLEAN", Boolean, true, 3, |r| boolean(r, |x| x.ipfs_verified)),
+        col!("accuracy_cosine", "DOUBLE", Float64, true, 3, |r| float(r, |x| x.accuracy_cosine)),
+        col!("accuracy_max_abs_error", "DOUBLE", Float64, true, 3, |r| float(r, |x| x.accuracy_max_abs_error)),
+        col!("accuracy_top1_agree", "DOUBLE", Float64, true, 3, |r| float(r, |x| x.accuracy_top1_agree)),
+        col!("accuracy_reference", "VARCHAR", utf8(), true, 3, |r| text(r, |x| x.accuracy_reference.as_deref())),
+        col!("experiment_id", "VARCHAR", utf8(), true, 3, |r| text(r, |x| x.experiment_id.as_deref())),
+        col!("cell_index", "INTEGER", Int32, true, 3, |r| int(r, |x| x.cell_index)),
+        col!("repetition", "INTEGER", Int32, true, 3, |r| int(r, |x| x.repetition)),
+        col!("latencies_ms", "DOUBLE[]", List(list_item()), true, 3, |r| float_list(r, |x| x.latencies_ms.as_deref())),
     ]
 }
 
@@ -124,6 +161,25 @@ pub fn migration(v: i32) -> Option<String> {
             );
             Some(sql)
         }
+        3 => {
+            let mut sql: String = columns
+                .iter()
+                .filter(|c| c.since == 3)
+                .map(|c| format!("ALTER TABLE runs ADD COLUMN {};\n", column_sql(c)))
+                .collect();
+            // `experiment_id` has the same name as in `runs`, so `JOIN experiments USING (experiment_id)`.
+            sql.push_str(
+                "CREATE TABLE experiments (
+                    experiment_id VARCHAR PRIMARY KEY,
+                    started_at TIMESTAMP NOT NULL,
+                    finished_at TIMESTAMP,
+                    spec JSON NOT NULL,
+                    status VARCHAR NOT NULL,
+                    error VARCHAR
+                );",
+            );
+            Some(sql)
+        }
         _ => None,
     }
 }
@@ -137,4 +193,29 @@ pub fn runs_schema() -> SchemaRef {
 pub fn to_record_batch(records: &[RunRecord]) -> Result<RecordBatch> {
     let arrays: Vec<ArrayRef> = runs_columns().iter().map(|c| (c.values)(records)).collect();
     Ok(RecordBatch::try_new(runs_schema(), arrays)?)
+}
+
+/// The `experiments` table as Arrow, in table order.
+pub fn experiments_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("experiment_id", DataType::Utf8, false),
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("finished_at", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("spec", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+    ]))
+}
+
+/// A new experiment's row: running, not finished.
+pub fn experiment_batch(e: &ExperimentRecord) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![e.experiment_id.as_str()])),
+        Arc::new(TimestampMicrosecondArray::from(vec![e.started_at.timestamp_micros()])),
+        Arc::new(TimestampMicrosecondArray::from(vec![None::<i64>])),
+        Arc::new(StringArray::from(vec![e.spec.as_str()])),
+        Arc::new(StringArray::from(vec![ExperimentStatus::Running.as_str()])),
+        Arc::new(StringArray::from(vec![None::<&str>])),
+    ];
+    Ok(RecordBatch::try_new(experiments_schema(), arrays)?)
 }

@@ -1,17 +1,46 @@
 //! The DuckDB file that holds every run. Rows go in as Arrow batches through DuckDB's
-//! appender; the schema is created on first use.
+//! appender; the schema is created on first use and upgraded on open.
+//!
+//! Durability: every `append` is its own committed transaction before it returns. DuckDB writes
+//! a commit to its write-ahead log (`<file>.wal`) and syncs it; on the next open it replays that
+//! log, and it folds the log into the file itself at a checkpoint (when the log passes
+//! `checkpoint_threshold`, 16 MiB by default, and on a clean close). A checkpoint writes new
+//! blocks and then switches the header, so a process killed at any point — mid-append,
+//! mid-commit or mid-checkpoint — leaves a file that opens with every committed row.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
 use crate::error::{Result, ResultsError};
-use crate::record::{EnvironmentRecord, RunRecord};
-use crate::schema::{migration, to_record_batch, SCHEMA_VERSION};
+use crate::export::{export_query, ExportFormat};
+use crate::frame::Frame;
+use crate::lock::{lock_holder, InProcessClaim};
+use crate::record::{EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord};
+use crate::schema::{experiment_batch, migration, to_record_batch, SCHEMA_VERSION};
 
 pub struct ResultStore {
     path: PathBuf,
+    // Declared before the claim so the database is closed before this process lets go of it.
     conn: Connection,
+    _claim: InProcessClaim,
+}
+
+/// A query's result as DuckDB hands it over: Arrow batches (possibly none) and their schema.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
 }
 
 impl ResultStore {
@@ -23,16 +52,47 @@ impl ResultStore {
         dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("webaccel").join("results.duckdb")
     }
 
+    /// Opens (creating or upgrading) the file. If another process has it open this fails at
+    /// once with [`ResultsError::Locked`]; see [`ResultStore::open_with_timeout`] to wait.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| ResultsError::CreateDir { path: dir.to_path_buf(), source })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| ResultsError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
-        let store = ResultStore { path: path.to_path_buf(), conn };
+        let claim = InProcessClaim::take(path).ok_or_else(|| ResultsError::Locked {
+            path: path.to_path_buf(),
+            holder: format!("this process, PID {}, already has it open", std::process::id()),
+        })?;
+        let conn = Connection::open(path).map_err(|e| {
+            let reason = e.to_string();
+            match lock_holder(&reason) {
+                Some(holder) => ResultsError::Locked { path: path.to_path_buf(), holder },
+                None => ResultsError::Open { path: path.to_path_buf(), reason },
+            }
+        })?;
+        let store = ResultStore { path: path.to_path_buf(), conn, _claim: claim };
         store.ensure_schema()?;
         Ok(store)
+    }
+
+    /// Like [`ResultStore::open`], but while another process holds the file, retries until
+    /// `timeout` has passed; then [`ResultsError::LockTimeout`]. Any other error returns at once.
+    pub fn open_with_timeout(path: &Path, timeout: Duration) -> Result<Self> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match Self::open(path) {
+                Err(ResultsError::Locked { path, holder }) => {
+                    let waited = start.elapsed();
+                    if waited >= timeout {
+                        return Err(ResultsError::LockTimeout { path, holder, waited });
+                    }
+                    std::thread::sleep(pause.min(timeout - waited));
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -73,7 +133,7 @@ impl ResultStore {
              VALUES (?, CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
             duckdb::params![
                 env.fingerprint,
-                env.first_seen.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+                timestamp_text(env.first_seen),
                 env.browser,
                 env.version,
                 env.executable,
@@ -85,15 +145,49 @@ impl ResultStore {
         Ok(())
     }
 
-    /// Appends records as one Arrow batch and flushes, so the rows are durable on return.
+    /// Appends records as one Arrow batch, committed before this returns: a `compare` that
+    /// calls this per finished cell loses nothing it has reported when it is killed.
     pub fn append(&mut self, records: &[RunRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        let batch = to_record_batch(records)?;
-        let mut appender = self.conn.appender("runs")?;
+        self.append_batch("runs", to_record_batch(records)?)
+    }
+
+    /// The appender commits on flush (the connection is in auto-commit mode): one transaction
+    /// per call, all rows or none.
+    fn append_batch(&self, table: &str, batch: RecordBatch) -> Result<()> {
+        let mut appender = self.conn.appender(table)?;
         appender.append_record_batch(batch)?;
         appender.flush()?;
+        Ok(())
+    }
+
+    /// Records the start of a `compare`, as `running`, before its first cell runs.
+    pub fn append_experiment(&mut self, experiment: &ExperimentRecord) -> Result<()> {
+        serde_json::from_str::<serde_json::Value>(&experiment.spec).map_err(|e| {
+            ResultsError::Invalid(format!("the experiment spec is not JSON ({e}): {}", experiment.spec))
+        })?;
+        self.append_batch("experiments", experiment_batch(experiment)?)
+    }
+
+    /// Marks an experiment finished, with how it ended (and why, for an error).
+    pub fn finish_experiment(
+        &mut self,
+        experiment_id: &str,
+        status: ExperimentStatus,
+        error: Option<&str>,
+        finished_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE experiments SET status = ?, error = ?, finished_at = CAST(? AS TIMESTAMP) WHERE experiment_id = ?",
+            duckdb::params![status.as_str(), error, timestamp_text(finished_at), experiment_id],
+        )?;
+        if changed == 0 {
+            return Err(ResultsError::Invalid(format!(
+                "no experiment {experiment_id:?} to finish; append_experiment records it first"
+            )));
+        }
         Ok(())
     }
 
@@ -101,54 +195,57 @@ impl ResultStore {
         Ok(self.conn.query_row("SELECT count(*) FROM runs", [], |row| row.get(0))?)
     }
 
+    /// Runs one SQL statement and returns its result as Arrow, as DuckDB produces it (no
+    /// per-row conversion). Bad SQL is an error that quotes the query.
+    pub fn query_arrow(&self, sql: &str) -> Result<QueryResult> {
+        query_arrow(&self.conn, sql)
+    }
+
+    /// Writes the rows of `sql` (any query, or `SELECT * FROM runs`) to `path` as Parquet, CSV
+    /// or Arrow IPC; returns how many rows. The file appears whole or not at all.
+    pub fn export(&self, sql: &str, path: &Path, format: ExportFormat) -> Result<u64> {
+        export_query(&self.conn, sql, path, format)
+    }
+
+    /// Runs one SQL statement and returns its result as a [`Frame`] (a Polars DataFrame).
+    pub fn sql(&self, sql: &str) -> Result<Frame> {
+        Frame::from_query(self.query_arrow(sql)?)
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// DuckDB's text form of a timestamp; microseconds, as the column stores them.
+fn timestamp_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// Executes `sql` on `conn` and collects its Arrow batches. `Statement::step` returns errors,
+/// where the crate's batch iterators panic on them.
+pub(crate) fn query_arrow(conn: &Connection, sql: &str) -> Result<QueryResult> {
+    let failed = |e: duckdb::Error| ResultsError::Query { sql: sql.trim().to_string(), reason: e.to_string() };
+    let mut stmt = conn.prepare(sql).map_err(failed)?;
+    stmt.execute([]).map_err(failed)?;
+    let schema = stmt.schema();
+    let mut batches = Vec::new();
+    while let Some(chunk) = stmt.step().map_err(failed)? {
+        let batch = RecordBatch::from(&chunk);
+        if batch.num_rows() > 0 {
+            batches.push(batch);
+        }
+    }
+    Ok(QueryResult { schema, batches })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::RunStatus;
-    use chrono::{TimeZone, Utc};
+    use chrono::Utc;
 
-    fn record(id: &str, status: RunStatus) -> RunRecord {
-        RunRecord {
-            run_id: id.to_string(),
-            ts: Utc.with_ymd_and_hms(2026, 11, 27, 3, 4, 5).unwrap() + chrono::Duration::microseconds(123),
-            model_name: "all-minilm-l6-v2".into(),
-            model_type: "text_embedding".into(),
-            model_sha256: Some("abc".into()),
-            model_file: None,
-            precision: Some(8),
-            weights_dtype: Some("int8".into()),
-            compute_dtype: Some("fp32".into()),
-            platform: "wasm".into(),
-            device: None,
-            browser: "chromium".into(),
-            browser_version: Some("Chrome/156".into()),
-            batch_size: Some(2),
-            session_create_ms: Some(120.5),
-            session_reused: Some(false),
-            first_run_ms: Some(30.25),
-            latency_ms: if status == RunStatus::Ok { Some(18.0) } else { None },
-            p90_ms: None,
-            runs: Some(10),
-            throughput_items_per_s: Some(111.1),
-            status,
-            error: (status == RunStatus::Error).then(|| "boom".to_string()),
-            adapter_info: Some(r#"{"vendor":"google"}"#.into()),
-            requested_platform: Some("webnn".into()),
-            fallback_reason: Some("webnn: NotSupportedError".into()),
-            selection_reason: Some("text on webnn prefers edge".into()),
-            environment_fingerprint: Some("f00".into()),
-            precompile_ms: Some(12.5),
-            memory_bytes: Some(1 << 33),
-            memory_source: Some("measureUserAgentSpecificMemory".into()),
-            energy_joules: None,
-            ..RunRecord::default()
-        }
-    }
+    use crate::fixtures::record;
 
     #[test]
     fn rows_round_trip_through_a_duckdb_file() {
@@ -171,7 +268,7 @@ mod tests {
             .unwrap();
         assert_eq!(ts, "2026-11-27 03:04:05.000123");
         assert_eq!(latency, None);
-        assert_eq!(err.as_deref(), Some("boom"));
+        assert_eq!(err.as_deref(), Some("boom <b>&</b>"));
         assert_eq!(adapter, "google");
         let version: i32 =
             store.connection().query_row("SELECT version FROM schema_version", [], |r| r.get(0)).unwrap();
@@ -252,5 +349,135 @@ mod tests {
         store.append(&[record("a", RunStatus::Ok)]).unwrap();
         assert!(store.append(&[record("a", RunStatus::Ok)]).is_err());
         assert_eq!(store.count_runs().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_version_2_file_is_upgraded_to_3_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.duckdb");
+        {
+            // A file as version 2 of webaccel left it: the v1 table plus the v2 migration.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);
+                 {} {}
+                 INSERT INTO runs (run_id, ts, model_name, model_type, platform, browser, status, latency_ms, fallback_reason)
+                 VALUES ('v2row', TIMESTAMP '2026-06-01 00:00:00', 'm', 'text', 'webgpu', 'chromium', 'ok', 9.5, 'none');",
+                migration(1).unwrap(),
+                migration(2).unwrap()
+            ))
+            .unwrap();
+        }
+        let mut store = ResultStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        let (latency, reason, cid, list): (f64, String, Option<String>, Option<String>) = store
+            .connection()
+            .query_row(
+                "SELECT latency_ms, fallback_reason, cid, CAST(latencies_ms AS VARCHAR) FROM runs WHERE run_id = 'v2row'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((latency, reason.as_str(), cid, list), (9.5, "none", None, None));
+        // New rows carry the v3 columns, and the experiments table exists.
+        store.append(&[record("v3row", RunStatus::Ok)]).unwrap();
+        let (cid, lat, n): (String, String, i64) = store
+            .connection()
+            .query_row(
+                "SELECT cid, CAST(latencies_ms AS VARCHAR), (SELECT count(*) FROM experiments) FROM runs WHERE run_id = 'v3row'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert!(cid.starts_with("bafkrei"));
+        assert_eq!((lat.as_str(), n), ("[18.5, 17.25, 18.0, 19.75]", 0));
+    }
+
+    #[test]
+    fn an_experiment_starts_running_and_finishes_with_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ResultStore::open(&dir.path().join("x.duckdb")).unwrap();
+        let started = Utc::now();
+        let exp = ExperimentRecord {
+            experiment_id: "e1".into(),
+            started_at: started,
+            spec: r#"{"models":["a","b"],"platforms":["wasm","webgpu"],"runs":10}"#.into(),
+        };
+        store.append_experiment(&exp).unwrap();
+        let status: (String, Option<String>, i64) = store
+            .connection()
+            .query_row(
+                "SELECT status, CAST(finished_at AS VARCHAR), json_array_length(spec->'models') FROM experiments",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(status, ("running".to_string(), None, 2));
+        store.finish_experiment("e1", ExperimentStatus::Ok, None, started + chrono::Duration::seconds(3)).unwrap();
+        let (status, seconds): (String, f64) = store
+            .connection()
+            .query_row("SELECT status, epoch(finished_at) - epoch(started_at) FROM experiments", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(status, "ok");
+        assert!((seconds - 3.0).abs() < 1e-3, "{seconds}");
+        // Unknown ids and specs that are not JSON are errors that say so.
+        let err = store.finish_experiment("nope", ExperimentStatus::Error, Some("x"), Utc::now()).unwrap_err();
+        assert!(err.to_string().contains("no experiment \"nope\""), "{err}");
+        let err = store
+            .append_experiment(&ExperimentRecord { spec: "{not json".into(), ..exp.clone() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not JSON"), "{err}");
+    }
+
+    #[test]
+    fn bad_sql_is_an_error_that_quotes_the_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResultStore::open(&dir.path().join("q.duckdb")).unwrap();
+        for (sql, says) in [
+            ("SELEC * FROM runs", "syntax error"),
+            ("SELECT nope FROM runs", "nope"),
+            // Fails while executing, not while preparing.
+            ("SELECT CAST('x' || run_id AS INTEGER) FROM runs UNION ALL SELECT CAST('y' AS INTEGER)", "Conversion"),
+        ] {
+            let err = store.query_arrow(sql).unwrap_err();
+            assert!(matches!(err, ResultsError::Query { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(text.contains(sql) && text.contains(says), "{text}");
+            assert!(store.sql(sql).is_err());
+        }
+    }
+
+    #[test]
+    fn an_empty_result_keeps_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResultStore::open(&dir.path().join("q.duckdb")).unwrap();
+        let result = store.query_arrow("SELECT run_id, latency_ms, latencies_ms FROM runs").unwrap();
+        assert_eq!(result.num_rows(), 0);
+        let names: Vec<_> = result.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["run_id", "latency_ms", "latencies_ms"]);
+        let frame = store.sql("SELECT run_id, latency_ms, latencies_ms FROM runs").unwrap();
+        assert_eq!(
+            (frame.height(), frame.column_names()),
+            (0, vec!["run_id".into(), "latency_ms".into(), "latencies_ms".into()])
+        );
+    }
+
+    #[test]
+    fn this_process_cannot_open_the_same_file_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("once.duckdb");
+        let first = ResultStore::open(&path).unwrap();
+        let err = ResultStore::open(&path).err().expect("a second open is refused");
+        let text = err.to_string();
+        assert!(matches!(err, ResultsError::Locked { .. }), "{err:?}");
+        assert!(text.contains("once.duckdb") && text.contains("this process"), "{text}");
+        // Waiting does not help while this process holds it, and says how long it waited.
+        let err = ResultStore::open_with_timeout(&path, Duration::from_millis(150)).err().unwrap();
+        assert!(matches!(err, ResultsError::LockTimeout { waited, .. } if waited >= Duration::from_millis(150)));
+        drop(first);
+        ResultStore::open(&path).expect("free again once the first store is dropped");
     }
 }
