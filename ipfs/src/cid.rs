@@ -20,9 +20,7 @@ pub enum CidError {
     #[error("'{text}' is not a CID ({reason}); a CID looks like bafy… (CIDv1) or Qm… (CIDv0)")]
     Malformed { text: String, reason: String },
 
-    #[error(
-        "CID {cid} has codec 0x{codec:x}; only UnixFS files (dag-pb, 0x70) and raw blocks (0x55) are supported"
-    )]
+    #[error("CID {cid} has codec 0x{codec:x}; only UnixFS files (dag-pb, 0x70) and raw blocks (0x55) are supported")]
     UnsupportedCodec { cid: Cid, codec: u64 },
 
     #[error("CID {cid} uses multihash 0x{code:x} ({size} bytes); only sha2-256 (0x12, 32 bytes) is supported")]
@@ -34,8 +32,7 @@ pub enum CidError {
 pub fn parse(text: &str) -> Result<Cid, CidError> {
     let trimmed = text.trim();
     let bare = trimmed.strip_prefix("ipfs://").or_else(|| trimmed.strip_prefix("/ipfs/")).unwrap_or(trimmed);
-    let cid = Cid::try_from(bare)
-        .map_err(|e| CidError::Malformed { text: text.to_string(), reason: e.to_string() })?;
+    let cid = Cid::try_from(bare).map_err(|e| CidError::Malformed { text: text.to_string(), reason: e.to_string() })?;
     check_supported(&cid)?;
     Ok(cid)
 }

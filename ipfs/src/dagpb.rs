@@ -87,10 +87,7 @@ pub struct Child {
 pub fn encode_file_node(children: &[Child]) -> Vec<u8> {
     let data = Data::file(children.iter().map(|c| c.content_bytes).collect());
     let node = PbNode {
-        links: children
-            .iter()
-            .map(|c| PbLink { cid: c.cid, name: Some(String::new()), size: Some(c.tsize) })
-            .collect(),
+        links: children.iter().map(|c| PbLink { cid: c.cid, name: Some(String::new()), size: Some(c.tsize) }).collect(),
         data: Some(Bytes::from(data.encode())),
     };
     node.into_bytes()
@@ -109,10 +106,10 @@ mod tests {
         ];
         let node = decode_file_node(&encode_file_node(&children)).unwrap();
         assert_eq!(node.filesize, Some(3));
-        assert_eq!(node.links.iter().map(|l| (l.cid, l.content_bytes)).collect::<Vec<_>>(), [
-            (children[0].cid, 1),
-            (children[1].cid, 2)
-        ]);
+        assert_eq!(
+            node.links.iter().map(|l| (l.cid, l.content_bytes)).collect::<Vec<_>>(),
+            [(children[0].cid, 1), (children[1].cid, 2)]
+        );
         assert!(node.inline.is_empty());
     }
 

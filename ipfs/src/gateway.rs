@@ -121,10 +121,15 @@ pub enum FetchError {
     #[error("no gateway is configured; set WEBACCEL_GATEWAYS to gateway URLs separated by commas")]
     NoGateways,
 
-    #[error("{0:?} is not a gateway URL like https://trustless-gateway.link; fix WEBACCEL_GATEWAYS or the gateways option")]
+    #[error(
+        "{0:?} is not a gateway URL like https://trustless-gateway.link; fix WEBACCEL_GATEWAYS or the gateways option"
+    )]
     BadGateway(String),
 
-    #[error("could not fetch {cid} from any gateway: {}. Check the CID, the network, or WEBACCEL_GATEWAYS", list(failures))]
+    #[error(
+        "could not fetch {cid} from any gateway: {}. Check the CID, the network, or WEBACCEL_GATEWAYS",
+        list(failures)
+    )]
     Exhausted { cid: Cid, failures: Vec<GatewayFailure> },
 
     /// The content or the local disk is at fault: another gateway would not help.
@@ -165,7 +170,7 @@ enum Verdict {
 fn verdict(error: &WalkError, via: Via) -> Verdict {
     use SourceError as S;
     let transient = match error {
-        WalkError::Source(S::Transport(_) | S::Timeout(_) | S::Ended { .. }) => true,
+        WalkError::Source(S::Transport(_) | S::Timeout(_) | S::Ended { .. } | S::Cut { .. }) => true,
         WalkError::Source(S::Car(CarError::Io(_))) => true,
         WalkError::Source(S::Http { status, .. }) => *status == 408 || *status == 429 || *status >= 500,
         _ => false,
@@ -363,20 +368,26 @@ impl CarSource {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let reader = tokio::spawn(async move {
             let hit_eof = Arc::new(AtomicBool::new(false));
-            let body = tokio_util::io::StreamReader::new(
-                response
-                    .bytes_stream()
-                    .map_err(move |e| std::io::Error::other(body_error(&e, read_timeout).to_string())),
-            );
+            // iroh-car reports a failed read as a parse error; keep the real cause aside.
+            let body_failed = Arc::new(std::sync::Mutex::new(None::<SourceError>));
+            let failed = body_failed.clone();
+            let body = tokio_util::io::StreamReader::new(response.bytes_stream().map_err(move |e| {
+                let error = body_error(&e, read_timeout);
+                let text = error.to_string();
+                *failed.lock().expect("poisoned") = Some(error);
+                std::io::Error::other(text)
+            }));
             let body = EofFlag { inner: body, hit: hit_eof.clone() };
             let body = tokio::io::BufReader::with_capacity(256 * 1024, body);
-            // A CAR error after the body ran out is truncation, which is worth a retry;
-            // otherwise the gateway sent something that is not a CAR.
+            // A CAR error after the connection failed or the body ran out is a transport
+            // problem or truncation, worth a retry; otherwise the gateway sent something that is
+            // not a CAR.
             let classify = |e: CarError| -> SourceError {
+                if let Some(cause) = body_failed.lock().expect("poisoned").take() {
+                    return cause;
+                }
                 match e {
-                    CarError::Malformed(m) if hit_eof.load(Ordering::SeqCst) => {
-                        SourceError::Car(CarError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, m)))
-                    }
+                    CarError::Malformed(detail) if hit_eof.load(Ordering::SeqCst) => SourceError::Cut { detail },
                     e => SourceError::Car(e),
                 }
             };

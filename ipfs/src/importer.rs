@@ -30,7 +30,9 @@ pub enum ImportError {
     Read(#[source] io::Error),
     #[error("storing a block failed: {0}")]
     Sink(#[source] io::Error),
-    #[error("chunk_size must be between 1 byte and 2 MiB and max_children at least 2, not {chunk_size} and {max_children}")]
+    #[error(
+        "chunk_size must be between 1 byte and 2 MiB and max_children at least 2, not {chunk_size} and {max_children}"
+    )]
     BadSettings { chunk_size: usize, max_children: usize },
 }
 

@@ -133,10 +133,8 @@ impl Resolver {
         self.misses.fetch_add(1, Ordering::Relaxed);
         crate::cid::check_supported(cid)?;
         let pending = self.store.begin()?;
-        let out = Arc::new(pending.handle().map_err(|source| StoreError::Io {
-            path: self.store.dir().join("tmp"),
-            source,
-        })?);
+        let out =
+            Arc::new(pending.handle().map_err(|source| StoreError::Io { path: self.store.dir().join("tmp"), source })?);
         let fetched = self.client.fetch_into(cid, out).await?;
         let cid_copy = *cid;
         let path = tokio::task::spawn_blocking(move || pending.commit(&cid_copy)).await.map_err(join_error)??;

@@ -202,10 +202,8 @@ impl Store {
     fn sweep_stale_tmp(&self) {
         let Ok(dir) = fs::read_dir(self.inner.dir.join("tmp")) else { return };
         for e in dir.flatten() {
-            let stale = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TMP));
+            let stale =
+                e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TMP));
             if stale {
                 let _ = fs::remove_file(e.path());
             }

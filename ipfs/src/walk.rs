@@ -34,6 +34,8 @@ pub enum SourceError {
     Car(#[from] CarError),
     #[error("the response ended before block {missing} arrived: truncated")]
     Ended { missing: Cid },
+    #[error("the response was cut off inside a block ({detail}): truncated")]
+    Cut { detail: String },
     #[error("block {got} arrived where {expected} was due: not depth-first order, or not this DAG")]
     Unexpected { got: Cid, expected: Cid },
     #[error("a block larger than {limit} bytes was refused")]
@@ -61,11 +63,7 @@ pub enum WalkError {
 /// Where blocks come from. `next` is asked for blocks in depth-first order; `received` holds
 /// every CID the walk has already taken, so a source may skip repeats (a CAR with `dups=y`).
 pub trait BlockSource {
-    fn next(
-        &mut self,
-        cid: &Cid,
-        received: &HashSet<Cid>,
-    ) -> impl Future<Output = Result<Bytes, SourceError>> + Send;
+    fn next(&mut self, cid: &Cid, received: &HashSet<Cid>) -> impl Future<Output = Result<Bytes, SourceError>> + Send;
 }
 
 /// What a finished walk wrote.
@@ -196,11 +194,7 @@ async fn copy_within(out: &Arc<File>, from: u64, len: u64, to: u64) -> Result<()
 pub struct MemorySource(pub HashMap<Cid, Bytes>);
 
 impl BlockSource for MemorySource {
-    fn next(
-        &mut self,
-        cid: &Cid,
-        _received: &HashSet<Cid>,
-    ) -> impl Future<Output = Result<Bytes, SourceError>> + Send {
+    fn next(&mut self, cid: &Cid, _received: &HashSet<Cid>) -> impl Future<Output = Result<Bytes, SourceError>> + Send {
         let found = self.0.get(cid).cloned().ok_or(SourceError::Ended { missing: *cid });
         async move { found }
     }
