@@ -141,7 +141,19 @@ pub enum FetchError {
 }
 
 fn list(failures: &[GatewayFailure]) -> String {
-    failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+    folded(failures).join("; ")
+}
+
+/// The failures as text, with retries that failed the same way folded into one line.
+pub(crate) fn folded(failures: &[GatewayFailure]) -> Vec<String> {
+    let mut lines: Vec<(String, usize)> = Vec::new();
+    for text in failures.iter().map(|f| f.to_string()) {
+        match lines.last_mut() {
+            Some((last, n)) if *last == text => *n += 1,
+            _ => lines.push((text, 1)),
+        }
+    }
+    lines.into_iter().map(|(text, n)| if n > 1 { format!("{text} ({n} tries)") } else { text }).collect()
 }
 
 /// A finished fetch.
@@ -331,7 +343,11 @@ fn header_text(response: &reqwest::Response, name: reqwest::header::HeaderName) 
 /// reqwest's Display stops at the outermost cause ("error sending request"); the reason that
 /// helps (connection refused, DNS) is further down the chain.
 fn describe(e: &reqwest::Error) -> String {
+    // The URL would repeat the gateway and CID that the failure already names.
     let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");

@@ -36,6 +36,8 @@
 pub mod car;
 pub mod cid;
 pub mod dagpb;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod importer;
 pub mod resolver;

@@ -30,7 +30,8 @@ pub struct FetchRecord {
     pub via: &'static str,
     /// Blocks received (0 on a cache hit).
     pub blocks: u64,
-    /// Gateway failures before success (retries and fallbacks), each naming gateway and CID.
+    /// Gateway failures before success (fallbacks, and retries folded as "(N tries)"), each
+    /// naming gateway and CID.
     pub failures: Vec<String>,
 }
 
@@ -148,7 +149,7 @@ impl Resolver {
             verified: true,
             via: fetched.via.name(),
             blocks: fetched.walked.blocks,
-            failures: fetched.failures.iter().map(|f| f.to_string()).collect(),
+            failures: crate::gateway::folded(&fetched.failures),
         };
         Ok(Resolved { path, record })
     }

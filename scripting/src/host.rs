@@ -122,6 +122,8 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     let s = services.clone();
     engine.register_fn("browsers", move || crate::pool_settings::status(&s));
 
+    engine.register_static_module("ipfs", crate::ipfs::module(services.clone()).into());
+
     engine.register_fn("cosine", |a: rhai::Array, b: rhai::Array| -> Result<f64, Box<EvalAltResult>> {
         let to_vec = |v: rhai::Array| -> Result<Vec<f32>, Box<EvalAltResult>> {
             v.into_iter()

@@ -8,6 +8,7 @@ pub mod display;
 pub mod environment;
 pub mod error;
 pub mod host;
+pub mod ipfs;
 pub mod options;
 pub mod pipeline;
 pub mod pool_settings;
