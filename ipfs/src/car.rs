@@ -52,9 +52,12 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
     }
 }
 
+/// A whole CAR: header roots, then every (CID, block) frame in order.
+pub type Parsed = (Vec<Cid>, Vec<(Cid, Bytes)>);
+
 /// Parses a whole CAR held in memory: header roots and every frame. For tests and the fuzz
 /// target; the gateway client streams instead.
-pub fn parse_all(bytes: &[u8]) -> Result<(Vec<Cid>, Vec<(Cid, Bytes)>), CarError> {
+pub fn parse_all(bytes: &[u8]) -> Result<Parsed, CarError> {
     futures::executor::block_on(async {
         let mut reader = CarReader::new(bytes).await?;
         let roots = reader.roots().to_vec();

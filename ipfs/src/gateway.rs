@@ -181,18 +181,21 @@ enum Verdict {
 
 fn verdict(error: &WalkError, via: Via) -> Verdict {
     use SourceError as S;
-    let transient = match error {
-        WalkError::Source(S::Transport(_) | S::Timeout(_) | S::Ended { .. } | S::Cut { .. }) => true,
-        WalkError::Source(S::Car(CarError::Io(_))) => true,
-        WalkError::Source(S::Http { status, .. }) => *status == 408 || *status == 429 || *status >= 500,
+    let source = match error {
+        WalkError::Source(source) => Some(&**source),
+        _ => None,
+    };
+    let transient = match source {
+        Some(S::Transport(_) | S::Timeout(_) | S::Ended { .. } | S::Cut { .. } | S::Car(CarError::Io(_))) => true,
+        Some(S::Http { status, .. }) => *status == 408 || *status == 429 || *status >= 500,
         _ => false,
     };
-    match error {
+    match (error, source) {
         // Raw mode already retried each block.
         _ if transient && via == Via::Raw => Verdict::NextGateway,
         _ if transient => Verdict::Retry,
-        WalkError::Source(S::Unsupported { .. } | S::Unexpected { .. }) if via == Via::Car => Verdict::TryRaw,
-        WalkError::Node { .. } | WalkError::SizeMismatch { .. } | WalkError::Unsupported(_) | WalkError::Io(_) => {
+        (_, Some(S::Unsupported { .. } | S::Unexpected { .. })) if via == Via::Car => Verdict::TryRaw,
+        (WalkError::Node { .. } | WalkError::SizeMismatch { .. } | WalkError::Unsupported(_) | WalkError::Io(_), _) => {
             Verdict::Stop
         }
         // Tampered, wrong root, malformed CAR, 404, …: this gateway cannot be trusted for it.
@@ -227,7 +230,8 @@ impl GatewayClient {
             return Err(FetchError::NoGateways);
         }
         let mut failures = Vec::new();
-        for gateway in &self.config.gateways {
+        for (i, gateway) in self.config.gateways.iter().enumerate() {
+            let last = i + 1 == self.config.gateways.len();
             let mut via = Via::Car;
             let mut attempt = 1;
             loop {
@@ -260,7 +264,7 @@ impl GatewayClient {
                         attempt = 1;
                     }
                     Verdict::Retry | Verdict::NextGateway => {
-                        tracing::warn!("{failure}; trying the next gateway");
+                        tracing::warn!("{failure}{}", if last { "" } else { "; trying the next gateway" });
                         failures.push(failure);
                         break;
                     }

@@ -44,20 +44,27 @@ pub enum SourceError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
+    /// Boxed: a source error can carry two CIDs, and errors should stay small to return.
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
     #[error(transparent)]
     Hash(#[from] HashMismatch),
     #[error("the response starts with block {got}, not the requested root: wrong root")]
     WrongRoot { got: Cid },
     #[error("block {cid}: {error}")]
-    Node { cid: Cid, error: DagPbError },
+    Node { cid: Cid, error: Box<DagPbError> },
     #[error(transparent)]
     Unsupported(#[from] CidError),
     #[error("block {cid} should hold {expected} bytes of the file but holds {actual}: a malformed DAG")]
     SizeMismatch { cid: Cid, expected: u64, actual: u64 },
     #[error("writing the file failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<SourceError> for WalkError {
+    fn from(e: SourceError) -> Self {
+        WalkError::Source(Box::new(e))
+    }
 }
 
 /// Where blocks come from. `next` is asked for blocks in depth-first order; `received` holds
@@ -104,7 +111,7 @@ pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>
                     None => source.next(&cid, &received).await.map_err(|e| match e {
                         // The very first block decides whether this is the DAG we asked for.
                         SourceError::Unexpected { got, .. } if blocks == 0 => WalkError::WrongRoot { got },
-                        other => WalkError::Source(other),
+                        other => other.into(),
                     })?,
                 };
                 received.insert(cid);
@@ -159,7 +166,7 @@ async fn process(cid: Cid, bytes: Bytes, out: Arc<File>, offset: u64) -> Result<
     tokio::task::spawn_blocking(move || {
         verify(&cid, &bytes)?;
         if cid.codec() == DAG_PB {
-            let node = decode_file_node(&bytes).map_err(|error| WalkError::Node { cid, error })?;
+            let node = decode_file_node(&bytes).map_err(|error| WalkError::Node { cid, error: Box::new(error) })?;
             out.write_all_at(&node.inline, offset)?;
             Ok(Processed::Node(node))
         } else {
