@@ -2,6 +2,7 @@
 
 mod evaluator;
 mod install;
+mod ipfs_cli;
 mod kernel;
 mod media;
 mod progress;
@@ -41,6 +42,11 @@ enum Command {
         /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Content-addressed files: add to the local store, get by CID (verified), store stats.
+    Ipfs {
+        #[command(subcommand)]
+        command: ipfs_cli::IpfsCommand,
     },
 }
 
@@ -101,6 +107,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("{report}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ipfs { command } => {
+            ipfs_cli::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -123,6 +123,8 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     engine.register_fn("browsers", move || crate::pool_settings::status(&s));
     crate::frames::register(engine, services.clone());
 
+    engine.register_static_module("ipfs", crate::ipfs::module(services.clone()).into());
+
     // Rhai gives maps `to_json` but not arrays; results are often arrays of maps.
     engine.register_fn("to_json", |a: &mut rhai::Array| -> Result<String, Box<EvalAltResult>> {
         serde_json::to_string(a).map_err(|e| format!("cannot write the array as JSON: {e}").into())

@@ -11,6 +11,7 @@ pub mod error;
 pub mod frames;
 pub mod host;
 pub mod inputs;
+pub mod ipfs;
 pub mod options;
 pub mod outputs;
 pub mod pipeline;
