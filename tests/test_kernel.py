@@ -219,3 +219,15 @@ def _profiles_of(pids):
             if a.startswith(b"--user-data-dir="):
                 profiles.append(a.split(b"=", 1)[1].decode())
     return profiles
+
+
+def test_frames_and_plots_render_as_tables_and_svg(kernel):
+    """A query comes back as a Frame: an HTML table in the notebook, a text table in plain
+    text; a plot of it is an image/svg+xml output."""
+    outputs = execute(kernel, 'let f = sql("select * from (values (1, 2.5), (2, 4.0), (3, 3.5)) t(x, y)"); f')
+    data = of_type(outputs, "execute_result")[0]["data"]
+    assert "<table" in data["text/html"] and "<td>2.5</td>" in data["text/html"].replace(" ", ""), data["text/html"]
+    assert "x" in data["text/plain"] and "4.0" in data["text/plain"]
+    outputs = execute(kernel, 'plot(f, #{x: "x", y: "y", kind: "line", title: "y by x"})')
+    data = of_type(outputs, "execute_result")[0]["data"]
+    assert data["image/svg+xml"].lstrip().startswith("<svg") and "y by x" in data["image/svg+xml"]

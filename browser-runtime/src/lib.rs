@@ -18,7 +18,7 @@ pub use error::BrowserError;
 pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
-    BrowserSession, EchoTimings, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform, RunOptions, RunOutput,
-    Timeouts, INLINE_LIMIT,
+    BrowserSession, EchoTimings, InputMetadata, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform,
+    RunOptions, RunOutput, Sequence, Timeouts, INLINE_LIMIT,
 };
 pub use tensor::{DType, Tensor};

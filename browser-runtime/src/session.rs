@@ -79,10 +79,36 @@ pub struct LoadInfo {
     pub session_create_ms: f64,
     pub input_names: Vec<String>,
     pub output_names: Vec<String>,
+    /// What the graph declares for each input (ORT-web's `inputMetadata`): name, element type
+    /// and shape, symbolic dimensions as strings.
+    #[serde(default)]
+    pub inputs: Vec<InputMetadata>,
+}
+
+/// One graph input as ORT-web reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputMetadata {
+    pub name: String,
+    /// ORT's element type name ("float32", "int64", ...); None for non-tensor inputs.
+    #[serde(rename = "type")]
+    pub dtype: Option<String>,
+    /// Each dimension: a number, or the name of a symbolic one.
+    pub shape: Vec<serde_json::Value>,
+}
+
+/// A recurrent model run over a sequence: the input `over` holds one step per row of its
+/// first dimension; after each step the outputs named in `carry` feed the inputs they map to.
+/// The collected outputs come back stacked along a new first dimension, one row per step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sequence {
+    pub over: String,
+    pub carry: BTreeMap<String, String>,
 }
 
 /// How a `run` call runs the model.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {
     /// Untimed runs before the timed ones.
     pub warmup: u32,
@@ -95,11 +121,23 @@ pub struct RunOptions {
     pub precompile: bool,
     /// Ask the browser for the page's memory afterwards, waiting at most this long.
     pub measure_memory: Option<Duration>,
+    /// The outputs to compute and return; empty means all of them.
+    pub fetches: Vec<String>,
+    /// Run step by step over a sequence, carrying state (one timed run is the whole sequence).
+    pub sequence: Option<Sequence>,
 }
 
 impl RunOptions {
     pub fn timed(warmup: u32, runs: u32) -> Self {
-        RunOptions { warmup, warmup_min: Duration::ZERO, runs, precompile: false, measure_memory: None }
+        RunOptions {
+            warmup,
+            warmup_min: Duration::ZERO,
+            runs,
+            precompile: false,
+            measure_memory: None,
+            fetches: Vec::new(),
+            sequence: None,
+        }
     }
 }
 
@@ -358,6 +396,8 @@ impl BrowserSession {
             "warmup": options.warmup, "warmupMs": options.warmup_min.as_secs_f64() * 1000.0,
             "runs": options.runs, "precompile": options.precompile,
             "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
+            "fetches": (!options.fetches.is_empty()).then_some(&options.fetches),
+            "sequence": options.sequence,
         });
         let result: Result<PageRunResult> = self
             .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)

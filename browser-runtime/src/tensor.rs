@@ -48,16 +48,28 @@ impl Tensor {
         Tensor { name: name.into(), dtype: DType::Float32, dims, data }
     }
 
+    /// Float values as float16 (rounded to nearest), for graphs whose inputs are fp16.
+    pub fn from_f32_as_f16(name: impl Into<String>, dims: Vec<usize>, values: &[f32]) -> Self {
+        let data = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        Tensor { name: name.into(), dtype: DType::Float16, dims, data }
+    }
+
     pub fn element_count(&self) -> usize {
         self.dims.iter().product()
     }
 
-    /// The values of a float32 tensor. Other types are an error, not a silent cast.
+    /// The values of a float tensor (float16 widens exactly). Integer types are an error, not
+    /// a silent cast.
     pub fn to_f32(&self) -> Result<Vec<f32>, BrowserError> {
-        if self.dtype != DType::Float32 {
-            return Err(BrowserError::BadOutput(format!("output {} is {:?}, expected float32", self.name, self.dtype)));
+        match self.dtype {
+            DType::Float32 => {
+                Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            DType::Float16 => {
+                Ok(self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+            }
+            other => Err(BrowserError::BadOutput(format!("output {} is {other:?}, expected a float type", self.name))),
         }
-        Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// Checks that the byte length matches dims × element size.
@@ -88,6 +100,13 @@ mod tests {
         assert_eq!(t.to_f32().unwrap(), vec![1.0, -2.5, 3.25, 0.0]);
         let bad = Tensor { dims: vec![3, 2], ..t };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn f16_round_trip() {
+        let t = Tensor::from_f32_as_f16("x", vec![3], &[1.0, -0.5, 65504.0]);
+        assert_eq!((t.dtype, t.data.len()), (DType::Float16, 6));
+        assert_eq!(t.to_f32().unwrap(), vec![1.0, -0.5, 65504.0]);
     }
 
     #[test]

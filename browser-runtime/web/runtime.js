@@ -127,10 +127,24 @@ function executionProviders(platform, device) {
   }
 }
 
+// What the graph declares for its inputs, so the host can build tensors for models it does
+// not know (symbolic dimensions come back as their names).
+function inputMetadata(session) {
+  return (session.inputMetadata ?? []).map((m) => ({
+    name: m.name,
+    type: m.isTensor ? m.type : null,
+    shape: m.isTensor ? m.shape.map((d) => (typeof d === 'bigint' ? Number(d) : d)) : [],
+  }));
+}
+
+function loaded(session, sessionCreateMs, cached) {
+  return { cached, sessionCreateMs, inputNames: session.inputNames, outputNames: session.outputNames, inputs: inputMetadata(session) };
+}
+
 // Loads a model into an InferenceSession and keeps it under `key` for later runs.
 export async function load(key, { modelUrl, platform, device, freeDimensionOverrides }) {
   const existing = sessions.get(key);
-  if (existing) return { cached: true, sessionCreateMs: existing.sessionCreateMs, inputNames: existing.session.inputNames, outputNames: existing.session.outputNames };
+  if (existing) return loaded(existing.session, existing.sessionCreateMs, true);
   const options = {
     executionProviders: executionProviders(platform, device),
     graphOptimizationLevel: 'all',
@@ -140,7 +154,7 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
   const session = await ort.InferenceSession.create(modelUrl, options);
   const sessionCreateMs = performance.now() - t0;
   sessions.set(key, { session, sessionCreateMs });
-  return { cached: false, sessionCreateMs, inputNames: session.inputNames, outputNames: session.outputNames };
+  return loaded(session, sessionCreateMs, false);
 }
 
 // Loads several models, concurrently or one after another, and times the whole: what
@@ -238,19 +252,54 @@ async function measureMemory(timeoutMs) {
   }
 }
 
+// One inference as a function: a plain session.run, or, for a recurrent model, a walk over
+// the rows of `sequence.over` that feeds the outputs named in `sequence.carry` back in as
+// inputs and stacks each step's fetched outputs. Carried state starts from the given feeds on
+// every call, so each timed run processes the same sequence from the same start.
+function inference(session, feeds, fetches, sequence) {
+  const names = fetches ?? session.outputNames;
+  if (!sequence) return () => session.run(feeds, names);
+  const steps = feeds[sequence.over];
+  if (!steps) throw new Error(`sequence input ${sequence.over} is not among the inputs`);
+  const count = steps.dims[0];
+  const rowDims = [1, ...steps.dims.slice(1)];
+  const rowLength = steps.dims.slice(1).reduce((a, b) => a * b, 1);
+  return async () => {
+    const stepFeeds = { ...feeds };
+    const collected = Object.fromEntries(names.map((n) => [n, []]));
+    let out;
+    for (let i = 0; i < count; i++) {
+      stepFeeds[sequence.over] = new ort.Tensor(steps.type, steps.data.subarray(i * rowLength, (i + 1) * rowLength), rowDims);
+      out = await session.run(stepFeeds);
+      for (const [from, to] of Object.entries(sequence.carry)) stepFeeds[to] = out[from];
+      for (const n of names) collected[n].push(out[n].data);
+    }
+    const results = {};
+    for (const n of names) {
+      const Typed = out[n].data.constructor;
+      const per = out[n].data.length;
+      const stacked = new Typed(per * count);
+      collected[n].forEach((d, i) => stacked.set(d, i * per));
+      results[n] = new ort.Tensor(out[n].type, stacked, [count, ...out[n].dims]);
+    }
+    return results;
+  };
+}
+
 // Runs a loaded model. On a session's first call, `precompile` first makes one warm-up run
 // (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
 // session's first run is timed on its own and remembered, so later calls report it without
 // running it again. Then untimed warm-up runs (`warmup` of them, for at least `warmupMs`) and
 // `runs` timed runs. The outputs of the last
 // run go back through sendBody.
-export async function run(key, { transfer, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs }) {
+export async function run(key, { transfer, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence }) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const tFetch = performance.now();
   const feeds = await inputFeeds(transfer, inputs);
   const inputFetchMs = performance.now() - tFetch;
   const { session } = entry;
+  const infer = inference(session, feeds, fetches, sequence);
 
   let results = null;
   let t0;
@@ -259,11 +308,11 @@ export async function run(key, { transfer, inputs, warmup, warmupMs, runs, preco
     entry.precompileMs = null;
     if (precompile) {
       t0 = performance.now();
-      await session.run(feeds);
+      await infer();
       entry.precompileMs = performance.now() - t0;
     }
     t0 = performance.now();
-    results = await session.run(feeds);
+    results = await infer();
     entry.firstRunMs = performance.now() - t0;
   }
   // Warm up for `warmup` runs and at least `warmupMs`: V8 first runs ORT's wasm as baseline
@@ -271,19 +320,19 @@ export async function run(key, { transfer, inputs, warmup, warmupMs, runs, preco
   // settles timings are bimodal.
   const warmStart = performance.now();
   for (let i = 0; i < warmup || performance.now() - warmStart < (warmupMs ?? 0); i++) {
-    results = await session.run(feeds);
+    results = await infer();
   }
   const runMs = [];
   for (let i = 0; i < runs; i++) {
     t0 = performance.now();
-    results = await session.run(feeds);
+    results = await infer();
     runMs.push(performance.now() - t0);
   }
 
   const outputs = [];
   const parts = [];
   let offset = 0;
-  for (const name of session.outputNames) {
+  for (const name of Object.keys(results)) {
     const tensor = results[name];
     const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
     outputs.push({ name, dtype: tensor.type, dims: tensor.dims.map(Number), byteOffset: offset, byteLength: bytes.byteLength });

@@ -2,8 +2,10 @@
 
 mod evaluator;
 mod install;
+mod ipfs_cli;
 mod kernel;
 mod media;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Content-addressed files: add to the local store, get by CID (verified), store stats.
+    Ipfs {
+        #[command(subcommand)]
+        command: ipfs_cli::IpfsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +83,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
             shut_down_on_signal(host.services().clone());
+            host.services().set_progress(Arc::new(progress::Bar::default()));
             let outcome = host.eval(&code);
             // The signal thread holds the services too, so dropping the host would not close
             // the browsers: close them (and remove their profiles) here.
@@ -99,6 +107,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("{report}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ipfs { command } => {
+            ipfs_cli::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
     }

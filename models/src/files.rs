@@ -37,6 +37,20 @@ impl ModelsDir {
         &self.root
     }
 
+    /// Where scripts/prepare_models.py puts a derived variant.
+    pub fn derived_path(&self, model: &str, method: &str) -> PathBuf {
+        self.root.join("derived").join(model).join(format!("{method}.onnx"))
+    }
+
+    /// The reason preparation recorded for a variant it could not make, from
+    /// `derived/manifest.json`.
+    pub fn preparation_failure(&self, model: &str, method: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.root.join("derived").join("manifest.json")).ok()?;
+        let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let entry = manifest.get("variants")?.get(format!("{model}/{method}"))?;
+        (entry.get("status")?.as_str()? != "ok").then(|| entry.get("reason")?.as_str().map(str::to_string))?
+    }
+
     pub fn verify(&self, path: &Path, expected: &str) -> Result<()> {
         let meta = std::fs::metadata(path).map_err(|_| ModelError::FileMissing { path: path.to_path_buf() })?;
         let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));

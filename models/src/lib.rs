@@ -3,14 +3,19 @@
 //!
 //! Nothing here knows about browsers, Rhai or Jupyter.
 
+pub mod audio;
 pub mod catalog;
 pub mod detection;
 pub mod error;
 pub mod files;
 pub mod selection;
 pub mod text;
+pub mod vision;
 
-pub use catalog::{Catalog, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Stage};
+pub use catalog::{
+    AudioProcessing, Catalog, ChannelOrder, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing,
+    Stage, TextProcessing, VisionProcessing,
+};
 pub use error::ModelError;
 pub use files::ModelsDir;
 pub use text::{cosine, mean_pool, Encoded, TextTokenizer};

@@ -118,6 +118,16 @@ impl Frame {
         Frame::from_query(query_arrow(&conn, query)?)
     }
 
+    /// SQL over several frames, each a table under the name it is given (a join, say).
+    pub fn sql_over(tables: &[(&str, &Frame)], query: &str) -> Result<Frame> {
+        let conn = duckdb::Connection::open_in_memory()?;
+        for (name, frame) in tables {
+            let (schema, batches) = frame.arrow_parts()?;
+            frame_sql::add_table(&conn, name, &schema, &batches)?;
+        }
+        Frame::from_query(query_arrow(&conn, query)?)
+    }
+
     /// Writes the frame to a Parquet file; returns the number of rows.
     pub fn to_parquet(&self, path: &Path) -> Result<u64> {
         self.export(path, ExportFormat::Parquet)

@@ -51,6 +51,13 @@ fn duckdb_type(dt: &DataType) -> Option<String> {
 
 /// An in-memory DuckDB holding `batches` as the table `frame`.
 pub(crate) fn load(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    add_table(&conn, FRAME_TABLE, schema, batches)?;
+    Ok(conn)
+}
+
+/// Adds `batches` to `conn` as the table `name`.
+pub(crate) fn add_table(conn: &Connection, name: &str, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
     // An all-null column of Arrow type Null (a bare `SELECT NULL`) has no DuckDB column type;
     // it goes in as an all-null INTEGER.
     let fields: Vec<Field> = schema
@@ -71,10 +78,9 @@ pub(crate) fn load(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Connec
         })?;
         columns.push(format!("{} {ty}", sql_ident(f.name())));
     }
-    let conn = Connection::open_in_memory()?;
-    conn.execute_batch(&format!("CREATE TABLE {FRAME_TABLE} ({})", columns.join(", ")))?;
+    conn.execute_batch(&format!("CREATE TABLE {} ({})", sql_ident(name), columns.join(", ")))?;
     {
-        let mut appender = conn.appender(FRAME_TABLE)?;
+        let mut appender = conn.appender(name)?;
         for batch in batches {
             let arrays = batch
                 .columns()
@@ -86,5 +92,5 @@ pub(crate) fn load(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Connec
         }
         appender.flush()?;
     }
-    Ok(conn)
+    Ok(())
 }

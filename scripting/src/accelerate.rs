@@ -1,23 +1,29 @@
 //! `accelerate(model, input, options)`: one model, one input, on a chosen or auto-selected
 //! browser, platform and precision. The outputs and in-page timings come from a real run; every
-//! call that gets as far as a browser leaves a row, failed or not.
+//! call that gets as far as a browser leaves a row, failed or not. Each row's outputs are also
+//! compared with the model's fp32 reference run on wasm (the accuracy columns).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use rhai::{Array, Dynamic, Map};
+use rhai::{Dynamic, Map};
+use sha2::{Digest, Sha256};
 use webaccel_browser_runtime::{
-    firefox_executable, BrowserError, BrowserKind, Capabilities, LoadRequest, Platform, PooledBrowser, RunOptions,
-    RunOutput, Tensor,
+    firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, Platform,
+    PooledBrowser, RunOptions, RunOutput,
 };
+use webaccel_models::detection::{self, InputSignature};
 use webaccel_models::selection::{self, Availability};
-use webaccel_models::{mean_pool, Encoded, ModelFile, ModelSpec};
+use webaccel_models::{ChannelOrder, ModelError, Processing, VisionProcessing};
 use webaccel_results::{median_p90, RunRecord, RunStatus};
 
 use crate::environment::environment;
 use crate::error::ApiError;
+use crate::inputs::{self, ModelInput};
 use crate::options::AccelerateOptions;
+use crate::outputs::{agreement, post_process, Agreement, Output};
 use crate::services::Services;
 
 /// How long `measure_memory` waits for the browser's answer (it comes after a GC).
@@ -29,9 +35,13 @@ pub struct Acceleration {
     pub run_id: String,
     pub model: String,
     pub model_type: String,
-    pub precision: u32,
+    /// None for a user's model, whose precision webaccel does not know.
+    pub precision: Option<u32>,
     pub weights: String,
     pub compute: String,
+    pub mixed_precision: Option<bool>,
+    /// The file that ran: its path in its package, `derived/...`, or the user's path.
+    pub file: String,
     pub requested_platform: String,
     pub platform: String,
     pub device: Option<String>,
@@ -39,10 +49,10 @@ pub struct Acceleration {
     pub browser_version: String,
     pub fallback_reason: Option<String>,
     pub selection_reason: String,
-    /// One embedding per input sentence.
-    pub embeddings: Vec<Vec<f32>>,
-    /// The input was one string, so `output` is one embedding rather than a list of them.
-    pub single: bool,
+    pub output: Output,
+    pub accuracy: Option<Agreement>,
+    /// What the accuracy was measured against, or why it was not.
+    pub accuracy_reference: Option<String>,
     pub session_create_ms: f64,
     pub session_reused: bool,
     pub precompile_ms: Option<f64>,
@@ -58,12 +68,17 @@ pub struct Acceleration {
 
 impl Acceleration {
     pub fn output(&self) -> Dynamic {
-        let vector = |v: &Vec<f32>| Dynamic::from_array(v.iter().map(|&x| Dynamic::from_float(x as f64)).collect());
-        if self.single {
-            vector(&self.embeddings[0])
-        } else {
-            Dynamic::from_array(self.embeddings.iter().map(vector).collect())
-        }
+        self.output.to_dynamic()
+    }
+
+    pub fn accuracy_map(&self) -> Dynamic {
+        let Some(a) = &self.accuracy else { return Dynamic::UNIT };
+        let mut m = Map::new();
+        m.insert("cosine".into(), Dynamic::from_float(a.cosine));
+        m.insert("max_abs_error".into(), Dynamic::from_float(a.max_abs_error));
+        m.insert("top1_agree".into(), a.top1.map_or(Dynamic::UNIT, Dynamic::from_float));
+        m.insert("reference".into(), self.accuracy_reference.clone().unwrap_or_default().into());
+        Dynamic::from_map(m)
     }
 
     pub fn runs(&self) -> usize {
@@ -71,33 +86,104 @@ impl Acceleration {
     }
 }
 
-/// The sentences to embed: a string, or a non-empty array of strings.
-fn sentences(model: &str, input: Dynamic) -> Result<(Vec<String>, bool), ApiError> {
-    let bad = || ApiError::BadInput { model: model.to_string(), expected: "a string or an array of strings".into() };
-    if input.is_string() {
-        return Ok((vec![input.into_string().map_err(|_| bad())?], true));
-    }
-    let array: Array = input.try_cast().ok_or_else(bad)?;
-    if array.is_empty() {
-        return Err(ApiError::BadInput { model: model.to_string(), expected: "a non-empty array of strings".into() });
-    }
-    let list = array.into_iter().map(|d| d.into_string().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
-    Ok((list, false))
+/// A model file on disk with what is known of it.
+#[derive(Debug, Clone)]
+struct ModelPath {
+    path: PathBuf,
+    sha256: String,
+    label: String,
 }
 
-fn input_tensors(spec: &ModelSpec, encoded: &Encoded) -> Vec<Tensor> {
-    let dims = vec![encoded.batch, encoded.tokens];
-    spec.inputs
-        .iter()
-        .map(|name| {
-            let values = match name.as_str() {
-                "attention_mask" => &encoded.attention_mask,
-                "token_type_ids" => &encoded.token_type_ids,
-                _ => &encoded.input_ids,
-            };
-            Tensor::from_i64(name.clone(), dims.clone(), values)
-        })
-        .collect()
+/// What one call runs: a catalog model at a precision, or a user's `.onnx` file.
+#[derive(Debug, Clone)]
+struct Target {
+    name: String,
+    model_type: String,
+    /// None: a user's model, pre-processed by its declared inputs once they are known.
+    processing: Option<Processing>,
+    inputs: Vec<String>,
+    symbolic_dims: Vec<String>,
+    file: ModelPath,
+    precision: Option<u32>,
+    weights: String,
+    compute: String,
+    mixed: Option<bool>,
+    /// The fp32 (or widest) file of the same model, which accuracy is measured against.
+    reference: Option<ModelPath>,
+    /// The type came from the user or the catalog, not from detection.
+    type_given: bool,
+}
+
+fn looks_like_path(model: &str) -> bool {
+    model.ends_with(".onnx") || model.contains('/') || model.contains('\\')
+}
+
+fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError> {
+    if looks_like_path(model)
+        && !services
+            .catalog
+            .models
+            .iter()
+            .any(|m| m.name.eq_ignore_ascii_case(model) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(model)))
+    {
+        return user_model(model, opts);
+    }
+    let catalog = services.catalog;
+    let spec = catalog.resolve(model)?;
+    if opts.model_type.is_some() {
+        return Err(ApiError::BadOption {
+            function: "accelerate",
+            key: "model_type".into(),
+            problem: format!("applies to your own models; the catalog says {} is {}", spec.name, spec.model_type),
+        });
+    }
+    let file =
+        spec.file(opts.precision, opts.mixed_precision, |f| catalog.unavailable_reason(&services.models, spec, f))?;
+    let locate = |f: &webaccel_models::ModelFile| -> Result<ModelPath, ApiError> {
+        let path = catalog.locate_file(&services.models, spec, f)?;
+        Ok(ModelPath { path, sha256: f.sha256.clone().unwrap_or_default(), label: f.label(&spec.name) })
+    };
+    Ok(Target {
+        name: spec.name.clone(),
+        model_type: spec.model_type.clone(),
+        processing: Some(spec.processing.clone()),
+        inputs: spec.inputs.clone(),
+        symbolic_dims: spec.symbolic_dims.clone(),
+        file: locate(file)?,
+        precision: Some(file.precision),
+        weights: file.weights.clone(),
+        compute: file.compute.clone(),
+        mixed: Some(file.mixed),
+        reference: spec.reference_file().map(locate).transpose()?,
+        type_given: true,
+    })
+}
+
+fn user_model(model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError> {
+    let path = Path::new(model);
+    if !path.is_file() {
+        return Err(ModelError::FileMissing { path: path.to_path_buf() }.into());
+    }
+    let name = path.file_stem().map_or_else(|| model.to_string(), |s| s.to_string_lossy().into_owned());
+    let model_type = opts.model_type.clone().unwrap_or_else(|| detection::model_type_from_name(&name).to_string());
+    Ok(Target {
+        name,
+        model_type,
+        processing: None,
+        inputs: vec![],
+        symbolic_dims: vec![],
+        file: ModelPath {
+            path: path.to_path_buf(),
+            sha256: webaccel_models::files::sha256_file(path)?,
+            label: model.to_string(),
+        },
+        precision: None,
+        weights: "as stored in the file".into(),
+        compute: "as the graph says".into(),
+        mixed: None,
+        reference: None,
+        type_given: opts.model_type.is_some(),
+    })
 }
 
 /// The platforms to try, in order: the requested one, then (with fallback) the slower ones.
@@ -112,10 +198,29 @@ fn platform_chain(requested: Option<Platform>, fallback: bool) -> Vec<Platform> 
     }
 }
 
-/// Whether measured capabilities include the platform; the browser's own error when not.
-fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>) -> Result<(), String> {
+/// Whether measured capabilities include the platform, and what this file needs of it; the
+/// browser's own error (or the missing feature) when not.
+fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>, fp16: bool) -> Result<(), String> {
     match platform {
         Platform::Wasm => Ok(()),
+        // Without shader-f16, ORT-web's WebGPU EP still creates an fp16 session, but its
+        // outputs were all zeros here (cosine 0 to fp32): so the feature is a requirement.
+        Platform::Webgpu
+            if caps.page.webgpu.available && fp16 && !caps.page.webgpu.features.iter().any(|f| f == "shader-f16") =>
+        {
+            Err(format!(
+                "the WebGPU adapter ({}) lacks shader-f16, which this fp16 file needs",
+                caps.page.webgpu.adapter.as_ref().map_or_else(String::new, |a| {
+                    [&a.vendor, &a.architecture, &a.description]
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| !s.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            ))
+        }
         Platform::Webgpu if caps.page.webgpu.available => Ok(()),
         Platform::Webgpu => Err(caps.page.webgpu.error.clone().unwrap_or_else(|| "no WebGPU adapter".into())),
         Platform::Webnn => {
@@ -132,22 +237,23 @@ fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>
 /// A browser that can run `platform`, and why it was chosen; Ok(Err(reason)) when none can.
 fn pick_browser(
     services: &Services,
-    spec: &ModelSpec,
+    target: &Target,
     platform: Platform,
     opts: &AccelerateOptions,
 ) -> Result<Result<(Arc<PooledBrowser>, String), String>, ApiError> {
+    let fp16 = target.weights.starts_with("fp16");
     let device = opts.device.as_deref();
     if let Some(kind) = opts.browser {
         // An explicit browser always wins; failing to start it is an error, not a fallback.
         let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(kind)))?;
         let caps = &pooled.capabilities;
-        return Ok(match platform_status(caps, platform, device) {
+        return Ok(match platform_status(caps, platform, device, fp16) {
             Ok(()) => Ok((pooled.clone(), format!("browser {} given explicitly", kind.name()))),
             Err(why) => Err(format!("{} {} lacks {}: {why}", kind.name(), caps.version, platform.name())),
         });
     }
     let mut chosen = None;
-    let selection = selection::choose(&spec.model_type, platform.name(), |name| {
+    let selection = selection::choose(&target.model_type, platform.name(), |name| {
         if name == "firefox" {
             return match firefox_executable() {
                 Some(path) => Availability::NotDriven(format!(
@@ -161,7 +267,7 @@ fn pick_browser(
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };
         match services.runtime.block_on(services.pool.get(&opts.browser_key(kind))) {
-            Ok(pooled) => match platform_status(&pooled.capabilities, platform, device) {
+            Ok(pooled) => match platform_status(&pooled.capabilities, platform, device, fp16) {
                 Ok(()) => {
                     chosen = Some(pooled);
                     Availability::HasPlatform
@@ -188,6 +294,11 @@ struct Measured {
     session_create_ms: f64,
     session_reused: bool,
     run: RunOutput,
+    input: ModelInput,
+    /// For a user's model: the processing webaccel settled on once it saw the graph.
+    processing: Option<Processing>,
+    /// For a user's model whose type was not given: the name's verdict refined by the graph.
+    model_type: String,
 }
 
 /// One platform's attempt: it ran, or it could not (a reason to fall back on), or it failed in
@@ -198,37 +309,143 @@ enum Attempt {
     Failed(ApiError, Option<Arc<PooledBrowser>>),
 }
 
-fn attempt(
+/// The model's input for this call: prepared already for a catalog model; for a user's model,
+/// built once the graph's declared inputs are known (from a wasm load of the same file, which
+/// any browser can make, so WebNN can be given fixed shapes).
+fn input_for(
     services: &Services,
-    spec: &ModelSpec,
-    file: &ModelFile,
-    model_path: &std::path::Path,
-    platform: Platform,
-    opts: &AccelerateOptions,
-    encoded: &Encoded,
-    tensors: &[Tensor],
-) -> Attempt {
-    let (pooled, selection_reason) = match pick_browser(services, spec, platform, opts) {
-        Ok(Ok(picked)) => picked,
-        Ok(Err(reason)) => return Attempt::Unavailable(reason),
-        Err(e) => return Attempt::Failed(e, None),
+    target: &Target,
+    pooled: &PooledBrowser,
+    prepared: Option<&ModelInput>,
+    raw: &Dynamic,
+) -> Result<Built, ApiError> {
+    if let Some(input) = prepared {
+        return Ok(Built {
+            input: input.clone(),
+            processing: target.processing.clone(),
+            model_type: target.model_type.clone(),
+            declared: vec![],
+        });
+    }
+    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    let key = format!("{}:wasm:-", target.file.sha256);
+    let info = services.runtime.block_on(pooled.session.load(&key, &target.file.path, &request))?;
+    let model_type = if target.type_given {
+        target.model_type.clone()
+    } else {
+        let signature: Vec<InputSignature> = info
+            .inputs
+            .iter()
+            .map(|m| InputSignature {
+                name: &m.name,
+                dtype: m.dtype.as_deref(),
+                dims: m.shape.iter().map(|d| d.as_u64()).collect(),
+            })
+            .collect();
+        detection::refine(detection::model_type_from_name(&target.name), &signature).to_string()
     };
-    let device = (platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
-    // WebNN builds its graph for fixed shapes: the symbolic dimensions are pinned to this
-    // input's, and a different shape is a different session.
-    let overrides = (platform == Platform::Webnn && !spec.symbolic_dims.is_empty())
-        .then(|| spec.symbolic_dims.iter().cloned().zip([encoded.batch as u64, encoded.tokens as u64]).collect());
-    let shape_key = if overrides.is_some() { format!(":{}x{}", encoded.batch, encoded.tokens) } else { String::new() };
-    let key = format!("{}:{}:{}{shape_key}", file.file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
-    let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
-    let run_options = RunOptions {
+    if let Some(vision) = user_vision(&model_type, &info, raw) {
+        let input = inputs::images(&target.name, &vision, &info.inputs[0].name, raw.clone())?;
+        return Ok(Built { input, processing: Some(Processing::Vision(vision)), model_type, declared: info.inputs });
+    }
+    let input = inputs::tensors(&target.name, raw.clone(), &info.inputs)?;
+    Ok(Built { input, processing: None, model_type, declared: info.inputs })
+}
+
+/// A call's input, and what webaccel learnt of the model while building it.
+struct Built {
+    input: ModelInput,
+    processing: Option<Processing>,
+    model_type: String,
+    /// A user's model's declared inputs (empty for catalog models, which name their dims).
+    declared: Vec<InputMetadata>,
+}
+
+/// For a user's vision model given image paths: ImageNet pre-processing sized to its one
+/// [N, 3, H, W] input (short side to H·256/224, centre crop H), classes as indices.
+fn user_vision(model_type: &str, info: &LoadInfo, raw: &Dynamic) -> Option<VisionProcessing> {
+    let given_paths =
+        raw.is_string() || raw.read_lock::<rhai::Array>().is_some_and(|a| a.iter().all(|d| d.is_string()));
+    let [only] = info.inputs.as_slice() else { return None };
+    if model_type != "vision"
+        || !given_paths
+        || only.dtype.as_deref() != Some("float32")
+        || only.shape.len() != 4
+    {
+        return None;
+    }
+    let side = only.shape[2].as_u64().filter(|&h| h > 0 && only.shape[1].as_u64() == Some(3)).unwrap_or(224) as u32;
+    Some(VisionProcessing {
+        resize_short: (side as f64 * 256.0 / 224.0).round() as u32,
+        crop: side,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+        channel_order: ChannelOrder::Rgb,
+        output: info.output_names.first()?.clone(),
+        labels: vec![],
+    })
+}
+
+/// The fixed size of each symbolic input dimension, which WebNN needs: from the catalog's
+/// names for a catalog model, from the declared shapes for a user's.
+fn dimension_overrides(target: &Target, input: &ModelInput, declared: &[InputMetadata]) -> BTreeMap<String, u64> {
+    if !target.symbolic_dims.is_empty() {
+        return target.symbolic_dims.iter().cloned().zip(input.dims.iter().copied()).collect();
+    }
+    let mut out = BTreeMap::new();
+    for m in declared {
+        if let Some(t) = input.tensors.iter().find(|t| t.name == m.name) {
+            for (d, size) in m.shape.iter().zip(&t.dims) {
+                if let Some(name) = d.as_str() {
+                    out.insert(name.to_string(), *size as u64);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run_options(opts: &AccelerateOptions, input: &ModelInput) -> RunOptions {
+    RunOptions {
         warmup: opts.warmup,
         warmup_min: Duration::from_secs_f64(opts.warmup_s),
         runs: opts.runs,
         precompile: opts.precompile_shaders,
         measure_memory: opts.measure_memory.then_some(MEMORY_TIMEOUT),
+        fetches: input.fetches.clone(),
+        sequence: input.sequence.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    services: &Services,
+    target: &Target,
+    file: &ModelPath,
+    platform: Platform,
+    opts: &AccelerateOptions,
+    run_options: impl Fn(&ModelInput) -> RunOptions,
+    prepared: Option<&ModelInput>,
+    raw: &Dynamic,
+) -> Attempt {
+    let (pooled, selection_reason) = match pick_browser(services, target, platform, opts) {
+        Ok(Ok(picked)) => picked,
+        Ok(Err(reason)) => return Attempt::Unavailable(reason),
+        Err(e) => return Attempt::Failed(e, None),
     };
-    let load = match services.runtime.block_on(pooled.session.load(&key, model_path, &request)) {
+    let Built { input, processing, model_type, declared } = match input_for(services, target, &pooled, prepared, raw) {
+        Ok(x) => x,
+        Err(e) => return Attempt::Failed(e, Some(pooled)),
+    };
+    let device = (platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
+    // WebNN builds its graph for fixed shapes: the symbolic dimensions are pinned to this
+    // input's, and a different shape is a different session.
+    let overrides =
+        (platform == Platform::Webnn).then(|| dimension_overrides(target, &input, &declared)).filter(|o| !o.is_empty());
+    let shape_key = overrides.as_ref().map_or(String::new(), |o| format!(":{o:?}"));
+    let key = format!("{}:{}:{}{shape_key}", file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
+    let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
+    let load = match services.runtime.block_on(pooled.session.load(&key, &file.path, &request)) {
         Ok(load) => load,
         // The page could not create a session for this platform: another platform may.
         Err(BrowserError::Page { message, .. }) => {
@@ -239,7 +456,12 @@ fn attempt(
         }
         Err(e) => return Attempt::Failed(e.into(), Some(pooled)),
     };
-    match services.runtime.block_on(pooled.session.run(&key, tensors, &run_options)) {
+    // The input as prepared stays float32 (the reference run takes it); this file may want fp16.
+    let mut tensors = input.tensors.clone();
+    if let Err(e) = inputs::match_float_types(&mut tensors, &load.inputs) {
+        return Attempt::Failed(e, Some(pooled));
+    }
+    match services.runtime.block_on(pooled.session.run(&key, &tensors, &run_options(&input))) {
         Ok(run) => Attempt::Ran(Box::new(Measured {
             pooled,
             platform,
@@ -247,29 +469,75 @@ fn attempt(
             session_create_ms: load.session_create_ms,
             session_reused: load.cached,
             run,
+            input,
+            processing,
+            model_type,
         })),
         Err(e) => Attempt::Failed(e.into(), Some(pooled)),
     }
 }
 
 pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Map) -> Result<Acceleration, ApiError> {
-    let opts = AccelerateOptions::from_map(options)?;
-    let spec = services.catalog.resolve(model)?;
-    let file = spec.file(opts.precision)?;
-    let (sentences, single) = sentences(&spec.name, input)?;
-    let model_path = services.catalog.locate(&services.models, &file.file)?;
-    let tokenizer_path = services.catalog.locate(&services.models, &spec.tokenizer)?;
-    let encoded = services.tokenizer(&tokenizer_path)?.encode(&sentences)?;
-    let tensors = input_tensors(spec, &encoded);
+    accelerate_with(services, model, input, &AccelerateOptions::from_map(options)?, &Cell::default())
+}
+
+/// Where a row sits in a `compare` grid; empty for a plain `accelerate` call.
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    pub experiment_id: Option<String>,
+    pub cell_index: Option<i32>,
+}
+
+pub fn accelerate_with(
+    services: &Services,
+    model: &str,
+    input: Dynamic,
+    opts: &AccelerateOptions,
+    cell: &Cell,
+) -> Result<Acceleration, ApiError> {
+    let opts = opts.clone();
+    let early = resolve(services, model, &opts).and_then(|target| {
+        let prepared = match &target.processing {
+            Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
+            None => None,
+        };
+        Ok((target, prepared))
+    });
+    let (target, prepared) = match early {
+        Ok(x) => x,
+        // A grid cell that fails before reaching a browser (an unavailable precision, say)
+        // still gets its row, so the grid shows the reason in that cell.
+        Err(e) if cell.experiment_id.is_some() => {
+            let row = RunRecord {
+                model_name: model.to_string(),
+                precision: opts.precision.map(|p| p as i32),
+                platform: opts.platform.map_or("auto", |p| p.name()).to_string(),
+                requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
+                browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
+                status: RunStatus::Error,
+                error: Some(e.to_string()),
+                experiment_id: cell.experiment_id.clone(),
+                cell_index: cell.cell_index,
+                ..RunRecord::default()
+            };
+            services.record(&[row])?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let requested = opts.platform.map_or("auto", |p| p.name()).to_string();
 
     let run_id = uuid::Uuid::now_v7().to_string();
-    let mut row = base_row(&run_id, spec, file, &opts, encoded.batch);
+    let mut row = base_row(&run_id, &target, &opts);
+    row.experiment_id = cell.experiment_id.clone();
+    row.cell_index = cell.cell_index;
+    row.batch_size = prepared.as_ref().map(|p| p.items as i32);
     let mut passed_over: Vec<String> = Vec::new();
     let mut measured = None;
     for platform in platform_chain(opts.platform, opts.fallback) {
         row.platform = platform.name().to_string();
-        match attempt(services, spec, file, &model_path, platform, &opts, &encoded, &tensors) {
+        let options = |i: &ModelInput| run_options(&opts, i);
+        match attempt(services, &target, &target.file, platform, &opts, options, prepared.as_ref(), &input) {
             Attempt::Ran(m) => {
                 measured = Some(m);
                 break;
@@ -300,10 +568,12 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
     let env = environment(&measured.pooled);
     services.record_environment(&env)?;
     row.environment_fingerprint = Some(env.fingerprint);
+    row.model_type = measured.model_type.clone();
     row.platform = measured.platform.name().to_string();
     row.device = (measured.platform == Platform::Webnn).then(|| opts.device.clone().unwrap_or_else(|| "cpu".into()));
     row.browser = caps.browser.clone();
     row.browser_version = Some(caps.version.clone());
+    row.batch_size = Some(measured.input.items as i32);
     row.fallback_reason = (!passed_over.is_empty()).then(|| passed_over.join("; "));
     row.selection_reason = Some(measured.selection_reason.clone());
     row.adapter_info = caps.page.webgpu.available.then(|| serde_json::to_string(&caps.page.webgpu).unwrap_or_default());
@@ -315,14 +585,15 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
     row.latency_ms = latency;
     row.p90_ms = p90;
     row.runs = Some(measured.run.run_ms.len() as i32);
-    row.throughput_items_per_s = latency.filter(|l| *l > 0.0).map(|l| encoded.batch as f64 / (l / 1000.0));
+    row.latencies_ms = Some(measured.run.run_ms.clone());
+    row.throughput_items_per_s = latency.filter(|l| *l > 0.0).map(|l| measured.input.items as f64 / (l / 1000.0));
     if let Some(memory) = &measured.run.memory {
         row.memory_bytes = memory.bytes;
         row.memory_source = memory.source.clone();
     }
 
-    let embeddings = match post_process(spec, &measured.run, &encoded) {
-        Ok(e) => e,
+    let output = match post_process(measured.processing.as_ref(), &measured.run, &measured.input) {
+        Ok(o) => o,
         Err(e) => {
             row.status = RunStatus::Error;
             row.error = Some(e.to_string());
@@ -330,15 +601,26 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
             return Err(e);
         }
     };
+    let (accuracy, reference) = if opts.accuracy {
+        accuracy(services, &target, &measured, &output, &opts)
+    } else {
+        (None, Some("not measured (accuracy: false)".to_string()))
+    };
+    row.accuracy_cosine = accuracy.as_ref().map(|a| a.cosine);
+    row.accuracy_max_abs_error = accuracy.as_ref().map(|a| a.max_abs_error);
+    row.accuracy_top1_agree = accuracy.as_ref().and_then(|a| a.top1);
+    row.accuracy_reference = reference.clone();
     services.record(&[row.clone()])?;
 
     Ok(Acceleration {
         run_id,
-        model: spec.name.clone(),
-        model_type: spec.model_type.clone(),
-        precision: file.precision,
-        weights: file.weights.clone(),
-        compute: file.compute.clone(),
+        model: target.name.clone(),
+        model_type: measured.model_type.clone(),
+        precision: target.precision,
+        weights: target.weights.clone(),
+        compute: target.compute.clone(),
+        mixed_precision: target.mixed,
+        file: target.file.label.clone(),
         requested_platform: requested,
         platform: row.platform.clone(),
         device: row.device.clone(),
@@ -346,8 +628,9 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
         browser_version: caps.version.clone(),
         fallback_reason: row.fallback_reason.clone(),
         selection_reason: measured.selection_reason.clone(),
-        embeddings,
-        single,
+        output,
+        accuracy,
+        accuracy_reference: reference,
         session_create_ms: measured.session_create_ms,
         session_reused: measured.session_reused,
         precompile_ms: measured.run.precompile_ms,
@@ -361,49 +644,71 @@ pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Ma
     })
 }
 
-fn post_process(spec: &ModelSpec, run: &RunOutput, encoded: &Encoded) -> Result<Vec<Vec<f32>>, ApiError> {
-    let hidden = run.outputs.iter().find(|t| t.name == spec.output).ok_or_else(|| ApiError::MissingOutput {
-        wanted: spec.output.clone(),
-        actual: run.outputs.iter().map(|t| t.name.clone()).collect(),
-    })?;
-    Ok(mean_pool(&hidden.to_f32()?, &hidden.dims, encoded, spec.normalize)?)
+/// Compares the outputs with the model's reference file run once on wasm with the same input
+/// (cached per reference file and input). Returns the agreement, and what it was measured
+/// against or why it could not be.
+fn accuracy(
+    services: &Services,
+    target: &Target,
+    measured: &Measured,
+    output: &Output,
+    opts: &AccelerateOptions,
+) -> (Option<Agreement>, Option<String>) {
+    let Some(reference) = &target.reference else {
+        return (None, Some("no reference: webaccel knows no fp32 file for this model".into()));
+    };
+    let label = format!("{} on wasm", reference.label);
+    if reference.sha256 == target.file.sha256 && measured.platform == Platform::Wasm {
+        return (agreement(output, output), Some(format!("{label} (this run)")));
+    }
+    let mut digest = Sha256::new();
+    digest.update(reference.sha256.as_bytes());
+    for t in &measured.input.tensors {
+        digest.update(t.name.as_bytes());
+        digest.update(format!("{:?}{:?}", t.dtype, t.dims).as_bytes());
+        digest.update(&t.data);
+    }
+    let key = hex::encode(digest.finalize());
+    if let Some(cached) = services.reference_output(&key) {
+        return (agreement(output, &cached), Some(label));
+    }
+    // One untimed run: only the outputs matter here.
+    let quiet = AccelerateOptions { platform: Some(Platform::Wasm), fallback: false, ..opts.clone() };
+    let once = |i: &ModelInput| RunOptions {
+        fetches: i.fetches.clone(),
+        sequence: i.sequence.clone(),
+        ..RunOptions::timed(0, 1)
+    };
+    let input = measured.input.clone();
+    match attempt(services, target, reference, Platform::Wasm, &quiet, once, Some(&input), &Dynamic::UNIT) {
+        Attempt::Ran(r) => match post_process(measured.processing.as_ref(), &r.run, &r.input) {
+            Ok(reference_output) => {
+                let agreement = agreement(output, &reference_output);
+                services.keep_reference_output(key, reference_output);
+                (agreement, Some(label))
+            }
+            Err(e) => (None, Some(format!("{label} failed: {e}"))),
+        },
+        Attempt::Unavailable(why) => (None, Some(format!("{label} unavailable: {why}"))),
+        Attempt::Failed(e, _) => (None, Some(format!("{label} failed: {e}"))),
+    }
 }
 
-fn base_row(run_id: &str, spec: &ModelSpec, file: &ModelFile, opts: &AccelerateOptions, batch: usize) -> RunRecord {
+fn base_row(run_id: &str, target: &Target, opts: &AccelerateOptions) -> RunRecord {
     RunRecord {
         run_id: run_id.to_string(),
-        ts: Utc::now(),
-        model_name: spec.name.clone(),
-        model_type: spec.model_type.clone(),
-        model_sha256: Some(file.file.sha256.clone()),
-        model_file: Some(file.file.path.clone()),
-        precision: Some(file.precision as i32),
-        weights_dtype: Some(file.weights.clone()),
-        compute_dtype: Some(file.compute.clone()),
+        model_name: target.name.clone(),
+        model_type: target.model_type.clone(),
+        model_sha256: Some(target.file.sha256.clone()),
+        model_file: Some(target.file.label.clone()),
+        precision: target.precision.map(|p| p as i32),
+        weights_dtype: Some(target.weights.clone()),
+        compute_dtype: Some(target.compute.clone()),
+        mixed_precision: target.mixed,
         platform: opts.platform.map_or("auto", |p| p.name()).to_string(),
         device: opts.device.clone(),
         browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
-        browser_version: None,
-        batch_size: Some(batch as i32),
-        session_create_ms: None,
-        session_reused: None,
-        first_run_ms: None,
-        latency_ms: None,
-        p90_ms: None,
-        runs: None,
-        throughput_items_per_s: None,
-        status: RunStatus::Ok,
-        error: None,
-        adapter_info: None,
         requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
-        fallback_reason: None,
-        selection_reason: None,
-        environment_fingerprint: None,
-        precompile_ms: None,
-        memory_bytes: None,
-        memory_source: None,
-        energy_joules: None,
-        // Schema v3 fields (IPFS, accuracy, experiment, raw timings) are not measured here yet.
         ..RunRecord::default()
     }
 }

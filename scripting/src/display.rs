@@ -1,14 +1,20 @@
 //! How values look to people: plain text for terminals, and HTML for notebooks. The kernel
 //! turns a `Display` into a MIME bundle; `webaccel run` prints the plain text.
 
+use base64::Engine as _;
 use rhai::Dynamic;
+use webaccel_results::{Plot, PlotFormat};
 
 use crate::accelerate::Acceleration;
+use crate::frames::{plot_text, FrameValue};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Display {
     pub plain: String,
     pub html: Option<String>,
+    pub svg: Option<String>,
+    /// PNG bytes.
+    pub png: Option<Vec<u8>>,
 }
 
 pub fn render(value: &Dynamic) -> Option<Display> {
@@ -16,22 +22,75 @@ pub fn render(value: &Dynamic) -> Option<Display> {
         return None;
     }
     if let Some(acc) = value.clone().try_cast::<Acceleration>() {
-        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)) });
+        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)), ..Display::default() });
     }
-    Some(Display { plain: value.to_string(), html: None })
+    if let Some(frame) = value.clone().try_cast::<FrameValue>() {
+        return Some(frame_display(&frame));
+    }
+    if let Some(plot) = value.clone().try_cast::<Plot>() {
+        return Some(plot_display(&plot));
+    }
+    Some(Display { plain: value.to_string(), ..Display::default() })
 }
+
+/// A frame as a table; a `compare` summary also shows its plots under the table.
+fn frame_display(f: &FrameValue) -> Display {
+    let plain = f.frame.to_string();
+    let mut html = f.frame.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
+    for p in &f.plots {
+        html.push_str(&format!("<div class=\"webaccel-plot\">{}</div>", inline_image(p)));
+    }
+    let plain = if f.plots.is_empty() {
+        plain
+    } else {
+        format!("{plain}\n{} plot(s): .plots[i].save(\"file.svg\") writes one", f.plots.len())
+    };
+    Display { plain, html: Some(html), ..Display::default() }
+}
+
+fn inline_image(p: &Plot) -> String {
+    match p.format {
+        PlotFormat::Svg => p.svg().unwrap_or_default().to_string(),
+        PlotFormat::Png => format!(
+            "<img src=\"data:image/png;base64,{}\" width=\"{}\" height=\"{}\"/>",
+            base64::engine::general_purpose::STANDARD.encode(&p.bytes),
+            p.width,
+            p.height
+        ),
+    }
+}
+
+fn plot_display(p: &Plot) -> Display {
+    match p.format {
+        PlotFormat::Svg => Display { plain: plot_text(p), svg: p.svg().map(str::to_string), ..Display::default() },
+        PlotFormat::Png => Display { plain: plot_text(p), png: Some(p.bytes.clone()), ..Display::default() },
+    }
+}
+
+/// Below this cosine to the reference, outputs are wrong rather than imprecise (int4 L3 keeps
+/// 0.978; a broken kernel gave -0.14), and the display says so.
+const SUSPECT_COSINE: f64 = 0.9;
 
 fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
     let ms = |v: f64| if v.is_finite() { format!("{v:.2} ms") } else { "null".into() };
-    let shape = if acc.single {
-        format!("[{}]", acc.embeddings[0].len())
-    } else {
-        format!("[{}, {}]", acc.embeddings.len(), acc.embeddings.first().map_or(0, Vec::len))
+    let precision = match acc.precision {
+        Some(bits) => format!("{bits}-bit file {}: {} weights, {} compute", acc.file, acc.weights, acc.compute),
+        None => format!("{} (precision not known to webaccel)", acc.file),
     };
-    let preview: Vec<String> = acc.embeddings[0].iter().take(4).map(|x| format!("{x:.4}")).collect();
+    let accuracy = match (&acc.accuracy, &acc.accuracy_reference) {
+        (Some(a), Some(reference)) => format!(
+            "{}cosine {:.6}, max |error| {:.2e}{} vs {reference}",
+            if a.cosine < SUSPECT_COSINE { "WARNING, these outputs disagree with the reference: " } else { "" },
+            a.cosine,
+            a.max_abs_error,
+            a.top1.map_or(String::new(), |t| format!(", top-1 agreement {:.0}%", t * 100.0))
+        ),
+        (None, Some(why)) => format!("null ({why})"),
+        _ => "null".into(),
+    };
     vec![
         ("model", format!("{} ({})", acc.model, acc.model_type)),
-        ("precision", format!("{}-bit file: {} weights, {} compute", acc.precision, acc.weights, acc.compute)),
+        ("precision", precision),
         ("browser", format!("{} {}", acc.browser, acc.browser_version)),
         ("platform", {
             let ran = match &acc.device {
@@ -46,7 +105,8 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         }),
         ("fallback", acc.fallback_reason.clone().unwrap_or_else(|| "none".into())),
         ("selection", acc.selection_reason.clone()),
-        ("output", format!("{shape} [{}, …]", preview.join(", "))),
+        ("output", acc.output.summary()),
+        ("accuracy", accuracy),
         (
             "session_create_ms",
             format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" }),

@@ -36,6 +36,12 @@ pub enum ApiError {
 
     #[error(transparent)]
     Results(#[from] ResultsError),
+
+    #[error(transparent)]
+    Ipfs(#[from] webaccel_ipfs::Error),
+
+    #[error("{0} is not in the local IPFS store; fetch it without `offline: true`")]
+    NotCached(String),
 }
 
 impl From<ApiError> for Box<EvalAltResult> {

@@ -121,7 +121,14 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     });
     let s = services.clone();
     engine.register_fn("browsers", move || crate::pool_settings::status(&s));
+    crate::frames::register(engine, services.clone());
 
+    engine.register_static_module("ipfs", crate::ipfs::module(services.clone()).into());
+
+    // Rhai gives maps `to_json` but not arrays; results are often arrays of maps.
+    engine.register_fn("to_json", |a: &mut rhai::Array| -> Result<String, Box<EvalAltResult>> {
+        serde_json::to_string(a).map_err(|e| format!("cannot write the array as JSON: {e}").into())
+    });
     engine.register_fn("cosine", |a: rhai::Array, b: rhai::Array| -> Result<f64, Box<EvalAltResult>> {
         let to_vec = |v: rhai::Array| -> Result<Vec<f32>, Box<EvalAltResult>> {
             v.into_iter()
@@ -147,7 +154,14 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("run_id", |r: &mut Acceleration| r.run_id.clone())
         .register_get("model", |r: &mut Acceleration| r.model.clone())
         .register_get("model_type", |r: &mut Acceleration| r.model_type.clone())
-        .register_get("precision", |r: &mut Acceleration| r.precision as i64)
+        .register_get("precision", |r: &mut Acceleration| {
+            r.precision.map_or(Dynamic::UNIT, |p| Dynamic::from_int(p as i64))
+        })
+        .register_get("mixed_precision", |r: &mut Acceleration| {
+            r.mixed_precision.map_or(Dynamic::UNIT, Dynamic::from_bool)
+        })
+        .register_get("file", |r: &mut Acceleration| r.file.clone())
+        .register_get("accuracy", |r: &mut Acceleration| r.accuracy_map())
         .register_get("weights", |r: &mut Acceleration| r.weights.clone())
         .register_get("compute", |r: &mut Acceleration| r.compute.clone())
         .register_get("platform", |r: &mut Acceleration| r.platform.clone())

@@ -1,19 +1,25 @@
-//! The Rhai host: a persistent scope and the API (`detect`, `accelerate`, `cosine`) that
-//! orchestrates browser-runtime, models and results. `webaccel run` and the kernel both sit on
+//! The Rhai host: a persistent scope and the API (`detect`, `accelerate`, `compare`, `sql`,
+//! `plot`, ...) that orchestrates browser-runtime, models and results. `webaccel run` and the kernel both sit on
 //! `ScriptHost`; neither knows what the API does inside.
 
 pub mod accelerate;
+pub mod compare;
 pub mod detect;
 pub mod display;
 pub mod environment;
 pub mod error;
+pub mod frames;
 pub mod host;
+pub mod inputs;
+pub mod ipfs;
 pub mod options;
+pub mod outputs;
 pub mod pipeline;
 pub mod pool_settings;
 pub mod services;
 
 pub use accelerate::Acceleration;
+pub use compare::Progress;
 pub use display::{render, Display};
 pub use error::ApiError;
 pub use host::{Printer, ScriptError, ScriptHost};

@@ -32,6 +32,16 @@ pub struct AccelerateOptions {
     pub flags: Vec<String>,
     /// A profile directory kept across browsers (caches carry over); None: a fresh one.
     pub profile_dir: Option<std::path::PathBuf>,
+    /// Some(true): the file whose graph mixes precisions (fp32 around an fp16 body, or int8/int4
+    /// MatMuls among fp32 ops); Some(false): one that runs at a single precision throughout.
+    /// None: mixed where the model has both.
+    pub mixed_precision: Option<bool>,
+    /// Compare the outputs with the model's fp32 reference on wasm (one extra untimed run per
+    /// distinct input, cached).
+    pub accuracy: bool,
+    /// For a user's model: its type (vision, text_embedding, ...); detected from its name when
+    /// not given.
+    pub model_type: Option<String>,
 }
 
 impl Default for AccelerateOptions {
@@ -49,12 +59,15 @@ impl Default for AccelerateOptions {
             measure_memory: false,
             flags: Vec::new(),
             profile_dir: None,
+            mixed_precision: None,
+            accuracy: true,
+            model_type: None,
         }
     }
 }
 
 const FUNCTION: &str = "accelerate";
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 16] = [
     "platform",
     "browser",
     "device",
@@ -67,7 +80,28 @@ const KEYS: [&str; 12] = [
     "measure_memory",
     "flags",
     "profile_dir",
+    "mixed_precision",
+    "accuracy",
+    "model_type",
+    "task",
 ];
+
+/// The model types of the detection rules, and the tasks that map onto them.
+const MODEL_TYPES: [&str; 7] =
+    ["text_embedding", "text2text", "text_generation", "audio", "vision", "multimodal", "text"];
+
+fn task_model_type(name: &str) -> Option<&'static str> {
+    if let Some(t) = MODEL_TYPES.iter().find(|t| t.eq_ignore_ascii_case(name)) {
+        return Some(t);
+    }
+    Some(match name.to_ascii_lowercase().as_str() {
+        "image-classification" | "object-detection" | "image-segmentation" => "vision",
+        "sentence-embedding" | "feature-extraction" => "text_embedding",
+        "voice-activity-detection" | "speech-recognition" | "audio-classification" => "audio",
+        "text-generation" => "text_generation",
+        _ => return None,
+    })
+}
 
 impl AccelerateOptions {
     pub fn browser_key(&self, kind: BrowserKind) -> BrowserKey {
@@ -92,6 +126,16 @@ impl AccelerateOptions {
                     opts.profile_dir = Some(dir.into());
                 }
                 "precompile_shaders" => opts.precompile_shaders = opt.boolean()?,
+                "mixed_precision" => opts.mixed_precision = Some(opt.boolean()?),
+                "accuracy" => opts.accuracy = opt.boolean()?,
+                // `task` names the job (image-classification, ...); both map onto a model type.
+                "model_type" | "task" => {
+                    let given = opt.string()?;
+                    let model_type = task_model_type(&given).ok_or_else(|| {
+                        opt.bad(format!("\"{given}\" is not one webaccel knows; use one of {}", MODEL_TYPES.join(", ")))
+                    })?;
+                    opts.model_type = Some(model_type.to_string());
+                }
                 "measure_memory" => opts.measure_memory = opt.boolean()?,
                 "flags" => {
                     let list: rhai::Array = value

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use webaccel_browser_runtime::{default_ort_dir, BrowserPool, PageSettings};
 use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
-use webaccel_results::{EnvironmentRecord, ResultStore, RunRecord};
+use webaccel_results::{EnvironmentRecord, Frame, ResultStore, RunRecord};
 
 use crate::error::ApiError;
+use crate::compare::Progress;
+use crate::outputs::Output;
 
 /// Where things live; every field has an environment-variable default.
 #[derive(Debug, Clone)]
@@ -40,6 +42,10 @@ pub struct Services {
     tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
     /// Environments already stored by this process.
     environments: Mutex<HashSet<String>>,
+    /// Reference outputs (fp32 on wasm) by reference file and input digest: accuracy needs
+    /// one reference run per distinct input, not one per row.
+    references: Mutex<HashMap<String, Output>>,
+    progress: Mutex<Option<Arc<dyn Progress>>>,
 }
 
 impl Services {
@@ -57,18 +63,34 @@ impl Services {
             store: Mutex::new(None),
             tokenizers: Mutex::new(HashMap::new()),
             environments: Mutex::new(HashSet::new()),
+            references: Mutex::new(HashMap::new()),
+            progress: Mutex::new(None),
             config,
         }))
     }
 
     /// Runs `f` on the results store, opening the database on first use. DuckDB is blocking,
     /// but its calls are small and happen between browser calls, never inside the runtime.
-    fn with_store<T>(&self, f: impl FnOnce(&mut ResultStore) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub(crate) fn with_store<T>(&self, f: impl FnOnce(&mut ResultStore) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let mut store = self.store.lock().expect("results store poisoned");
         if store.is_none() {
             *store = Some(ResultStore::open(&self.config.db_path)?);
         }
         f(store.as_mut().expect("opened above"))
+    }
+
+    /// A query on the results database, as a frame (Arrow all the way, no per-row work).
+    pub fn query(&self, sql: &str) -> Result<Frame, ApiError> {
+        self.with_store(|store| Ok(Frame::from_query(store.query_arrow(sql)?)?))
+    }
+
+    /// Who hears about a `compare` grid's progress (the CLI's progress bar).
+    pub fn set_progress(&self, progress: Arc<dyn Progress>) {
+        *self.progress.lock().expect("progress poisoned") = Some(progress);
+    }
+
+    pub(crate) fn progress(&self) -> Option<Arc<dyn Progress>> {
+        self.progress.lock().expect("progress poisoned").clone()
     }
 
     pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
@@ -83,6 +105,14 @@ impl Services {
         self.with_store(|store| Ok(store.record_environment(env)?))?;
         self.environments.lock().expect("environment set poisoned").insert(env.fingerprint.clone());
         Ok(())
+    }
+
+    pub(crate) fn reference_output(&self, key: &str) -> Option<Output> {
+        self.references.lock().expect("reference cache poisoned").get(key).cloned()
+    }
+
+    pub(crate) fn keep_reference_output(&self, key: String, output: Output) {
+        self.references.lock().expect("reference cache poisoned").insert(key, output);
     }
 
     pub fn tokenizer(&self, path: &Path) -> Result<Arc<TextTokenizer>, ApiError> {

@@ -1,0 +1,299 @@
+//! `compare(#{models, platforms, precisions, browsers, runs, warmup, ...})`: the grid of
+//! models × browsers × platforms × precisions. Each cell is one `accelerate` run whose row goes
+//! into DuckDB as soon as it finishes (a failed cell is a row with its error, and the grid goes
+//! on). The experiment itself is a row in `experiments`. The result is the summary Frame (n,
+//! median, p90, mean, std, bootstrap CIs, speedup against the baseline platform) with its
+//! default plots.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use rhai::{Array, Dynamic, Map};
+use webaccel_browser_runtime::{BrowserKind, Platform};
+use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOptions, SummaryOptions};
+
+use crate::accelerate::{accelerate_with, Cell};
+use crate::error::ApiError;
+use crate::frames::FrameValue;
+use crate::options::{AccelerateOptions, OptionValue};
+use crate::services::Services;
+
+const FUNCTION: &str = "compare";
+const KEYS: [&str; 12] = [
+    "models",
+    "platforms",
+    "precisions",
+    "browsers",
+    "runs",
+    "warmup",
+    "warmup_s",
+    "input",
+    "inputs",
+    "baseline",
+    "accuracy",
+    "mixed_precision",
+];
+
+/// Sentences text models get when no input is given: two paraphrases and two unrelated
+/// sentences, so the accuracy columns can compare nearest neighbours.
+const DEFAULT_SENTENCES: [&str; 4] = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The cat sits on the mat.",
+    "Stock markets fell sharply today.",
+];
+
+/// The grid as the user gave it, checked.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub models: Vec<String>,
+    pub platforms: Vec<Platform>,
+    /// None: the model's default file.
+    pub precisions: Vec<Option<u32>>,
+    /// None: chosen per cell by the selection table.
+    pub browsers: Vec<Option<BrowserKind>>,
+    pub base: AccelerateOptions,
+    pub input: Option<Dynamic>,
+    pub inputs: Map,
+    pub baseline: Option<Platform>,
+}
+
+fn list<'a>(opt: &OptionValue<'a>) -> Result<Array, ApiError> {
+    let array: Array = opt.value.clone().try_cast().ok_or_else(|| opt.bad("must be an array".into()))?;
+    if array.is_empty() {
+        return Err(opt.bad("must not be empty".into()));
+    }
+    Ok(array)
+}
+
+impl Grid {
+    pub fn from_map(map: &Map) -> Result<Grid, ApiError> {
+        let mut grid = Grid {
+            models: vec![],
+            platforms: Platform::ALL.to_vec(),
+            precisions: vec![None],
+            browsers: vec![None],
+            base: AccelerateOptions { warmup_s: 1.0, fallback: false, ..AccelerateOptions::default() },
+            input: None,
+            inputs: Map::new(),
+            baseline: Some(Platform::Wasm),
+        };
+        for (key, value) in map {
+            let opt = OptionValue { function: FUNCTION, key, value };
+            match key.as_str() {
+                "models" => {
+                    grid.models = list(&opt)?
+                        .into_iter()
+                        .map(|m| m.into_string().map_err(|ty| opt.bad(format!("must hold model names, not {ty}"))))
+                        .collect::<Result<_, _>>()?
+                }
+                "platforms" => {
+                    grid.platforms = list(&opt)?
+                        .iter()
+                        .map(|p| OptionValue { function: FUNCTION, key, value: p }.platform())
+                        .collect::<Result<_, _>>()?
+                }
+                "precisions" => {
+                    grid.precisions = list(&opt)?
+                        .iter()
+                        .map(|p| {
+                            let bits = OptionValue { function: FUNCTION, key, value: p }.count(4, 32)?;
+                            if ![4, 8, 16, 32].contains(&bits) {
+                                return Err(opt.bad(format!("must hold 4, 8, 16 or 32, not {bits}")));
+                            }
+                            Ok(Some(bits))
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "browsers" => {
+                    grid.browsers = list(&opt)?
+                        .iter()
+                        .map(|b| {
+                            let one = OptionValue { function: FUNCTION, key, value: b };
+                            if one.string()? == "auto" {
+                                Ok(None)
+                            } else {
+                                one.browser(", auto").map(Some)
+                            }
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "runs" => grid.base.runs = opt.count(1, 100_000)?,
+                "warmup" => grid.base.warmup = opt.count(0, 100_000)?,
+                "warmup_s" => grid.base.warmup_s = opt.seconds(0.0, 3600.0)?,
+                "accuracy" => grid.base.accuracy = opt.boolean()?,
+                "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
+                "input" => grid.input = Some(value.clone()),
+                "inputs" => {
+                    grid.inputs = value.clone().try_cast().ok_or_else(|| opt.bad("must be a map of model name → input".into()))?
+                }
+                "baseline" => {
+                    grid.baseline = if value.is_unit() { None } else { Some(opt.platform()?) };
+                }
+                other => {
+                    return Err(ApiError::UnknownOption {
+                        function: FUNCTION,
+                        key: other.to_string(),
+                        valid: KEYS.join(", "),
+                    })
+                }
+            }
+        }
+        if grid.models.is_empty() {
+            return Err(ApiError::BadOption {
+                function: FUNCTION,
+                key: "models".into(),
+                problem: "is required: an array of model names or .onnx paths".into(),
+            });
+        }
+        Ok(grid)
+    }
+
+    pub fn cells(&self) -> usize {
+        self.models.len() * self.browsers.len() * self.platforms.len() * self.precisions.len()
+    }
+
+    /// The spec as stored in `experiments`: what was asked, in plain JSON.
+    fn spec_json(&self) -> String {
+        serde_json::json!({
+            "models": self.models,
+            "platforms": self.platforms.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "precisions": self.precisions,
+            "browsers": self.browsers.iter().map(|b| b.map_or("auto", |k| k.name())).collect::<Vec<_>>(),
+            "runs": self.base.runs,
+            "warmup": self.base.warmup,
+            "warmup_s": self.base.warmup_s,
+            "baseline": self.baseline.map(|p| p.name()),
+            "accuracy": self.base.accuracy,
+        })
+        .to_string()
+    }
+
+    /// The input for `model`: `inputs[model]`, else `input`, else sentences for a text model.
+    fn input_for(&self, services: &Services, model: &str) -> Result<Dynamic, ApiError> {
+        if let Some(i) = self.inputs.get(model) {
+            return Ok(i.clone());
+        }
+        if let Some(i) = &self.input {
+            return Ok(i.clone());
+        }
+        let is_text = services.catalog.resolve(model).is_ok_and(|m| m.tokenizer().is_some());
+        if is_text {
+            return Ok(Dynamic::from_array(DEFAULT_SENTENCES.iter().map(|s| Dynamic::from(s.to_string())).collect()));
+        }
+        Err(ApiError::BadOption {
+            function: FUNCTION,
+            key: "inputs".into(),
+            problem: format!("has no input for {model}; give `input` for all models or `inputs: #{{\"{model}\": ...}}`"),
+        })
+    }
+}
+
+/// Reports a grid's progress (the CLI draws a bar; the kernel stays quiet).
+pub trait Progress: Send + Sync {
+    fn start(&self, cells: usize);
+    fn cell(&self, label: &str, outcome: Result<f64, &str>);
+    fn finish(&self);
+}
+
+pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiError> {
+    let grid = Grid::from_map(options)?;
+    // Inputs are checked before anything runs, so a missing one does not cost a grid.
+    let inputs: Vec<Dynamic> = grid.models.iter().map(|m| grid.input_for(services, m)).collect::<Result<_, _>>()?;
+    let experiment_id = uuid::Uuid::now_v7().to_string();
+    services.with_store(|store| {
+        Ok(store.append_experiment(&ExperimentRecord {
+            experiment_id: experiment_id.clone(),
+            started_at: Utc::now(),
+            spec: grid.spec_json(),
+        })?)
+    })?;
+    let progress = services.progress();
+    if let Some(p) = &progress {
+        p.start(grid.cells());
+    }
+    let mut index = 0;
+    for (model, input) in grid.models.iter().zip(&inputs) {
+        for browser in &grid.browsers {
+            for platform in &grid.platforms {
+                for precision in &grid.precisions {
+                    let opts = AccelerateOptions {
+                        platform: Some(*platform),
+                        browser: *browser,
+                        precision: *precision,
+                        ..grid.base.clone()
+                    };
+                    let cell = Cell { experiment_id: Some(experiment_id.clone()), cell_index: Some(index) };
+                    index += 1;
+                    let outcome = accelerate_with(services, model, input.clone(), &opts, &cell);
+                    if let Some(p) = &progress {
+                        let label = format!(
+                            "{model} {} {} {}",
+                            browser.map_or("auto", |b| b.name()),
+                            platform.name(),
+                            precision.map_or("default".into(), |b| format!("{b}-bit"))
+                        );
+                        match &outcome {
+                            Ok(a) => p.cell(&label, Ok(a.latency_ms)),
+                            Err(e) => p.cell(&label, Err(&e.to_string())),
+                        }
+                    }
+                    // A failed cell has its row (status and error); the grid goes on. Only
+                    // the results store failing stops it: rows could not be kept.
+                    if let Err(ApiError::Results(e)) = outcome {
+                        services.with_store(|store| {
+                            Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+                        })?;
+                        return Err(ApiError::Results(e));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    services.with_store(|store| Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Ok, None, Utc::now())?))?;
+    summary(services, &experiment_id, grid.baseline)
+}
+
+/// The experiment's summary frame and its default plots: latency by platform × precision, the
+/// speedup against the baseline, and accuracy against latency.
+fn summary(services: &Services, experiment_id: &str, baseline: Option<Platform>) -> Result<FrameValue, ApiError> {
+    let rows = services.query(&format!(
+        "SELECT * FROM runs WHERE experiment_id = '{}' ORDER BY cell_index",
+        experiment_id.replace('\'', "''")
+    ))?;
+    let mut opts = SummaryOptions::latency_grid(baseline.map(|p| p.name()));
+    opts.group_by.push("model_file".into());
+    let summary = webaccel_results::stats::summarize_frame(&rows, &opts)?;
+    let accuracy = accuracy_per_cell(&rows)?;
+    let summary = join_accuracy(summary, accuracy)?;
+    let options = PlotOptions::default();
+    let mut plots = vec![plot::latency_by_platform(&summary, &options)?];
+    if baseline.is_some() {
+        plots.push(plot::speedup(&summary, &options)?);
+    }
+    if summary.f64_column("accuracy_cosine")?.iter().any(Option::is_some) {
+        plots.push(plot::accuracy_vs_latency(&summary, "median", "accuracy_cosine", Some("precision"), &options)?);
+    }
+    Ok(FrameValue { frame: Arc::new(summary), plots, experiment_id: Some(experiment_id.to_string()) })
+}
+
+/// Each cell's accuracy (one row per cell, so the first non-null value is the cell's).
+fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
+    Ok(rows.sql(
+        "SELECT model_name, browser, platform, precision, model_file, \
+         max(accuracy_cosine) AS accuracy_cosine, max(accuracy_max_abs_error) AS accuracy_max_abs_error, \
+         max(accuracy_top1_agree) AS accuracy_top1_agree FROM frame \
+         GROUP BY model_name, browser, platform, precision, model_file",
+    )?)
+}
+
+fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
+    Ok(Frame::sql_over(
+        &[("s", &summary), ("a", &accuracy)],
+        "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree FROM s LEFT JOIN a \
+         USING (model_name, browser, platform, precision, model_file)",
+    )?)
+}

@@ -1,0 +1,314 @@
+//! From what a script passes to `accelerate` to the tensors a model takes: sentences for text
+//! models, image files for vision models, a WAV file or samples for audio models, and named
+//! tensors for models webaccel knows nothing about (checked against the graph's declared
+//! inputs).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rhai::{Array, Dynamic, Map};
+use webaccel_browser_runtime::{DType, InputMetadata, Sequence, Tensor};
+use webaccel_models::audio::{self, Audio};
+use webaccel_models::{vision, AudioProcessing, Encoded, Processing, VisionProcessing};
+
+use crate::error::ApiError;
+use crate::services::Services;
+
+/// What the tensors were made from, as post-processing needs to know it.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Sentences { encoded: Encoded, single: bool },
+    Images { count: usize, single: bool },
+    Frames { count: usize },
+    Tensors,
+}
+
+/// A model's input for one call.
+#[derive(Debug, Clone)]
+pub struct ModelInput {
+    pub tensors: Vec<Tensor>,
+    pub source: Source,
+    /// The batch: sentences, images or audio frames (throughput counts these).
+    pub items: usize,
+    /// The size of each symbolic dimension in this input, in the order the catalog lists them
+    /// (WebNN builds its graph for fixed shapes).
+    pub dims: Vec<u64>,
+    pub sequence: Option<Sequence>,
+    /// The outputs post-processing reads; empty means all.
+    pub fetches: Vec<String>,
+}
+
+pub fn prepare(
+    services: &Services,
+    model: &str,
+    processing: &Processing,
+    inputs: &[String],
+    input: Dynamic,
+) -> Result<ModelInput, ApiError> {
+    match processing {
+        Processing::Text(p) => {
+            let (sentences, single) = strings(model, input, "a string or an array of strings")?;
+            let path = services.catalog.locate(&services.models, &p.tokenizer)?;
+            let encoded = services.tokenizer(&path)?.encode(&sentences)?;
+            let dims = vec![encoded.batch, encoded.tokens];
+            let tensors = inputs
+                .iter()
+                .map(|name| {
+                    let values = match name.as_str() {
+                        "attention_mask" => &encoded.attention_mask,
+                        "token_type_ids" => &encoded.token_type_ids,
+                        _ => &encoded.input_ids,
+                    };
+                    Tensor::from_i64(name.clone(), dims.clone(), values)
+                })
+                .collect();
+            Ok(ModelInput {
+                tensors,
+                items: encoded.batch,
+                dims: vec![encoded.batch as u64, encoded.tokens as u64],
+                source: Source::Sentences { encoded, single },
+                sequence: None,
+                fetches: vec![p.output.clone()],
+            })
+        }
+        Processing::Vision(p) => images(model, p, &inputs[0], input),
+        Processing::Audio(p) => sound(model, p, input),
+    }
+}
+
+fn strings(model: &str, input: Dynamic, expected: &str) -> Result<(Vec<String>, bool), ApiError> {
+    let bad = || ApiError::BadInput { model: model.to_string(), expected: expected.to_string() };
+    if input.is_string() {
+        return Ok((vec![input.into_string().map_err(|_| bad())?], true));
+    }
+    let array: Array = input.try_cast().ok_or_else(bad)?;
+    if array.is_empty() {
+        return Err(ApiError::BadInput {
+            model: model.to_string(),
+            expected: format!("{expected}, not an empty array"),
+        });
+    }
+    let list = array.into_iter().map(|d| d.into_string().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
+    Ok((list, false))
+}
+
+/// Image files (PNG or JPEG), one or an array of them, as one [N, 3, crop, crop] batch.
+pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> Result<ModelInput, ApiError> {
+    let (paths, single) = strings(model, input, "an image file path (PNG or JPEG) or an array of them")?;
+    let side = p.crop as usize;
+    let mut data = Vec::with_capacity(paths.len() * 3 * side * side);
+    for path in &paths {
+        data.extend(vision::preprocess_file(Path::new(path), p)?);
+    }
+    let count = paths.len();
+    Ok(ModelInput {
+        tensors: vec![Tensor::from_f32(name, vec![count, 3, side, side], &data)],
+        source: Source::Images { count, single },
+        items: count,
+        dims: vec![count as u64],
+        sequence: None,
+        fetches: vec![p.output.clone()],
+    })
+}
+
+/// A WAV file path, or an array of samples already at the model's rate.
+fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput, ApiError> {
+    let expected = format!("a WAV file path, or an array of samples in [-1, 1] at {} Hz", p.sample_rate);
+    let samples = if input.is_string() {
+        let path =
+            input.into_string().map_err(|_| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        audio::resample(audio::read_wav(Path::new(&path))?, p.sample_rate)?.samples
+    } else {
+        let array: Array =
+            input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        let samples =
+            floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
+        audio::resample(Audio { samples, rate: p.sample_rate }, p.sample_rate)?.samples
+    };
+    if samples.is_empty() {
+        return Err(ApiError::BadInput {
+            model: model.into(),
+            expected: format!("{expected}, with at least one sample"),
+        });
+    }
+    let (rows, count) = audio::frames(&samples, p);
+    let state_len: usize = p.state.dims.iter().product();
+    let mut tensors = vec![
+        Tensor::from_f32(p.input.clone(), vec![count, p.context + p.frame], &rows),
+        Tensor::from_f32(p.state.input.clone(), p.state.dims.clone(), &vec![0.0; state_len]),
+    ];
+    if let Some(sr) = &p.sample_rate_input {
+        tensors.push(Tensor::from_i64(sr.clone(), vec![], &[i64::from(p.sample_rate)]));
+    }
+    Ok(ModelInput {
+        tensors,
+        source: Source::Frames { count },
+        items: count,
+        dims: vec![],
+        sequence: Some(Sequence {
+            over: p.input.clone(),
+            carry: BTreeMap::from([(p.state.output.clone(), p.state.input.clone())]),
+        }),
+        fetches: vec![p.output.clone()],
+    })
+}
+
+fn floats(array: &Array) -> Option<Vec<f32>> {
+    array.iter().map(|v| v.as_float().ok().map(|f| f as f32).or_else(|| v.as_int().ok().map(|i| i as f32))).collect()
+}
+
+/// Float inputs in the element type the graph declares: a pure-fp16 file takes fp16 inputs.
+pub fn match_float_types(tensors: &mut [Tensor], declared: &[InputMetadata]) -> Result<(), ApiError> {
+    for tensor in tensors.iter_mut() {
+        let wants_f16 = declared.iter().any(|m| m.name == tensor.name && m.dtype.as_deref() == Some("float16"));
+        if wants_f16 && tensor.dtype == DType::Float32 {
+            let values = tensor.to_f32()?;
+            *tensor = Tensor::from_f32_as_f16(tensor.name.clone(), tensor.dims.clone(), &values);
+        }
+    }
+    Ok(())
+}
+
+/// Describes a graph's inputs for error messages: `x: float32[N, 3, 224, 224]`.
+pub fn describe(declared: &[InputMetadata]) -> String {
+    declared
+        .iter()
+        .map(|m| {
+            let dims: Vec<String> =
+                m.shape.iter().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string)).collect();
+            format!("{}: {}[{}]", m.name, m.dtype.as_deref().unwrap_or("non-tensor"), dims.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Named tensors for a model webaccel has no processing for: `#{name: values}` where values
+/// is a (nested) array, or `#{name: #{dims: [...], data: [...]}}`. Every declared input must
+/// be given, with the declared element type's values and a shape that fits the declaration.
+pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Result<ModelInput, ApiError> {
+    let needs = || ApiError::BadInput {
+        model: model.to_string(),
+        expected: format!(
+            "a map of named tensors for its inputs {} (each a nested array, or #{{dims: [...], data: [...]}}); \
+             or give `model_type` so webaccel can pre-process images for it",
+            describe(declared)
+        ),
+    };
+    let map: Map = input.try_cast().ok_or_else(needs)?;
+    if let Some(extra) = map.keys().find(|k| !declared.iter().any(|m| m.name == k.as_str())) {
+        return Err(ApiError::BadInput {
+            model: model.to_string(),
+            expected: format!("tensors named after its inputs ({}); it has no input '{extra}'", describe(declared)),
+        });
+    }
+    let mut out = Vec::with_capacity(declared.len());
+    let mut items = 1;
+    for m in declared {
+        let value = map.get(m.name.as_str()).ok_or_else(needs)?;
+        let (dims, values) = tensor_values(value).ok_or_else(needs)?;
+        let fits = dims.len() == m.shape.len()
+            && dims.iter().zip(&m.shape).all(|(d, s)| s.as_u64().is_none_or(|fixed| fixed == *d as u64 || fixed == 0));
+        if !fits || dims.iter().product::<usize>() != values.len() {
+            return Err(ApiError::BadInput {
+                model: model.to_string(),
+                expected: format!(
+                    "input '{}' shaped as declared ({}); got dims {dims:?} with {} values",
+                    m.name,
+                    describe(std::slice::from_ref(m)),
+                    values.len()
+                ),
+            });
+        }
+        items = items.max(dims.first().copied().unwrap_or(1));
+        let tensor = match m.dtype.as_deref() {
+            Some("float32") => {
+                Tensor::from_f32(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            }
+            Some("float16") => {
+                Tensor::from_f32_as_f16(m.name.clone(), dims, &values.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            }
+            Some("int64") => {
+                Tensor::from_i64(m.name.clone(), dims, &values.iter().map(|&v| v as i64).collect::<Vec<_>>())
+            }
+            other => {
+                return Err(ApiError::BadInput {
+                    model: model.to_string(),
+                    expected: format!(
+                        "inputs webaccel can build; '{}' is {}, and only float32, float16 and int64 are supported",
+                        m.name,
+                        other.unwrap_or("not a tensor")
+                    ),
+                })
+            }
+        };
+        out.push(tensor);
+    }
+    Ok(ModelInput { tensors: out, source: Source::Tensors, items, dims: vec![], sequence: None, fetches: vec![] })
+}
+
+/// Dims and row-major values of a nested array, or of `#{dims, data}`.
+fn tensor_values(value: &Dynamic) -> Option<(Vec<usize>, Vec<f64>)> {
+    if let Some(map) = value.read_lock::<Map>() {
+        let dims: Array = map.get("dims")?.clone().try_cast()?;
+        let data: Array = map.get("data")?.clone().try_cast()?;
+        let dims =
+            dims.iter().map(|d| d.as_int().ok().and_then(|i| usize::try_from(i).ok())).collect::<Option<Vec<_>>>()?;
+        return Some((dims, data.iter().map(number).collect::<Option<Vec<_>>>()?));
+    }
+    let mut dims = Vec::new();
+    let mut level: Vec<Dynamic> = vec![value.clone()];
+    while let Some(first) = level.first().filter(|d| d.is_array()) {
+        let width = first.read_lock::<Array>()?.len();
+        dims.push(width);
+        let mut next = Vec::with_capacity(level.len() * width);
+        for d in level {
+            let a: Array = d.try_cast()?;
+            if a.len() != width {
+                return None; // ragged
+            }
+            next.extend(a);
+        }
+        level = next;
+    }
+    Some((dims, level.iter().map(number).collect::<Option<Vec<_>>>()?))
+}
+
+fn number(d: &Dynamic) -> Option<f64> {
+    d.as_float().ok().or_else(|| d.as_int().ok().map(|i| i as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn declared() -> Vec<InputMetadata> {
+        vec![InputMetadata { name: "x".into(), dtype: Some("float32".into()), shape: vec![json!("N"), json!(2)] }]
+    }
+
+    #[test]
+    fn nested_arrays_become_tensors_checked_against_the_graph() {
+        let engine = rhai::Engine::new();
+        let input: Dynamic = engine.eval("#{x: [[1.0, 2.0], [3, 4.5]]}").unwrap();
+        let got = tensors("m", input, &declared()).unwrap();
+        assert_eq!(got.tensors[0].dims, vec![2, 2]);
+        assert_eq!(got.tensors[0].to_f32().unwrap(), vec![1.0, 2.0, 3.0, 4.5]);
+        assert_eq!(got.items, 2);
+        let flat: Dynamic = engine.eval("#{x: #{dims: [1, 2], data: [5, 6]}}").unwrap();
+        assert_eq!(tensors("m", flat, &declared()).unwrap().tensors[0].to_f32().unwrap(), vec![5.0, 6.0]);
+    }
+
+    #[test]
+    fn wrong_shapes_names_and_kinds_say_what_the_model_takes() {
+        let engine = rhai::Engine::new();
+        for (code, wanted) in [
+            ("#{x: [[1.0, 2.0, 3.0]]}", "x: float32[N, 2]"),
+            ("#{x: [[1.0], [2.0, 3.0]]}", "x: float32[N, 2]"),
+            ("#{y: [[1.0, 2.0]]}", "no input 'y'"),
+            ("\"a sentence\"", "a map of named tensors"),
+        ] {
+            let err = tensors("m", engine.eval::<Dynamic>(code).unwrap(), &declared()).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{code}: {err}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! From a model's output tensors to what a script gets back: an embedding per sentence, ranked
+//! labels per image, a speech probability per audio frame, or the raw tensors of an unknown
+//! model. Also the numbers that compare two runs' outputs (the accuracy columns).
+
+use rhai::{Array, Dynamic, Map};
+use webaccel_browser_runtime::{RunOutput, Tensor};
+use webaccel_models::{cosine, mean_pool, vision, Processing};
+
+use crate::error::ApiError;
+use crate::inputs::{ModelInput, Source};
+
+#[derive(Debug, Clone)]
+pub enum Output {
+    Embeddings { vectors: Vec<Vec<f32>>, single: bool },
+    Classes { probabilities: Vec<Vec<f32>>, labels: Vec<String>, single: bool },
+    Frames(Vec<f32>),
+    Tensors(Vec<Tensor>),
+}
+
+fn output<'a>(run: &'a RunOutput, name: &str) -> Result<&'a Tensor, ApiError> {
+    run.outputs.iter().find(|t| t.name == name).ok_or_else(|| ApiError::MissingOutput {
+        wanted: name.to_string(),
+        actual: run.outputs.iter().map(|t| t.name.clone()).collect(),
+    })
+}
+
+pub fn post_process(processing: Option<&Processing>, run: &RunOutput, input: &ModelInput) -> Result<Output, ApiError> {
+    Ok(match (processing, &input.source) {
+        (Some(Processing::Text(p)), Source::Sentences { encoded, single }) => {
+            let hidden = output(run, &p.output)?;
+            Output::Embeddings {
+                vectors: mean_pool(&hidden.to_f32()?, &hidden.dims, encoded, p.normalize)?,
+                single: *single,
+            }
+        }
+        (Some(Processing::Vision(p)), Source::Images { count, single }) => {
+            let probs = output(run, &p.output)?.to_f32()?;
+            let per = probs.len() / (*count).max(1);
+            Output::Classes {
+                probabilities: probs.chunks(per.max(1)).map(<[f32]>::to_vec).collect(),
+                labels: p.labels.clone(),
+                single: *single,
+            }
+        }
+        (Some(Processing::Audio(p)), Source::Frames { .. }) => Output::Frames(output(run, &p.output)?.to_f32()?),
+        _ => Output::Tensors(run.outputs.clone()),
+    })
+}
+
+fn floats(v: &[f32]) -> Dynamic {
+    Dynamic::from_array(v.iter().map(|&x| Dynamic::from_float(x as f64)).collect())
+}
+
+impl Output {
+    pub fn to_dynamic(&self) -> Dynamic {
+        let one_or_all = |items: Array, single: bool| {
+            if single {
+                items.into_iter().next().unwrap_or(Dynamic::UNIT)
+            } else {
+                Dynamic::from_array(items)
+            }
+        };
+        match self {
+            Output::Embeddings { vectors, single } => one_or_all(vectors.iter().map(|v| floats(v)).collect(), *single),
+            Output::Classes { probabilities, labels, single } => {
+                let ranked = probabilities
+                    .iter()
+                    .map(|p| {
+                        let list: Array = vision::label(p, labels)
+                            .into_iter()
+                            .map(|(label, p)| {
+                                let mut m = Map::new();
+                                m.insert("label".into(), label.into());
+                                m.insert("p".into(), Dynamic::from_float(p as f64));
+                                Dynamic::from_map(m)
+                            })
+                            .collect();
+                        Dynamic::from_array(list)
+                    })
+                    .collect();
+                one_or_all(ranked, *single)
+            }
+            Output::Frames(p) => floats(p),
+            Output::Tensors(tensors) => {
+                let mut m = Map::new();
+                for t in tensors {
+                    let mut entry = Map::new();
+                    entry.insert(
+                        "dims".into(),
+                        Dynamic::from_array(t.dims.iter().map(|&d| Dynamic::from_int(d as i64)).collect()),
+                    );
+                    entry.insert("dtype".into(), format!("{:?}", t.dtype).to_lowercase().into());
+                    // Integer outputs have no float view; their bytes are not reinterpreted.
+                    entry.insert("data".into(), t.to_f32().map_or(Dynamic::UNIT, |v| floats(&v)));
+                    m.insert(t.name.as_str().into(), Dynamic::from_map(entry));
+                }
+                Dynamic::from_map(m)
+            }
+        }
+    }
+
+    /// One line for people: the shape and the first values or the top classes.
+    pub fn summary(&self) -> String {
+        let preview = |v: &[f32]| v.iter().take(4).map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+        match self {
+            Output::Embeddings { vectors, .. } => {
+                format!(
+                    "{} × [{}] embeddings [{}, …]",
+                    vectors.len(),
+                    vectors.first().map_or(0, Vec::len),
+                    preview(vectors.first().map_or(&[], |v| v))
+                )
+            }
+            Output::Classes { probabilities, labels, .. } => probabilities
+                .iter()
+                .map(|p| {
+                    vision::label(p, labels)
+                        .iter()
+                        .take(2)
+                        .map(|(l, p)| format!("{l}: {p:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Output::Frames(p) => format!(
+                "{} frames, {} with speech probability ≥ 0.5 [{}, …]",
+                p.len(),
+                p.iter().filter(|&&x| x >= 0.5).count(),
+                preview(p)
+            ),
+            Output::Tensors(t) => {
+                t.iter().map(|t| format!("{}: {:?}{:?}", t.name, t.dtype, t.dims)).collect::<Vec<_>>().join(", ")
+            }
+        }
+    }
+
+    /// The output as one item per input (sentence, image, frame, or the whole tensor set).
+    fn items(&self) -> Vec<Vec<f32>> {
+        match self {
+            Output::Embeddings { vectors, .. } => vectors.clone(),
+            Output::Classes { probabilities, .. } => probabilities.clone(),
+            Output::Frames(p) => p.iter().map(|&x| vec![x]).collect(),
+            Output::Tensors(tensors) => vec![tensors.iter().filter_map(|t| t.to_f32().ok()).flatten().collect()],
+        }
+    }
+}
+
+/// How one run's outputs compare with a reference run's on the same input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    /// Mean over items of the cosine similarity (for unit embeddings, the usual measure).
+    pub cosine: f64,
+    pub max_abs_error: f64,
+    /// The share of items whose top-1 agrees: the class for classifiers, speech/non-speech at
+    /// 0.5 for VAD frames, the nearest other sentence for two or more embeddings. None where
+    /// there is no such notion (one embedding, raw tensors).
+    pub top1: Option<f64>,
+}
+
+pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
+    let (a, b) = (got.items(), reference.items());
+    if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.len() != y.len()) || a.is_empty() {
+        return None;
+    }
+    let cos = match got {
+        // Single-value items have no direction; compare the frame series as one vector.
+        Output::Frames(_) => cosine(&a.concat(), &b.concat()) as f64,
+        _ => a.iter().zip(&b).map(|(x, y)| cosine(x, y) as f64).sum::<f64>() / a.len() as f64,
+    };
+    let max_abs_error =
+        a.iter().zip(&b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs() as f64)).fold(0.0, f64::max);
+    let share = |agree: usize, n: usize| Some(agree as f64 / n as f64);
+    let top1 = match got {
+        Output::Classes { .. } => share(a.iter().zip(&b).filter(|(x, y)| argmax(x) == argmax(y)).count(), a.len()),
+        Output::Frames(_) => share(a.iter().zip(&b).filter(|(x, y)| (x[0] >= 0.5) == (y[0] >= 0.5)).count(), a.len()),
+        Output::Embeddings { .. } if a.len() >= 2 => {
+            share((0..a.len()).filter(|&i| nearest(&a, i) == nearest(&b, i)).count(), a.len())
+        }
+        _ => None,
+    };
+    Some(Agreement { cosine: cos, max_abs_error, top1 })
+}
+
+fn argmax(v: &[f32]) -> Option<usize> {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i)
+}
+
+/// The index of the item most similar to item `i` (other than itself).
+fn nearest(items: &[Vec<f32>], i: usize) -> Option<usize> {
+    (0..items.len())
+        .filter(|&j| j != i)
+        .max_by(|&j, &k| cosine(&items[i], &items[j]).total_cmp(&cosine(&items[i], &items[k])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_of_classifiers_counts_top1_per_image() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let got = Output::Classes {
+            probabilities: vec![vec![0.9, 0.1], vec![0.4, 0.6]],
+            labels: labels.clone(),
+            single: false,
+        };
+        let reference = Output::Classes { probabilities: vec![vec![0.8, 0.2], vec![0.7, 0.3]], labels, single: false };
+        let a = agreement(&got, &reference).unwrap();
+        assert_eq!(a.top1, Some(0.5));
+        assert!((a.max_abs_error - 0.3).abs() < 1e-6, "{a:?}");
+        assert!(a.cosine < 1.0 && a.cosine > 0.8);
+    }
+
+    #[test]
+    fn agreement_of_frames_and_embeddings() {
+        let a = agreement(&Output::Frames(vec![0.1, 0.7, 0.49]), &Output::Frames(vec![0.2, 0.6, 0.51])).unwrap();
+        assert_eq!(a.top1, Some(2.0 / 3.0));
+        let e = |v: Vec<Vec<f32>>| Output::Embeddings { vectors: v, single: false };
+        let same = agreement(
+            &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]),
+            &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]),
+        )
+        .unwrap();
+        assert!((same.cosine - 1.0).abs() < 1e-6 && same.max_abs_error == 0.0 && same.top1 == Some(1.0), "{same:?}");
+        let one = agreement(&e(vec![vec![1.0, 0.0]]), &e(vec![vec![0.0, 1.0]])).unwrap();
+        assert_eq!((one.cosine, one.top1), (0.0, None));
+        assert!(
+            agreement(&e(vec![vec![1.0]]), &Output::Frames(vec![0.1, 0.2])).is_none(),
+            "mismatched shapes do not compare"
+        );
+    }
+}
