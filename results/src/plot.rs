@@ -15,6 +15,7 @@ use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, Value
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Result, ResultsError};
 use crate::export::sql_ident;
@@ -152,6 +153,8 @@ enum XAxis {
 #[derive(Debug, Clone)]
 struct Chart {
     title: String,
+    /// The legend's heading: the colour column's name.
+    legend_title: Option<String>,
     x_label: String,
     y_label: String,
     x: XAxis,
@@ -226,6 +229,7 @@ fn chart_from(frame: &Frame, spec: &PlotSpec, title: String) -> Result<Chart> {
     }
     Ok(Chart {
         title,
+        legend_title: spec.color.clone(),
         x_label: spec.x_label.clone().unwrap_or_else(|| spec.x.clone()),
         y_label: spec.y_label.clone().unwrap_or_else(|| spec.y.clone()),
         x: x_axis,
@@ -241,24 +245,28 @@ pub fn plot(frame: &Frame, spec: &PlotSpec, options: &PlotOptions) -> Result<Plo
     render(&chart_from(frame, spec, title)?, options)
 }
 
-/// The grouping columns of a summary that tell its rows apart, platform last: the x label.
-fn category_column(summary: &Frame, color: Option<&str>) -> Result<(Frame, String)> {
+/// The x category of a summary chart: platform, prefixed by model and browser where they vary
+/// (a constant column would only lengthen every label). Returns the frame with that column
+/// added, its name, and the axis description.
+fn category_column(summary: &Frame, color: Option<&str>) -> Result<(Frame, String, String)> {
+    let names = summary.column_names();
+    if !names.iter().any(|n| n == "platform") {
+        return Err(summary_missing(summary, "platform"));
+    }
     let mut parts = Vec::new();
     for c in ["model_name", "browser", "platform"] {
-        if Some(c) == color || !summary.column_names().iter().any(|n| n == c) {
+        if Some(c) == color || !names.iter().any(|n| n == c) {
             continue;
         }
         let values = summary.text_column(c)?;
-        if c == "platform" || distinct(&values.iter().flatten().cloned().collect::<Vec<_>>()).len() > 1 {
-            parts.push(sql_ident(c));
+        if c == "platform" || distinct(&values.into_iter().flatten().collect::<Vec<_>>()).len() > 1 {
+            parts.push(c);
         }
     }
-    if parts.is_empty() {
-        return Err(summary_missing(summary, "platform"));
-    }
-    let label = "category";
-    let frame = summary.sql(&format!("SELECT *, concat_ws(' · ', {}) AS {label} FROM frame", parts.join(", ")))?;
-    Ok((frame, label.to_string()))
+    let label = "chart_category";
+    let sql = parts.iter().map(|c| sql_ident(c)).collect::<Vec<_>>().join(", ");
+    let frame = summary.sql(&format!("SELECT *, concat_ws(' · ', {sql}) AS {label} FROM frame"))?;
+    Ok((frame, label.to_string(), parts.join(" · ")))
 }
 
 fn summary_missing(summary: &Frame, column: &str) -> ResultsError {
@@ -279,12 +287,12 @@ pub fn latency_by_platform(summary: &Frame, options: &PlotOptions) -> Result<Plo
         return Err(summary_missing(summary, "median"));
     }
     let color = color_of(summary);
-    let (frame, x) = category_column(summary, color.as_deref())?;
+    let (frame, x, x_label) = category_column(summary, color.as_deref())?;
     let spec = PlotSpec {
         color,
         y_low: Some("median_ci_low".into()),
         y_high: Some("median_ci_high".into()),
-        x_label: Some("platform".into()),
+        x_label: Some(x_label),
         y_label: Some("median latency (ms), 95% CI".into()),
         ..PlotSpec::new(&x, "median", PlotKind::Bar)
     };
@@ -299,12 +307,12 @@ pub fn speedup(summary: &Frame, options: &PlotOptions) -> Result<Plot> {
         return Err(summary_missing(summary, "speedup"));
     }
     let color = color_of(summary);
-    let (frame, x) = category_column(summary, color.as_deref())?;
+    let (frame, x, x_label) = category_column(summary, color.as_deref())?;
     let spec = PlotSpec {
         color,
         y_low: Some("speedup_ci_low".into()),
         y_high: Some("speedup_ci_high".into()),
-        x_label: Some("platform".into()),
+        x_label: Some(x_label),
         y_label: Some("speedup vs baseline (×), 95% CI".into()),
         reference_y: Some(1.0),
         ..PlotSpec::new(&x, "speedup", PlotKind::Bar)
@@ -451,17 +459,45 @@ fn x_numeric_range(chart: &Chart) -> Range<f64> {
     lo - pad..hi + pad
 }
 
+/// The legend's width: its longest entry, a swatch and margins.
+fn legend_width(chart: &Chart) -> u32 {
+    let entries = chart.series.iter().map(|s| text_px(&s.name, 12.0) + 34);
+    let heading = chart.legend_title.iter().map(|t| text_px(t, 13.0) + 16);
+    entries.chain(heading).max().unwrap_or(0).max(80)
+}
+
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
+    // The legend gets a column of its own at the right, so it never covers a bar or a point.
+    let (width, _) = root.dim_in_pixel();
+    let (plot_area, legend_area) = root.split_horizontally(width.saturating_sub(legend_width(chart)));
     let y = y_range(chart);
     match &chart.x {
         XAxis::Categories(names) => {
             let n = names.len();
-            draw_on(&root, chart, Categories(names.clone()), y, n)?;
+            draw_on(&plot_area, chart, Categories(names.clone()), y, n)?;
         }
-        XAxis::Numeric => draw_on(&root, chart, RangedCoordf64::from(x_numeric_range(chart)), y, 10)?,
+        XAxis::Numeric => draw_on(&plot_area, chart, RangedCoordf64::from(x_numeric_range(chart)), y, 10)?,
     }
+    draw_legend(&legend_area, chart)?;
     root.present().map_err(plot_error)
+}
+
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<()> {
+    let left = TextStyle::from((FAMILY, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut y = 56;
+    if let Some(title) = &chart.legend_title {
+        let heading = TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(title.clone(), (4, y), heading)).map_err(plot_error)?;
+        y += 22;
+    }
+    for (i, series) in chart.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        area.draw(&Rectangle::new([(6, y - 6), (18, y + 6)], color.filled())).map_err(plot_error)?;
+        area.draw(&Text::new(series.name.clone(), (26, y), left.clone())).map_err(plot_error)?;
+        y += 20;
+    }
+    Ok(())
 }
 
 fn draw_on<DB, X>(root: &DrawingArea<DB, Shift>, chart: &Chart, x: X, y: Range<f64>, x_ticks: usize) -> Result<()>
@@ -472,12 +508,14 @@ where
     let mut ctx = ChartBuilder::on(root)
         .caption(&chart.title, (FAMILY, 18))
         .margin(16)
+        .margin_right(8)
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(x, y)
         .map_err(plot_error)?;
     ctx.configure_mesh()
         .disable_x_mesh()
+        .max_light_lines(1)
         .x_labels(x_ticks)
         .x_desc(chart.x_label.as_str())
         .y_desc(chart.y_label.as_str())
@@ -494,27 +532,26 @@ where
         let color = PALETTE[i % PALETTE.len()];
         let offset = if categorical { -0.4 + slot * (i as f64 + 0.5) } else { 0.0 };
         let at = |p: &Point| p.x + offset;
-        let legend_color = color;
-        let drawn = match chart.kind {
-            PlotKind::Bar => ctx
-                .draw_series(series.points.iter().map(|p| {
-                    let half = slot * 0.45;
-                    Rectangle::new([(at(p) - half, 0.0), (at(p) + half, p.y)], color.filled())
-                }))
-                .map_err(plot_error)?,
-            PlotKind::Line => {
-                ctx.draw_series(LineSeries::new(series.points.iter().map(|p| (at(p), p.y)), color.stroke_width(2)))
-                    .map_err(plot_error)?;
-                ctx.draw_series(series.points.iter().map(|p| Circle::new((at(p), p.y), 3, color.filled())))
-                    .map_err(plot_error)?
+        match chart.kind {
+            PlotKind::Bar => {
+                let half = slot * 0.45;
+                let bars = series
+                    .points
+                    .iter()
+                    .map(|p| Rectangle::new([(at(p) - half, 0.0), (at(p) + half, p.y)], color.filled()));
+                ctx.draw_series(bars).map_err(plot_error)?;
             }
-            PlotKind::Point | PlotKind::Scatter => ctx
-                .draw_series(series.points.iter().map(|p| Circle::new((at(p), p.y), 4, color.filled())))
-                .map_err(plot_error)?,
-        };
-        drawn
-            .label(series.name.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], legend_color.filled()));
+            PlotKind::Line => {
+                let line = LineSeries::new(series.points.iter().map(|p| (at(p), p.y)), color.stroke_width(2));
+                ctx.draw_series(line).map_err(plot_error)?;
+                ctx.draw_series(series.points.iter().map(|p| Circle::new((at(p), p.y), 3, color.filled())))
+                    .map_err(plot_error)?;
+            }
+            PlotKind::Point | PlotKind::Scatter => {
+                ctx.draw_series(series.points.iter().map(|p| Circle::new((at(p), p.y), 4, color.filled())))
+                    .map_err(plot_error)?;
+            }
+        }
         let whiskers: Vec<_> = series
             .points
             .iter()
@@ -531,13 +568,6 @@ where
         ctx.draw_series(DashedLineSeries::new([(range.start, r), (range.end, r)], 6, 4, BLACK.stroke_width(1)))
             .map_err(plot_error)?;
     }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font((FAMILY, 12))
-        .draw()
-        .map_err(plot_error)?;
     Ok(())
 }
 
@@ -604,7 +634,8 @@ mod tests {
         let (doc, texts) = texts(&plot);
         for want in [
             "Latency by platform and precision",
-            "platform",
+            "model_name · platform",
+            "precision",
             "median latency (ms), 95% CI",
             "32",
             "8",
@@ -666,6 +697,7 @@ mod tests {
             let plot = plot(&f, &spec, &PlotOptions::default()).unwrap();
             let (_, texts) = texts(&plot);
             assert!(texts.iter().any(|t| t == "even") && texts.iter().any(|t| t == "odd"), "{kind}: {texts:?}");
+            assert!(texts.iter().any(|t| t == "c"), "the legend's heading: {kind}: {texts:?}");
             assert!(texts.iter().any(|t| t == "y by x"), "{kind}: {texts:?}");
         }
         let bad = |spec: PlotSpec| plot(&f, &spec, &PlotOptions::default()).unwrap_err().to_string();

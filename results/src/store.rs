@@ -17,11 +17,12 @@ use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
 use crate::error::{Result, ResultsError};
-use crate::export::{export_query, ExportFormat};
+use crate::export::{export_query, sql_string, ExportFormat};
 use crate::frame::Frame;
 use crate::lock::{lock_holder, InProcessClaim};
 use crate::record::{EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord};
 use crate::schema::{experiment_batch, migration, to_record_batch, SCHEMA_VERSION};
+use crate::stats::{summarize_frame, SummaryOptions};
 
 pub struct ResultStore {
     path: PathBuf,
@@ -210,6 +211,26 @@ impl ResultStore {
     /// Runs one SQL statement and returns its result as a [`Frame`] (a Polars DataFrame).
     pub fn sql(&self, sql: &str) -> Result<Frame> {
         Frame::from_query(self.query_arrow(sql)?)
+    }
+
+    /// Every row of one experiment, in grid order.
+    pub fn experiment_runs(&self, experiment_id: &str) -> Result<Frame> {
+        self.sql(&format!(
+            "SELECT * FROM runs WHERE experiment_id = {} ORDER BY cell_index, repetition, ts",
+            sql_string(experiment_id)
+        ))
+    }
+
+    /// The summary of one experiment (see `stats::summarize_frame`; `SummaryOptions::latency_grid`
+    /// gives the usual grid). A row without raw timings (`latencies_ms`) counts its median
+    /// `latency_ms` as one sample; failed rows count in `errors`.
+    pub fn experiment_summary(&self, experiment_id: &str, options: &SummaryOptions) -> Result<Frame> {
+        let rows = self.sql(&format!(
+            "SELECT * REPLACE (coalesce(latencies_ms, [latency_ms]) AS latencies_ms) FROM runs
+             WHERE experiment_id = {} ORDER BY cell_index, repetition, ts",
+            sql_string(experiment_id)
+        ))?;
+        summarize_frame(&rows, options)
     }
 
     pub fn connection(&self) -> &Connection {
@@ -479,5 +500,58 @@ mod tests {
         assert!(matches!(err, ResultsError::LockTimeout { waited, .. } if waited >= Duration::from_millis(150)));
         drop(first);
         ResultStore::open(&path).expect("free again once the first store is dropped");
+    }
+
+    #[test]
+    fn an_experiments_summary_pools_its_rows_and_counts_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ResultStore::open(&dir.path().join("s.duckdb")).unwrap();
+        let row = |id: &str, platform: &str, cell: i32, rep: i32, samples: Option<Vec<f64>>, latency: Option<f64>| {
+            RunRecord {
+                run_id: id.into(),
+                model_name: "m".into(),
+                platform: platform.into(),
+                browser: "chromium".into(),
+                precision: Some(8),
+                experiment_id: Some("e".into()),
+                cell_index: Some(cell),
+                repetition: Some(rep),
+                latencies_ms: samples,
+                latency_ms: latency,
+                ..RunRecord::default()
+            }
+        };
+        let mut failed = row("f", "webnn", 2, 0, None, None);
+        failed.status = RunStatus::Error;
+        failed.error = Some("WebNN is not supported on this platform".into());
+        store
+            .append(&[
+                row("a", "wasm", 0, 0, Some(vec![30.0, 32.0]), Some(31.0)),
+                row("b", "wasm", 0, 1, Some(vec![34.0]), Some(34.0)),
+                // No raw timings: its median is one sample.
+                row("c", "webgpu", 1, 0, None, Some(16.0)),
+                failed,
+                row("other", "wasm", 0, 0, Some(vec![1.0]), Some(1.0)),
+            ])
+            .unwrap();
+        store.connection().execute("UPDATE runs SET experiment_id = 'x' WHERE run_id = 'other'", []).unwrap();
+        assert_eq!(store.experiment_runs("e").unwrap().height(), 4);
+        let s = store.experiment_summary("e", &SummaryOptions::latency_grid(Some("wasm"))).unwrap();
+        let platforms: Vec<_> = s.text_column("platform").unwrap().into_iter().flatten().collect();
+        assert_eq!(platforms, ["wasm", "webgpu", "webnn"]);
+        assert_eq!(s.f64_column("n").unwrap(), [Some(3.0), Some(1.0), Some(0.0)]);
+        assert_eq!(s.f64_column("median").unwrap(), [Some(32.0), Some(16.0), None]);
+        assert_eq!(s.f64_column("speedup").unwrap(), [Some(1.0), Some(2.0), None]);
+        assert_eq!(s.f64_column("errors").unwrap(), [Some(0.0), Some(0.0), Some(1.0)]);
+        assert_eq!(store.experiment_runs("it's not there").unwrap().height(), 0);
+    }
+
+    #[test]
+    fn frames_and_plots_can_cross_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Frame>();
+        shareable::<crate::plot::Plot>();
+        fn sendable<T: Send>() {}
+        sendable::<ResultStore>();
     }
 }
