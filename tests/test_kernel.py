@@ -229,7 +229,7 @@ def test_frames_and_plots_render_as_tables_and_svg(kernel):
     assert reply["status"] == "ok", reply
     data = of_type(outputs, "execute_result")[0]["data"]
     assert "<table" in data["text/html"] and ">2.5</td>" in data["text/html"] and "3 rows" in data["text/html"], data["text/html"]
-    assert "x" in data["text/plain"] and "4.0" in data["text/plain"]
+    assert "| x " in data["text/plain"] and "3.5" in data["text/plain"] and "3 rows" in data["text/plain"]
     reply, outputs = execute(kc, 'plot(f, #{x: "x", y: "y", kind: "line", title: "y by x"})')
     assert reply["status"] == "ok", reply
     data = of_type(outputs, "execute_result")[0]["data"]
