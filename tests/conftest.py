@@ -50,10 +50,10 @@ def db_path(tmp_path) -> Path:
 def run_script(binary, tmp_path, db_path):
     """Runs Rhai code through `webaccel run` with a private results database."""
 
-    def run(code: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    def run(code: str, timeout: float = 600, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
         script = tmp_path / "script.rhai"
         script.write_text(code)
-        env = dict(os.environ, WEBACCEL_DB=str(db_path))
+        env = dict(os.environ, WEBACCEL_DB=str(db_path), **(env or {}))
         proc = subprocess.run([binary, "run", str(script)], capture_output=True, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"webaccel run failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

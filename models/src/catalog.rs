@@ -58,6 +58,10 @@ pub struct ModelFile {
     pub derive: Option<Derivation>,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// The file's IPFS CID (CIDv1, raw leaves, 1 MiB chunks: `webaccel ipfs add`), by which
+    /// it is resolved through the content store.
+    #[serde(default)]
+    pub cid: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
 }

@@ -14,9 +14,10 @@ use webaccel_browser_runtime::{
     firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, Platform,
     PooledBrowser, RunOptions, RunOutput,
 };
+use webaccel_ipfs::FetchRecord;
 use webaccel_models::detection::{self, InputSignature};
 use webaccel_models::selection::{self, Availability};
-use webaccel_models::{ChannelOrder, ModelError, Processing, VisionProcessing};
+use webaccel_models::{ChannelOrder, ModelError, ModelFile, ModelSpec, Processing, VisionProcessing};
 use webaccel_results::{median_p90, RunRecord, RunStatus};
 
 use crate::environment::environment;
@@ -92,6 +93,60 @@ struct ModelPath {
     path: PathBuf,
     sha256: String,
     label: String,
+    /// How it came through the content store, for a file known by CID.
+    fetch: Option<FetchRecord>,
+}
+
+/// A file known by CID, through the content store: a hit, or else the packaged copy (already
+/// sha256-checked) imported under its CID, or else a verified fetch from the gateways.
+fn through_store(services: &Services, cid: &str, local: Option<&Path>) -> Result<(PathBuf, FetchRecord), ApiError> {
+    let resolver = services.ipfs()?;
+    let parsed = webaccel_ipfs::parse_cid(cid).map_err(webaccel_ipfs::Error::from)?;
+    if let Some(hit) = services.runtime.block_on(resolver.cached(&parsed))? {
+        return Ok((hit.path, hit.record));
+    }
+    let Some(local) = local else {
+        let fetched = services.runtime.block_on(resolver.resolve(&parsed))?;
+        return Ok((fetched.path, fetched.record));
+    };
+    let started = std::time::Instant::now();
+    let added = resolver.add(local)?;
+    if added.cid != parsed.to_string() {
+        return Err(ApiError::CidMismatch { path: local.to_path_buf(), expected: cid.to_string(), actual: added.cid });
+    }
+    // Importing hashes every block, so the stored file is verified against the CID.
+    let record = FetchRecord {
+        cid: added.cid,
+        gateway: None,
+        cache_hit: false,
+        bytes: added.bytes,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+        verified: true,
+        via: "package",
+        blocks: added.blocks,
+        failures: vec![],
+    };
+    Ok((added.path, record))
+}
+
+/// A catalog file's path: through the content store when the catalog gives its CID.
+fn catalog_file(services: &Services, spec: &ModelSpec, f: &ModelFile) -> Result<ModelPath, ApiError> {
+    let label = f.label(&spec.name);
+    let sha256 = f.sha256.clone().unwrap_or_default();
+    let local = services.catalog.locate_file(&services.models, spec, f);
+    match (&f.cid, local) {
+        (None, local) => Ok(ModelPath { path: local?, sha256, label, fetch: None }),
+        (Some(cid), Ok(local)) => {
+            let (path, record) = through_store(services, cid, Some(&local))?;
+            Ok(ModelPath { path, sha256, label, fetch: Some(record) })
+        }
+        // Not unpacked here: the gateways can still serve it by CID.
+        (Some(cid), Err(ModelError::FileMissing { .. })) => {
+            let (path, record) = through_store(services, cid, None)?;
+            Ok(ModelPath { path, sha256, label, fetch: Some(record) })
+        }
+        (Some(_), Err(e)) => Err(e.into()),
+    }
 }
 
 /// What one call runs: a catalog model at a precision, or a user's `.onnx` file.
@@ -114,11 +169,25 @@ struct Target {
     type_given: bool,
 }
 
+fn looks_like_cid(model: &str) -> bool {
+    // CIDv1 in base32 starts with "b", CIDv0 with "Qm"; paths and catalog names do not parse.
+    (model.starts_with("baf") || model.starts_with("Qm")) && webaccel_ipfs::parse_cid(model).is_ok()
+}
+
 fn looks_like_path(model: &str) -> bool {
     model.ends_with(".onnx") || model.contains('/') || model.contains('\\')
 }
 
 fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError> {
+    if looks_like_cid(model) {
+        let (path, record) = through_store(services, model, None)?;
+        let mut target = user_model(&path, opts)?;
+        target.name = model.to_string();
+        target.model_type = opts.model_type.clone().unwrap_or_else(|| detection::FALLBACK_TYPE.to_string());
+        target.file.label = model.to_string();
+        target.file.fetch = Some(record);
+        return Ok(target);
+    }
     if looks_like_path(model)
         && !services
             .catalog
@@ -126,7 +195,7 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
             .iter()
             .any(|m| m.name.eq_ignore_ascii_case(model) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(model)))
     {
-        return user_model(model, opts);
+        return user_model(Path::new(model), opts);
     }
     let catalog = services.catalog;
     let spec = catalog.resolve(model)?;
@@ -139,10 +208,7 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
     }
     let file =
         spec.file(opts.precision, opts.mixed_precision, |f| catalog.unavailable_reason(&services.models, spec, f))?;
-    let locate = |f: &webaccel_models::ModelFile| -> Result<ModelPath, ApiError> {
-        let path = catalog.locate_file(&services.models, spec, f)?;
-        Ok(ModelPath { path, sha256: f.sha256.clone().unwrap_or_default(), label: f.label(&spec.name) })
-    };
+    let locate = |f: &ModelFile| catalog_file(services, spec, f);
     Ok(Target {
         name: spec.name.clone(),
         model_type: spec.model_type.clone(),
@@ -159,12 +225,11 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
     })
 }
 
-fn user_model(model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError> {
-    let path = Path::new(model);
+fn user_model(path: &Path, opts: &AccelerateOptions) -> Result<Target, ApiError> {
     if !path.is_file() {
         return Err(ModelError::FileMissing { path: path.to_path_buf() }.into());
     }
-    let name = path.file_stem().map_or_else(|| model.to_string(), |s| s.to_string_lossy().into_owned());
+    let name = path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
     let model_type = opts.model_type.clone().unwrap_or_else(|| detection::model_type_from_name(&name).to_string());
     Ok(Target {
         name,
@@ -175,7 +240,8 @@ fn user_model(model: &str, opts: &AccelerateOptions) -> Result<Target, ApiError>
         file: ModelPath {
             path: path.to_path_buf(),
             sha256: webaccel_models::files::sha256_file(path)?,
-            label: model.to_string(),
+            label: path.display().to_string(),
+            fetch: None,
         },
         precision: None,
         weights: "as stored in the file".into(),
@@ -367,11 +433,7 @@ fn user_vision(model_type: &str, info: &LoadInfo, raw: &Dynamic) -> Option<Visio
     let given_paths =
         raw.is_string() || raw.read_lock::<rhai::Array>().is_some_and(|a| a.iter().all(|d| d.is_string()));
     let [only] = info.inputs.as_slice() else { return None };
-    if model_type != "vision"
-        || !given_paths
-        || only.dtype.as_deref() != Some("float32")
-        || only.shape.len() != 4
-    {
+    if model_type != "vision" || !given_paths || only.dtype.as_deref() != Some("float32") || only.shape.len() != 4 {
         return None;
     }
     let side = only.shape[2].as_u64().filter(|&h| h > 0 && only.shape[1].as_u64() == Some(3)).unwrap_or(224) as u32;
@@ -709,6 +771,12 @@ fn base_row(run_id: &str, target: &Target, opts: &AccelerateOptions) -> RunRecor
         device: opts.device.clone(),
         browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
         requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
+        cid: target.file.fetch.as_ref().map(|f| f.cid.clone()),
+        ipfs_cache_hit: target.file.fetch.as_ref().map(|f| f.cache_hit),
+        ipfs_gateway: target.file.fetch.as_ref().and_then(|f| f.gateway.clone()),
+        ipfs_bytes: target.file.fetch.as_ref().map(|f| f.bytes as i64),
+        ipfs_fetch_ms: target.file.fetch.as_ref().map(|f| f.ms),
+        ipfs_verified: target.file.fetch.as_ref().map(|f| f.verified),
         ..RunRecord::default()
     }
 }

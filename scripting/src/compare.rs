@@ -125,7 +125,8 @@ impl Grid {
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
                 "input" => grid.input = Some(value.clone()),
                 "inputs" => {
-                    grid.inputs = value.clone().try_cast().ok_or_else(|| opt.bad("must be a map of model name → input".into()))?
+                    grid.inputs =
+                        value.clone().try_cast().ok_or_else(|| opt.bad("must be a map of model name → input".into()))?
                 }
                 "baseline" => {
                     grid.baseline = if value.is_unit() { None } else { Some(opt.platform()?) };
@@ -184,7 +185,9 @@ impl Grid {
         Err(ApiError::BadOption {
             function: FUNCTION,
             key: "inputs".into(),
-            problem: format!("has no input for {model}; give `input` for all models or `inputs: #{{\"{model}\": ...}}`"),
+            problem: format!(
+                "has no input for {model}; give `input` for all models or `inputs: #{{\"{model}\": ...}}`"
+            ),
         })
     }
 }
@@ -242,7 +245,12 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
                     // the results store failing stops it: rows could not be kept.
                     if let Err(ApiError::Results(e)) = outcome {
                         services.with_store(|store| {
-                            Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+                            Ok(store.finish_experiment(
+                                &experiment_id,
+                                ExperimentStatus::Error,
+                                Some(&e.to_string()),
+                                Utc::now(),
+                            )?)
                         })?;
                         return Err(ApiError::Results(e));
                     }
@@ -253,7 +261,8 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
     if let Some(p) = &progress {
         p.finish();
     }
-    services.with_store(|store| Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Ok, None, Utc::now())?))?;
+    services
+        .with_store(|store| Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Ok, None, Utc::now())?))?;
     summary(services, &experiment_id, grid.baseline)
 }
 

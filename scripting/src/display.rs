@@ -22,7 +22,11 @@ pub fn render(value: &Dynamic) -> Option<Display> {
         return None;
     }
     if let Some(acc) = value.clone().try_cast::<Acceleration>() {
-        return Some(Display { plain: acceleration_text(&acc), html: Some(acceleration_html(&acc)), ..Display::default() });
+        return Some(Display {
+            plain: acceleration_text(&acc),
+            html: Some(acceleration_html(&acc)),
+            ..Display::default()
+        });
     }
     if let Some(frame) = value.clone().try_cast::<FrameValue>() {
         return Some(frame_display(&frame));

@@ -28,6 +28,9 @@ pub enum ApiError {
     #[error("the model has no output named '{wanted}'; it has {actual:?}")]
     MissingOutput { wanted: String, actual: Vec<String> },
 
+    #[error("{path} hashes to CID {actual}, but the catalog says {expected}; the catalog entry is wrong (its sha256 matched), so report it")]
+    CidMismatch { path: std::path::PathBuf, expected: String, actual: String },
+
     #[error(transparent)]
     Browser(#[from] BrowserError),
 

@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array as _, AsArray};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt32Type, UInt64Type};
+use arrow::array::AsArray;
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt32Type, UInt64Type,
+};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 use webaccel_results::{plot, ExportFormat, Frame, Plot, PlotFormat, PlotKind, PlotOptions, PlotSpec};
 
@@ -59,7 +61,8 @@ pub fn rows(frame: &Frame) -> Result<Array, ApiError> {
 /// shown as their text.
 fn values(array: &dyn arrow::array::Array) -> Vec<Dynamic> {
     let n = array.len();
-    let pick = |f: &dyn Fn(usize) -> Dynamic| (0..n).map(|i| if array.is_null(i) { Dynamic::UNIT } else { f(i) }).collect();
+    let pick =
+        |f: &dyn Fn(usize) -> Dynamic| (0..n).map(|i| if array.is_null(i) { Dynamic::UNIT } else { f(i) }).collect();
     match array.data_type() {
         DataType::Boolean => pick(&|i| Dynamic::from_bool(array.as_boolean().value(i))),
         DataType::Int8 => pick(&|i| Dynamic::from_int(array.as_primitive::<Int8Type>().value(i) as i64)),
@@ -93,7 +96,9 @@ fn values(array: &dyn arrow::array::Array) -> Vec<Dynamic> {
 
 fn strings(opt: &OptionValue) -> Result<Vec<String>, ApiError> {
     let list: Array = opt.value.clone().try_cast().ok_or_else(|| opt.bad("must be an array of column names".into()))?;
-    list.into_iter().map(|c| c.into_string().map_err(|ty| opt.bad(format!("must hold column names, not {ty}")))).collect()
+    list.into_iter()
+        .map(|c| c.into_string().map_err(|ty| opt.bad(format!("must hold column names, not {ty}"))))
+        .collect()
 }
 
 /// `plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})`.
@@ -122,7 +127,11 @@ pub fn plot_frame(frame: &FrameValue, options: &Map) -> Result<Plot, ApiError> {
             "width" => opts.width = Some(opt.count(100, 10_000)?),
             "height" => opts.height = Some(opt.count(100, 10_000)?),
             other => {
-                return Err(ApiError::UnknownOption { function: FUNCTION, key: other.to_string(), valid: KEYS.join(", ") })
+                return Err(ApiError::UnknownOption {
+                    function: FUNCTION,
+                    key: other.to_string(),
+                    valid: KEYS.join(", "),
+                })
             }
         }
     }
@@ -145,8 +154,12 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         Ok(FrameValue { frame: Arc::new(frame), plots: vec![], experiment_id: None })
     });
     let s = services.clone();
-    engine.register_fn("compare", move |options: Map| -> Rhai<FrameValue> { crate::compare::compare(&s, &options).map_err(err) });
-    engine.register_fn("plot", |frame: &mut FrameValue, options: Map| -> Rhai<Plot> { plot_frame(frame, &options).map_err(err) });
+    engine.register_fn("compare", move |options: Map| -> Rhai<FrameValue> {
+        crate::compare::compare(&s, &options).map_err(err)
+    });
+    engine.register_fn("plot", |frame: &mut FrameValue, options: Map| -> Rhai<Plot> {
+        plot_frame(frame, &options).map_err(err)
+    });
 
     engine
         .register_type_with_name::<FrameValue>("Frame")
@@ -169,7 +182,9 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         .register_fn("sql", |f: &mut FrameValue, query: &str| -> Rhai<FrameValue> {
             Ok(f.derived(f.frame.sql(query).map_err(err)?))
         })
-        .register_fn("describe", |f: &mut FrameValue| -> Rhai<FrameValue> { Ok(f.derived(f.frame.describe().map_err(err)?)) })
+        .register_fn("describe", |f: &mut FrameValue| -> Rhai<FrameValue> {
+            Ok(f.derived(f.frame.describe().map_err(err)?))
+        })
         .register_fn("to_parquet", |f: &mut FrameValue, path: &str| -> Rhai<i64> {
             Ok(f.frame.to_parquet(Path::new(path)).map_err(err)? as i64)
         })
@@ -184,7 +199,9 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
             f.frame.column_names().into_iter().map(Dynamic::from).collect::<Array>()
         })
         .register_get("plots", |f: &mut FrameValue| f.plots.iter().cloned().map(Dynamic::from).collect::<Array>())
-        .register_get("experiment_id", |f: &mut FrameValue| f.experiment_id.clone().map_or(Dynamic::UNIT, Dynamic::from))
+        .register_get("experiment_id", |f: &mut FrameValue| {
+            f.experiment_id.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
         .register_fn("to_string", |f: &mut FrameValue| f.frame.to_string())
         .register_fn("to_debug", |f: &mut FrameValue| f.frame.to_string());
 

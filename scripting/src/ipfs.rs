@@ -2,10 +2,10 @@
 //! `ipfs::add(path)` and `ipfs::stats()`. Each returns a map (the fetch record, the add record,
 //! the store's figures).
 //!
-//! The resolver (store + gateway client) is opened on first use, so a session that never touches
-//! IPFS never creates the store directory.
+//! The resolver (store + gateway client) is the one `Services` shares with `accelerate`; it is
+//! opened on first use, so a session that never touches IPFS never creates the store directory.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 use webaccel_ipfs::{parse_cid, GatewayConfig, Resolver};
@@ -18,16 +18,11 @@ const FETCH: &str = "ipfs::fetch";
 
 struct Ipfs {
     services: Arc<Services>,
-    resolver: Mutex<Option<Arc<Resolver>>>,
 }
 
 impl Ipfs {
     fn resolver(&self) -> Result<Arc<Resolver>, ApiError> {
-        let mut slot = self.resolver.lock().expect("ipfs resolver poisoned");
-        if slot.is_none() {
-            *slot = Some(Arc::new(Resolver::open_default()?));
-        }
-        Ok(slot.clone().expect("opened above"))
+        self.services.ipfs()
     }
 
     fn fetch(&self, cid: &str, options: &Map) -> Result<Dynamic, ApiError> {
@@ -96,7 +91,7 @@ fn to_map(value: &impl serde::Serialize) -> Map {
 
 /// The module, registered by the host as the static module `ipfs`.
 pub fn module(services: Arc<Services>) -> Module {
-    let api = Arc::new(Ipfs { services, resolver: Mutex::new(None) });
+    let api = Arc::new(Ipfs { services });
     let mut module = Module::new();
     let a = api.clone();
     module.set_native_fn("fetch", move |cid: &str| -> Result<Dynamic, Box<EvalAltResult>> {

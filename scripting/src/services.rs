@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use webaccel_browser_runtime::{default_ort_dir, BrowserPool, PageSettings};
+use webaccel_ipfs::Resolver;
 use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
 use webaccel_results::{EnvironmentRecord, Frame, ResultStore, RunRecord};
 
-use crate::error::ApiError;
 use crate::compare::Progress;
+use crate::error::ApiError;
 use crate::outputs::Output;
 
 /// Where things live; every field has an environment-variable default.
@@ -46,6 +47,8 @@ pub struct Services {
     /// one reference run per distinct input, not one per row.
     references: Mutex<HashMap<String, Output>>,
     progress: Mutex<Option<Arc<dyn Progress>>>,
+    /// The content store and gateway client, opened on first use.
+    ipfs: Mutex<Option<Arc<Resolver>>>,
 }
 
 impl Services {
@@ -65,6 +68,7 @@ impl Services {
             environments: Mutex::new(HashSet::new()),
             references: Mutex::new(HashMap::new()),
             progress: Mutex::new(None),
+            ipfs: Mutex::new(None),
             config,
         }))
     }
@@ -82,6 +86,14 @@ impl Services {
     /// A query on the results database, as a frame (Arrow all the way, no per-row work).
     pub fn query(&self, sql: &str) -> Result<Frame, ApiError> {
         self.with_store(|store| Ok(Frame::from_query(store.query_arrow(sql)?)?))
+    }
+
+    pub(crate) fn ipfs(&self) -> Result<Arc<Resolver>, ApiError> {
+        let mut slot = self.ipfs.lock().expect("ipfs resolver poisoned");
+        if slot.is_none() {
+            *slot = Some(Arc::new(Resolver::open_default()?));
+        }
+        Ok(slot.clone().expect("opened above"))
     }
 
     /// Who hears about a `compare` grid's progress (the CLI's progress bar).
