@@ -6,8 +6,7 @@
 //! stream format (arrow-rs writes a stream, Polars' `IpcStreamReader` reads it). We use the IPC
 //! stream: it is safe code on both sides, it is the format both projects test against other
 //! implementations, and it does not tie us to the struct layouts of two crates' FFI modules.
-//! Its cost is one copy of the buffers each way, which for result sets (thousands of rows, not
-//! billions) is well under a millisecond; no value is converted individually.
+//! Its cost is one copy of the column buffers each way, linear in bytes, with no work per value.
 //!
 //! Polars is built with few data types (see Cargo.toml), so a batch is first made to fit: small
 //! integers widen, dictionaries decode, time zones drop (values stay UTC instants), decimals

@@ -280,45 +280,45 @@ fn color_of(summary: &Frame) -> Option<String> {
     summary.column_names().into_iter().find(|c| c == "precision")
 }
 
-/// Median latency per platform (× model and browser where they vary), one bar per precision,
-/// whiskers at the median's confidence interval.
-pub fn latency_by_platform(summary: &Frame, options: &PlotOptions) -> Result<Plot> {
-    if !summary.column_names().iter().any(|c| c == "median") {
-        return Err(summary_missing(summary, "median"));
+/// One of a summary's figures (`y`, with its interval `{y}_ci_low`..`{y}_ci_high`) per category,
+/// one bar per precision.
+fn summary_bars(
+    summary: &Frame,
+    y: &str,
+    y_label: &str,
+    reference_y: Option<f64>,
+    title: String,
+    options: &PlotOptions,
+) -> Result<Plot> {
+    if !summary.column_names().iter().any(|c| c == y) {
+        return Err(summary_missing(summary, y));
     }
     let color = color_of(summary);
     let (frame, x, x_label) = category_column(summary, color.as_deref())?;
     let spec = PlotSpec {
         color,
-        y_low: Some("median_ci_low".into()),
-        y_high: Some("median_ci_high".into()),
+        y_low: Some(format!("{y}_ci_low")),
+        y_high: Some(format!("{y}_ci_high")),
         x_label: Some(x_label),
-        y_label: Some("median latency (ms), 95% CI".into()),
-        ..PlotSpec::new(&x, "median", PlotKind::Bar)
+        y_label: Some(y_label.into()),
+        reference_y,
+        ..PlotSpec::new(&x, y, PlotKind::Bar)
     };
-    let title = options.title.clone().unwrap_or_else(|| "Latency by platform and precision".into());
-    render(&chart_from(&frame, &spec, title)?, options)
+    render(&chart_from(&frame, &spec, options.title.clone().unwrap_or(title))?, options)
+}
+
+/// Median latency per platform (× model and browser where they vary), one bar per precision,
+/// whiskers at the median's confidence interval.
+pub fn latency_by_platform(summary: &Frame, options: &PlotOptions) -> Result<Plot> {
+    let title = "Latency by platform and precision".to_string();
+    summary_bars(summary, "median", "median latency (ms), 95% CI", None, title, options)
 }
 
 /// Speedup against the baseline per platform (× model and browser where they vary), one bar
 /// per precision, whiskers at its confidence interval, and a line at 1×.
 pub fn speedup(summary: &Frame, options: &PlotOptions) -> Result<Plot> {
-    if !summary.column_names().iter().any(|c| c == "speedup") {
-        return Err(summary_missing(summary, "speedup"));
-    }
-    let color = color_of(summary);
-    let (frame, x, x_label) = category_column(summary, color.as_deref())?;
-    let spec = PlotSpec {
-        color,
-        y_low: Some("speedup_ci_low".into()),
-        y_high: Some("speedup_ci_high".into()),
-        x_label: Some(x_label),
-        y_label: Some("speedup vs baseline (×), 95% CI".into()),
-        reference_y: Some(1.0),
-        ..PlotSpec::new(&x, "speedup", PlotKind::Bar)
-    };
-    let title = options.title.clone().unwrap_or_else(|| "Speedup against the baseline".into());
-    render(&chart_from(&frame, &spec, title)?, options)
+    let title = "Speedup against the baseline".to_string();
+    summary_bars(summary, "speedup", "speedup vs baseline (×), 95% CI", Some(1.0), title, options)
 }
 
 /// Accuracy (`accuracy`, e.g. `accuracy_cosine`) against latency (`latency`, e.g. `median`
