@@ -28,6 +28,11 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def default_models_dir() -> Path:
+    """`WEBACCEL_MODELS`, else `$WEBACCEL_CACHE/models` (as webaccel itself looks)."""
+    return Path(os.environ.get("WEBACCEL_MODELS") or Path(os.environ["WEBACCEL_CACHE"]) / "models")
+
+
 def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
     """package -> [(path inside the package, sha256)] for every file the catalog uses."""
     files: dict[str, list[tuple[str, str]]] = {}
@@ -45,7 +50,7 @@ def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
 
 
 def main() -> int:
-    models_dir = Path(os.environ.get("WEBACCEL_MODELS") or Path(os.environ["WEBACCEL_CACHE"]) / "models")
+    models_dir = default_models_dir()
     catalog = tomllib.loads((ROOT / "models" / "catalog.toml").read_text())
     needed = pinned_files(catalog)
     models_dir.mkdir(parents=True, exist_ok=True)

@@ -23,14 +23,15 @@ Usage: prepare_models.py [--out DIR] [--print-sums]
 """
 
 import argparse
-import hashlib
 import json
 import logging
-import os
 import sys
 import tempfile
 import tomllib
 from pathlib import Path
+
+# The sibling script: one definition of the models directory and of a file's sum.
+from fetch_models import default_models_dir, sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,14 +42,6 @@ MIN_QUANTIZED_SHARE = 0.5
 
 QUANTIZED_OPS = {"MatMulInteger", "ConvInteger", "MatMulNBits", "QLinearMatMul", "QLinearConv"}
 FLOAT_WEIGHT_OPS = {"MatMul", "Conv", "Gemm"}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fp16(keep_io_types: bool):
@@ -175,7 +168,7 @@ def main() -> int:
     # The quantizers log every node they skip.
     logging.disable(logging.WARNING)
 
-    models_dir = Path(os.environ.get("WEBACCEL_MODELS") or Path(os.environ["WEBACCEL_CACHE"]) / "models")
+    models_dir = default_models_dir()
     out_root = args.out or models_dir / "derived"
     catalog = tomllib.loads((ROOT / "models" / "catalog.toml").read_text())
     manifest_path = out_root / "manifest.json"

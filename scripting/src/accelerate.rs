@@ -97,6 +97,29 @@ struct ModelPath {
     fetch: Option<FetchRecord>,
 }
 
+/// The catalog file accuracy is measured against. It is located (and, by CID, brought through
+/// the content store) only when a reference run is needed: not with `accuracy: false`, nor
+/// when the reference output for this input is already cached.
+#[derive(Debug, Clone)]
+struct Reference {
+    model: String,
+    file: ModelFile,
+}
+
+impl Reference {
+    fn sha256(&self) -> &str {
+        self.file.sha256.as_deref().unwrap_or_default()
+    }
+
+    fn label(&self) -> String {
+        self.file.label(&self.model)
+    }
+
+    fn locate(&self, services: &Services) -> Result<ModelPath, ApiError> {
+        catalog_file(services, services.catalog.resolve(&self.model)?, &self.file)
+    }
+}
+
 /// A file known by CID, through the content store: a hit, or else the packaged copy (already
 /// sha256-checked) imported under its CID, or else a verified fetch from the gateways.
 fn through_store(services: &Services, cid: &str, local: Option<&Path>) -> Result<(PathBuf, FetchRecord), ApiError> {
@@ -164,7 +187,7 @@ struct Target {
     compute: String,
     mixed: Option<bool>,
     /// The fp32 (or widest) file of the same model, which accuracy is measured against.
-    reference: Option<ModelPath>,
+    reference: Option<Reference>,
     /// The type came from the user or the catalog, not from detection.
     type_given: bool,
 }
@@ -208,19 +231,18 @@ fn resolve(services: &Services, model: &str, opts: &AccelerateOptions) -> Result
     }
     let file =
         spec.file(opts.precision, opts.mixed_precision, |f| catalog.unavailable_reason(&services.models, spec, f))?;
-    let locate = |f: &ModelFile| catalog_file(services, spec, f);
     Ok(Target {
         name: spec.name.clone(),
         model_type: spec.model_type.clone(),
         processing: Some(spec.processing.clone()),
         inputs: spec.inputs.clone(),
         symbolic_dims: spec.symbolic_dims.clone(),
-        file: locate(file)?,
+        file: catalog_file(services, spec, file)?,
         precision: Some(file.precision),
         weights: file.weights.clone(),
         compute: file.compute.clone(),
         mixed: Some(file.mixed),
-        reference: spec.reference_file().map(locate).transpose()?,
+        reference: spec.reference_file().map(|f| Reference { model: spec.name.clone(), file: f.clone() }),
         type_given: true,
     })
 }
@@ -557,7 +579,6 @@ pub fn accelerate_with(
     opts: &AccelerateOptions,
     cell: &Cell,
 ) -> Result<Acceleration, ApiError> {
-    let opts = opts.clone();
     let early = resolve(services, model, &opts).and_then(|target| {
         let prepared = match &target.processing {
             Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
@@ -570,18 +591,8 @@ pub fn accelerate_with(
         // A grid cell that fails before reaching a browser (an unavailable precision, say)
         // still gets its row, so the grid shows the reason in that cell.
         Err(e) if cell.experiment_id.is_some() => {
-            let row = RunRecord {
-                model_name: model.to_string(),
-                precision: opts.precision.map(|p| p as i32),
-                platform: opts.platform.map_or("auto", |p| p.name()).to_string(),
-                requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
-                browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
-                status: RunStatus::Error,
-                error: Some(e.to_string()),
-                experiment_id: cell.experiment_id.clone(),
-                cell_index: cell.cell_index,
-                ..RunRecord::default()
-            };
+            let row =
+                RunRecord { status: RunStatus::Error, error: Some(e.to_string()), ..requested_row(model, &opts, cell) };
             services.record(&[row])?;
             return Err(e);
         }
@@ -590,9 +601,7 @@ pub fn accelerate_with(
     let requested = opts.platform.map_or("auto", |p| p.name()).to_string();
 
     let run_id = uuid::Uuid::now_v7().to_string();
-    let mut row = base_row(&run_id, &target, &opts);
-    row.experiment_id = cell.experiment_id.clone();
-    row.cell_index = cell.cell_index;
+    let mut row = base_row(&run_id, &target, &opts, cell);
     row.batch_size = prepared.as_ref().map(|p| p.items as i32);
     let mut passed_over: Vec<String> = Vec::new();
     let mut measured = None;
@@ -719,12 +728,12 @@ fn accuracy(
     let Some(reference) = &target.reference else {
         return (None, Some("no reference: webaccel knows no fp32 file for this model".into()));
     };
-    let label = format!("{} on wasm", reference.label);
-    if reference.sha256 == target.file.sha256 && measured.platform == Platform::Wasm {
+    let label = format!("{} on wasm", reference.label());
+    if reference.sha256() == target.file.sha256 && measured.platform == Platform::Wasm {
         return (agreement(output, output), Some(format!("{label} (this run)")));
     }
     let mut digest = Sha256::new();
-    digest.update(reference.sha256.as_bytes());
+    digest.update(reference.sha256().as_bytes());
     for t in &measured.input.tensors {
         digest.update(t.name.as_bytes());
         digest.update(format!("{:?}{:?}", t.dtype, t.dims).as_bytes());
@@ -741,8 +750,11 @@ fn accuracy(
         sequence: i.sequence.clone(),
         ..RunOptions::timed(0, 1)
     };
-    let input = measured.input.clone();
-    match attempt(services, target, reference, Platform::Wasm, &quiet, once, Some(&input), &Dynamic::UNIT) {
+    let file = match reference.locate(services) {
+        Ok(file) => file,
+        Err(e) => return (None, Some(format!("{label} unavailable: {e}"))),
+    };
+    match attempt(services, target, &file, Platform::Wasm, &quiet, once, Some(&measured.input), &Dynamic::UNIT) {
         Attempt::Ran(r) => match post_process(measured.processing.as_ref(), &r.run, &r.input) {
             Ok(reference_output) => {
                 let agreement = agreement(output, &reference_output);
@@ -756,10 +768,25 @@ fn accuracy(
     }
 }
 
-fn base_row(run_id: &str, target: &Target, opts: &AccelerateOptions) -> RunRecord {
+/// What a row knows before the model is resolved: what was asked for, and where in a grid.
+fn requested_row(model: &str, opts: &AccelerateOptions, cell: &Cell) -> RunRecord {
+    let platform = opts.platform.map_or("auto", |p| p.name()).to_string();
+    RunRecord {
+        model_name: model.to_string(),
+        precision: opts.precision.map(|p| p as i32),
+        requested_platform: Some(platform.clone()),
+        platform,
+        device: opts.device.clone(),
+        browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
+        experiment_id: cell.experiment_id.clone(),
+        cell_index: cell.cell_index,
+        ..RunRecord::default()
+    }
+}
+
+fn base_row(run_id: &str, target: &Target, opts: &AccelerateOptions, cell: &Cell) -> RunRecord {
     RunRecord {
         run_id: run_id.to_string(),
-        model_name: target.name.clone(),
         model_type: target.model_type.clone(),
         model_sha256: Some(target.file.sha256.clone()),
         model_file: Some(target.file.label.clone()),
@@ -767,17 +794,13 @@ fn base_row(run_id: &str, target: &Target, opts: &AccelerateOptions) -> RunRecor
         weights_dtype: Some(target.weights.clone()),
         compute_dtype: Some(target.compute.clone()),
         mixed_precision: target.mixed,
-        platform: opts.platform.map_or("auto", |p| p.name()).to_string(),
-        device: opts.device.clone(),
-        browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
-        requested_platform: Some(opts.platform.map_or("auto", |p| p.name()).to_string()),
         cid: target.file.fetch.as_ref().map(|f| f.cid.clone()),
         ipfs_cache_hit: target.file.fetch.as_ref().map(|f| f.cache_hit),
         ipfs_gateway: target.file.fetch.as_ref().and_then(|f| f.gateway.clone()),
         ipfs_bytes: target.file.fetch.as_ref().map(|f| f.bytes as i64),
         ipfs_fetch_ms: target.file.fetch.as_ref().map(|f| f.ms),
         ipfs_verified: target.file.fetch.as_ref().map(|f| f.verified),
-        ..RunRecord::default()
+        ..requested_row(&target.name, opts, cell)
     }
 }
 

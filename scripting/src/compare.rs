@@ -82,10 +82,10 @@ impl Grid {
             let opt = OptionValue { function: FUNCTION, key, value };
             match key.as_str() {
                 "models" => {
-                    grid.models = list(&opt)?
-                        .into_iter()
-                        .map(|m| m.into_string().map_err(|ty| opt.bad(format!("must hold model names, not {ty}"))))
-                        .collect::<Result<_, _>>()?
+                    grid.models = opt.strings("must be an array", "model names")?;
+                    if grid.models.is_empty() {
+                        return Err(opt.bad("must not be empty".into()));
+                    }
                 }
                 "platforms" => {
                     grid.platforms = list(&opt)?
@@ -269,10 +269,7 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
 /// The experiment's summary frame and its default plots: latency by platform × precision, the
 /// speedup against the baseline, and accuracy against latency.
 fn summary(services: &Services, experiment_id: &str, baseline: Option<Platform>) -> Result<FrameValue, ApiError> {
-    let rows = services.query(&format!(
-        "SELECT * FROM runs WHERE experiment_id = '{}' ORDER BY cell_index",
-        experiment_id.replace('\'', "''")
-    ))?;
+    let rows = services.with_store(|store| Ok(store.experiment_runs(experiment_id)?))?;
     let mut opts = SummaryOptions::latency_grid(baseline.map(|p| p.name()));
     opts.group_by.push("model_file".into());
     let summary = webaccel_results::stats::summarize_frame(&rows, &opts)?;

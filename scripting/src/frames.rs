@@ -94,13 +94,6 @@ fn values(array: &dyn arrow::array::Array) -> Vec<Dynamic> {
     }
 }
 
-fn strings(opt: &OptionValue) -> Result<Vec<String>, ApiError> {
-    let list: Array = opt.value.clone().try_cast().ok_or_else(|| opt.bad("must be an array of column names".into()))?;
-    list.into_iter()
-        .map(|c| c.into_string().map_err(|ty| opt.bad(format!("must hold column names, not {ty}"))))
-        .collect()
-}
-
 /// `plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})`.
 pub fn plot_frame(frame: &FrameValue, options: &Map) -> Result<Plot, ApiError> {
     const FUNCTION: &str = "plot";
@@ -173,7 +166,7 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         })
         .register_fn("select", |f: &mut FrameValue, columns: Array| -> Rhai<FrameValue> {
             let opt = OptionValue { function: "select", key: "columns", value: &Dynamic::from_array(columns) };
-            let columns = strings(&opt).map_err(err)?;
+            let columns = opt.strings("must be an array of column names", "column names").map_err(err)?;
             Ok(f.derived(f.frame.select(&columns).map_err(err)?))
         })
         .register_fn("filter", |f: &mut FrameValue, condition: &str| -> Rhai<FrameValue> {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{DType, InputMetadata, Sequence, Tensor};
-use webaccel_models::audio::{self, Audio};
+use webaccel_models::audio;
 use webaccel_models::{vision, AudioProcessing, Encoded, Processing, VisionProcessing};
 
 use crate::error::ApiError;
@@ -121,9 +121,8 @@ fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput,
     } else {
         let array: Array =
             input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        let samples =
-            floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        audio::resample(Audio { samples, rate: p.sample_rate }, p.sample_rate)?.samples
+        // Already at the model's rate, as the expected input says.
+        floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?
     };
     if samples.is_empty() {
         return Err(ApiError::BadInput {

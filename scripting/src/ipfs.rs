@@ -34,12 +34,7 @@ impl Ipfs {
             match key.as_str() {
                 "offline" => offline = opt.boolean()?,
                 "gateways" => {
-                    let list: rhai::Array =
-                        value.clone().try_cast().ok_or_else(|| opt.bad("must be an array of gateway URLs".into()))?;
-                    let urls = list
-                        .into_iter()
-                        .map(|g| g.into_string().map_err(|ty| opt.bad(format!("must hold strings, not {ty}"))))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let urls = opt.strings("must be an array of gateway URLs", "strings")?;
                     let config = GatewayConfig::from_env()
                         .and_then(|c| c.with_gateways(&urls))
                         .map_err(webaccel_ipfs::Error::from)?;

@@ -138,14 +138,7 @@ impl AccelerateOptions {
                 }
                 "measure_memory" => opts.measure_memory = opt.boolean()?,
                 "flags" => {
-                    let list: rhai::Array = value
-                        .clone()
-                        .try_cast()
-                        .ok_or_else(|| opt.bad("must be an array of strings like \"--enable-features=X\"".into()))?;
-                    opts.flags = list
-                        .into_iter()
-                        .map(|f| f.into_string().map_err(|ty| opt.bad(format!("must hold strings, not {ty}"))))
-                        .collect::<Result<_, _>>()?;
+                    opts.flags = opt.strings("must be an array of strings like \"--enable-features=X\"", "strings")?;
                     if let Some(f) = opts.flags.iter().find(|f| !f.starts_with("--")) {
                         return Err(opt.bad(format!("holds {f:?}; each flag starts with --")));
                     }
@@ -203,6 +196,15 @@ impl OptionValue<'_> {
 
     pub fn string(&self) -> Result<String, ApiError> {
         self.value.clone().into_string().map_err(|ty| self.bad(format!("must be a string, not {ty}")))
+    }
+
+    /// An array of strings; `not_array` is the problem when it is not an array, `items` names
+    /// what it must hold.
+    pub fn strings(&self, not_array: &str, items: &str) -> Result<Vec<String>, ApiError> {
+        let list: rhai::Array = self.value.clone().try_cast().ok_or_else(|| self.bad(not_array.into()))?;
+        list.into_iter()
+            .map(|s| s.into_string().map_err(|ty| self.bad(format!("must hold {items}, not {ty}"))))
+            .collect()
     }
 
     pub fn boolean(&self) -> Result<bool, ApiError> {

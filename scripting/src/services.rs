@@ -85,7 +85,7 @@ impl Services {
 
     /// A query on the results database, as a frame (Arrow all the way, no per-row work).
     pub fn query(&self, sql: &str) -> Result<Frame, ApiError> {
-        self.with_store(|store| Ok(Frame::from_query(store.query_arrow(sql)?)?))
+        self.with_store(|store| Ok(store.sql(sql)?))
     }
 
     pub(crate) fn ipfs(&self) -> Result<Arc<Resolver>, ApiError> {
