@@ -1,6 +1,8 @@
 //! Benchmark: host-observed latency against in-page latency for all-MiniLM-L6-v2 on wasm in
-//! Debian Chromium, side by side in one run. The difference is what the bridge (CDP round trip,
-//! binary tensor transfer, JSON descriptors) adds to each inference.
+//! Debian Chromium, side by side in one run. The difference is what the bridge (the data
+//! channel's WebSocket round trip, the binary frames, the page's glue around `session.run`)
+//! adds to each inference. It is split into transport (host-observed minus the page's whole
+//! handling of the call) and page glue (that handling minus `session.run`).
 //!
 //!     source scripts/env.sh && cargo run -p webaccel-browser-runtime --example bridge
 //!
@@ -32,7 +34,8 @@ async fn main() {
     browser.session.run("minilm", &inputs, &RunOptions::timed(20, 1)).await.expect("warm up");
 
     let (mut host, mut page, mut overhead, mut ping) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut fetch, mut post) = (Vec::new(), Vec::new());
+    let (mut glue, mut transport, mut channel, mut channel_sized) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let output_sized = vec![0u8; 18 * 384 * 4];
     for _ in 0..SAMPLES {
         let t0 = Instant::now();
         let out = browser.session.run("minilm", &inputs, &RunOptions::timed(0, 1)).await.expect("run");
@@ -42,8 +45,14 @@ async fn main() {
         assert!(!out.first_run_this_call && out.run_ms.len() == 1);
         page.push(out.run_ms[0]);
         overhead.push(host_ms - out.run_ms[0]);
-        fetch.push(out.input_fetch_ms);
-        post.push(out.output_post_ms);
+        glue.push(out.page_ms - out.run_ms[0]);
+        transport.push(host_ms - out.page_ms);
+        let t0 = Instant::now();
+        browser.session.echo(&[]).await.expect("empty echo");
+        channel.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let t0 = Instant::now();
+        browser.session.echo(&output_sized).await.expect("sized echo");
+        channel_sized.push(t0.elapsed().as_secs_f64() * 1000.0);
         let t0 = Instant::now();
         browser.session.ping().await.expect("ping");
         ping.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -56,8 +65,10 @@ async fn main() {
     println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&host));
     println!("in-page        p50 {pm:8.3} ms  p90 {:8.3} ms", p90(&page));
     println!("bridge overhead p50 {:7.3} ms  p90 {:8.3} ms", median(&overhead), p90(&overhead));
-    println!("  of which: input fetch p50 {:.3} ms, output post p50 {:.3} ms", median(&fetch), median(&post));
-    println!("bare CDP round trip p50 {:7.3} ms", median(&ping));
+    println!("  of which: transport p50 {:.3} ms, page glue p50 {:.3} ms", median(&transport), median(&glue));
+    println!("bare data-channel round trip p50 {:7.3} ms", median(&channel));
+    println!("data-channel echo of the output's size ({} B) p50 {:7.3} ms", output_sized.len(), median(&channel_sized));
+    println!("bare CDP round trip p50 {:7.3} ms (control plane, for comparison)", median(&ping));
     println!("ratio host/in-page (p50): {:.3}", hm / pm);
     drop(browser);
     pool.shutdown().await;

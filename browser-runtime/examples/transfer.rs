@@ -1,6 +1,6 @@
-//! Benchmark: moving a 64 MB tensor host → page → host through the session's binary path,
-//! against the page's plain download of the same bytes as a static file from the same loopback
-//! server, side by side in one run. Also a small (inline) body, which rides inside the CDP call.
+//! Benchmark: moving a 64 MB tensor host → page → host over the session's data channel (a
+//! WebSocket carrying binary frames), against the page's plain download of the same bytes as a
+//! static file from the same loopback server, side by side in one run. Also a 4 KiB body.
 //!
 //!     source scripts/env.sh && cargo run -p webaccel-browser-runtime --example transfer
 
@@ -29,7 +29,7 @@ async fn main() {
     let (mut echo_ms, mut download_ms) = (Vec::new(), Vec::new());
     for _ in 0..REPEATS {
         let t0 = Instant::now();
-        let (back, _) = session.echo(bytes.clone()).await.expect("echo");
+        let back = session.echo(&bytes).await.expect("echo");
         echo_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert!(back == bytes, "the echoed body differs from what was sent");
         let (n, ms) = session.download(file.path()).await.expect("download");
@@ -41,7 +41,7 @@ async fn main() {
     let echo_mbps = 2.0 * BIG as f64 / 1e6 / (echo / 1000.0);
     let download_mbps = BIG as f64 / 1e6 / (download / 1000.0);
     println!("64 MiB body, Chromium {}, median of {REPEATS}", browser.capabilities.version);
-    println!("host -> page -> host (binary path): {echo:8.1} ms  = {echo_mbps:7.1} MB/s moved");
+    println!("host -> page -> host (data channel): {echo:8.1} ms  = {echo_mbps:7.1} MB/s moved");
     println!("page download of the same file:     {download:8.1} ms  = {download_mbps:7.1} MB/s");
     println!("throughput ratio (round trip / plain download): {:.2}", echo_mbps / download_mbps);
 
@@ -49,10 +49,10 @@ async fn main() {
     let mut small_ms = Vec::new();
     for _ in 0..50 {
         let t0 = Instant::now();
-        session.echo(small.clone()).await.expect("small echo");
+        session.echo(&small).await.expect("small echo");
         small_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
-    println!("4 KiB body round trip (inline in the CDP call): p50 {:.3} ms", median(&small_ms));
+    println!("4 KiB body round trip: p50 {:.3} ms", median(&small_ms));
     drop(browser);
     pool.shutdown().await;
 }

@@ -1,6 +1,8 @@
-//! The loopback asset server. It serves the in-page runtime, onnxruntime-web from npm, the
-//! model files the host registers, and the binary tensor bodies, all under one unguessable
-//! path token so that no other page on this machine can read or post them.
+//! The loopback asset server. It serves the in-page runtime, onnxruntime-web from npm and the
+//! model files the host registers, accepts each page's data channel (a WebSocket, see
+//! `channel`) and holds the large tensor bodies that channel moves as plain HTTP bodies, all
+//! under one unguessable path token so that no other page on this machine can read or post
+//! them, or connect.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +18,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use axum::Router;
 use rand::RngCore;
+use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -32,11 +36,17 @@ pub fn default_ort_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/onnxruntime-web/dist")
 }
 
+/// The largest frame a page may send on its data channel. Outputs travel whole in one frame;
+/// the default limit (64 MiB) would refuse the 64 MiB transfer benchmark's echo.
+const MAX_FRAME: usize = 1 << 32;
+
 #[derive(Default)]
 struct Slots {
     models: HashMap<String, PathBuf>,
     inputs: HashMap<String, Bytes>,
     outputs: HashMap<String, Bytes>,
+    /// Data channels opened for pages and not yet connected.
+    channels: HashMap<String, oneshot::Sender<WebSocket>>,
     next_id: u64,
 }
 
@@ -69,6 +79,7 @@ impl AssetServer {
             .route(&format!("{base}/index.html"), get(|| async { html(INDEX_HTML) }))
             .route(&format!("{base}/runtime.js"), get(|| async { javascript(RUNTIME_JS) }))
             .route(&format!("{base}/models/{{id}}/{{file}}"), get(serve_model))
+            .route(&format!("{base}/channel/{{id}}"), get(accept_channel))
             .route(
                 &format!("{base}/tensors/{{id}}"),
                 get(take_input).post(put_output).layer(DefaultBodyLimit::disable()),
@@ -93,8 +104,8 @@ impl AssetServer {
         let listener =
             tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| BrowserError::AssetServer(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| BrowserError::AssetServer(e.to_string()))?;
-        // Tensor bodies are small and latency-bound: without TCP_NODELAY a POST can wait for
-        // the peer's delayed ACK (tens of ms) and that would count as bridge overhead.
+        // Run requests and replies are small and latency-bound: without TCP_NODELAY a frame
+        // can wait for the peer's delayed ACK (tens of ms), counted as bridge overhead.
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
@@ -130,16 +141,21 @@ impl AssetServer {
         Ok(format!("{}models/{id}/{file}", self.base_url()))
     }
 
-    /// Stores an input body and returns the URL the page fetches it from (once).
-    pub fn put_input(&self, bytes: Vec<u8>) -> String {
+    /// Stores an input body; returns the URL the page fetches it from (once) and its slot id.
+    pub fn put_input(&self, bytes: Vec<u8>) -> (String, String) {
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         slots.next_id += 1;
         let id = format!("t{}", slots.next_id);
         slots.inputs.insert(id.clone(), Bytes::from(bytes));
-        format!("{}tensors/{id}", self.base_url())
+        (format!("{}tensors/{id}", self.base_url()), id)
     }
 
-    /// A fresh URL for the page to POST outputs to, and the slot id to collect them with.
+    /// Forgets an input the page never fetched (a call that failed half way).
+    pub fn discard_input(&self, id: &str) {
+        self.slots.lock().expect("asset slots poisoned").inputs.remove(id);
+    }
+
+    /// A fresh URL for the page to POST a body to, and the slot id to collect it with.
     pub fn output_slot(&self) -> (String, String) {
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         slots.next_id += 1;
@@ -147,18 +163,20 @@ impl AssetServer {
         (format!("{}tensors/{id}", self.base_url()), id)
     }
 
+    /// The body posted to an output slot, if any; the slot is gone afterwards.
     pub fn take_output(&self, id: &str) -> Option<Bytes> {
         self.slots.lock().expect("asset slots poisoned").outputs.remove(id)
     }
 
-    /// Forgets inputs the page never fetched (a run that failed half way).
-    pub fn discard_inputs(&self, urls: &[String]) {
+    /// A data channel for one page: the WebSocket URL the page connects to, and where the
+    /// accepted socket arrives. Each URL accepts one connection.
+    pub fn open_channel(&self) -> (String, oneshot::Receiver<WebSocket>) {
+        let (tx, rx) = oneshot::channel();
         let mut slots = self.slots.lock().expect("asset slots poisoned");
-        for url in urls {
-            if let Some(id) = url.rsplit('/').next() {
-                slots.inputs.remove(id);
-            }
-        }
+        slots.next_id += 1;
+        let id = format!("c{}", slots.next_id);
+        slots.channels.insert(id.clone(), tx);
+        (format!("ws://{}/{}/channel/{id}", self.addr, self.token), rx)
     }
 }
 
@@ -189,6 +207,19 @@ async fn serve_model(
         },
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn accept_channel(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(waiting) = state.slots.lock().expect("asset slots poisoned").channels.remove(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    upgrade.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| async move {
+        let _ = waiting.send(socket);
+    })
 }
 
 async fn take_input(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {

@@ -1,11 +1,13 @@
 //! Launches and drives real browsers over the DevTools protocol, serves the in-page runtime
-//! and onnxruntime-web from a loopback server, and runs ONNX models in the page.
+//! and onnxruntime-web from a loopback server, and runs ONNX models in the page, exchanging
+//! tensors with it over a WebSocket data channel.
 //!
 //! This crate knows nothing of DuckDB, IPFS, Rhai or Jupyter: it is given model file paths and
 //! input tensors, and returns outputs, in-page timings and measured capabilities.
 
 pub mod assets;
 pub mod capabilities;
+pub mod channel;
 pub mod error;
 pub mod launch;
 pub mod pool;
@@ -18,7 +20,7 @@ pub use error::BrowserError;
 pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
-    BrowserSession, EchoTimings, InputMetadata, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform,
-    RunOptions, RunOutput, Sequence, Timeouts, INLINE_LIMIT,
+    BrowserSession, InputMetadata, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform,
+    RunOptions, RunOutput, Sequence, Timeouts,
 };
 pub use tensor::{DType, Tensor};

@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
@@ -19,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::assets::AssetServer;
 use crate::capabilities::{Capabilities, PageCapabilities};
+use crate::channel::{aligned, ChannelError, PageChannel, Reply};
 use crate::error::{BrowserError, Result};
 use crate::launch::{BrowserKind, LaunchedBrowser, ProfileChoice};
 use crate::tensor::{DType, Tensor};
@@ -162,9 +161,9 @@ pub struct RunOutput {
     /// Each timed run, in order.
     pub run_ms: Vec<f64>,
     pub outputs: Vec<Tensor>,
-    /// In-page time to fetch the input bodies, and to post the outputs back.
-    pub input_fetch_ms: f64,
-    pub output_post_ms: f64,
+    /// In-page time from the request's arrival to its reply's departure: with `run_ms`, it
+    /// splits the bridge's overhead into page-side work and transport.
+    pub page_ms: f64,
     pub memory: Option<MemoryReport>,
 }
 
@@ -176,9 +175,7 @@ struct PageRunResult {
     first_run_this_call: bool,
     run_ms: Vec<f64>,
     outputs: Vec<PageOutput>,
-    outputs_base64: Option<String>,
-    input_fetch_ms: f64,
-    output_post_ms: f64,
+    page_ms: f64,
     memory: Option<MemoryReport>,
 }
 
@@ -190,31 +187,6 @@ struct PageOutput {
     dims: Vec<usize>,
     byte_offset: usize,
     byte_length: usize,
-}
-
-/// Bodies up to this size ride base64-encoded inside the CDP call: for small tensors an HTTP
-/// round trip per call would cost more than the inference. Larger ones go as HTTP bodies.
-pub const INLINE_LIMIT: usize = 256 * 1024;
-
-struct Transfer {
-    json: serde_json::Value,
-    input_url: Option<String>,
-    output_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EchoResult {
-    receive_ms: f64,
-    send_ms: f64,
-    outputs_base64: Option<String>,
-}
-
-/// In-page halves of an echo: receiving the body, and sending it back.
-#[derive(Debug, Clone, Copy)]
-pub struct EchoTimings {
-    pub receive_ms: f64,
-    pub send_ms: f64,
 }
 
 /// Per-call limits. A call that exceeds its limit is treated as a hung browser: the browser
@@ -239,6 +211,8 @@ pub struct BrowserSession {
     page_alive: watch::Receiver<bool>,
     /// Set when a call timed out: the page may be wedged, so the session must not be reused.
     hung: AtomicBool,
+    /// Run requests and tensors go here; set once the page has connected.
+    channel: OnceLock<PageChannel>,
     settings: PageSettings,
     pub timeouts: Timeouts,
 }
@@ -274,6 +248,7 @@ impl BrowserSession {
             assets,
             page_alive,
             hung: AtomicBool::new(false),
+            channel: OnceLock::new(),
             settings,
             timeouts: Timeouts::default(),
         };
@@ -297,6 +272,18 @@ impl BrowserSession {
                 probe,
             )
             .await?;
+        let (url, accepted) = session.assets.open_channel();
+        session
+            .eval::<bool>("opening the data channel", format!("window.webaccel.connect({})", json!(url)), probe)
+            .await?;
+        // The page's socket opened, so the server has it or is handing it over right now.
+        let socket = tokio::time::timeout(probe, accepted).await.ok().and_then(Result::ok).ok_or_else(|| {
+            BrowserError::Protocol {
+                during: "opening the data channel".into(),
+                message: "the page reported its WebSocket open but the server never accepted it".into(),
+            }
+        })?;
+        let _ = session.channel.set(PageChannel::start(socket, session.assets.clone()));
         Ok(session)
     }
 
@@ -379,38 +366,37 @@ impl BrowserSession {
     /// Runs a loaded model: its first run (once per loaded session), `warmup` untimed runs,
     /// then `runs` timed runs.
     pub async fn run(&self, key: &str, inputs: &[Tensor], options: &RunOptions) -> Result<RunOutput> {
-        // One body for all inputs; the descriptors give each tensor's slice of it.
-        let mut body = Vec::with_capacity(inputs.iter().map(|t| t.data.len()).sum());
+        // One body for all inputs, each tensor aligned so that the page can view it in place;
+        // the descriptors give each tensor's slice of it.
+        let mut body = Vec::with_capacity(inputs.iter().map(|t| aligned(t.data.len())).sum());
         let mut described = Vec::with_capacity(inputs.len());
         for tensor in inputs {
             tensor.validate()?;
+            body.resize(aligned(body.len()), 0);
             described.push(json!({
                 "name": tensor.name, "dtype": tensor.dtype, "dims": tensor.dims,
                 "byteOffset": body.len(), "byteLength": tensor.data.len(),
             }));
             body.extend_from_slice(&tensor.data);
         }
-        let transfer = self.transfer(body);
         let args = json!({
-            "transfer": transfer.json, "inputs": described,
+            "key": key, "inputs": described,
             "warmup": options.warmup, "warmupMs": options.warmup_min.as_secs_f64() * 1000.0,
             "runs": options.runs, "precompile": options.precompile,
             "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
             "fetches": (!options.fetches.is_empty()).then_some(&options.fetches),
             "sequence": options.sequence,
         });
-        let result: Result<PageRunResult> = self
-            .eval("running the model", format!("window.webaccel.run({}, {args})", json!(key)), self.timeouts.run)
-            .await;
-        let body = self.collect(&transfer, result.as_ref().ok().and_then(|r| r.outputs_base64.as_deref()));
-        let result = result?;
-        let body = body?;
+        let during = "running the model";
+        let reply = self.call(during, "run", args, &body, self.timeouts.run).await?;
+        let result: PageRunResult = page_result(during, reply.result)?;
         let mut outputs = Vec::with_capacity(result.outputs.len());
         for out in result.outputs {
             let end = out.byte_offset + out.byte_length;
-            let data = body
+            let data = reply
+                .body
                 .get(out.byte_offset..end)
-                .ok_or_else(|| BrowserError::BadOutput(format!("output {} lies outside the posted body", out.name)))?;
+                .ok_or_else(|| BrowserError::BadOutput(format!("output {} lies outside the reply's body", out.name)))?;
             let tensor = Tensor { name: out.name, dtype: out.dtype, dims: out.dims, data: data.to_vec() };
             tensor.validate()?;
             outputs.push(tensor);
@@ -422,50 +408,14 @@ impl BrowserSession {
             first_run_this_call: result.first_run_this_call,
             run_ms: result.run_ms,
             outputs,
-            input_fetch_ms: result.input_fetch_ms,
-            output_post_ms: result.output_post_ms,
+            page_ms: result.page_ms,
         })
     }
 
-    /// Readies a body for the page: inline when small, else parked on the asset server. Also
-    /// opens the slot a large reply is posted to.
-    fn transfer(&self, body: Vec<u8>) -> Transfer {
-        let (output_url, output_id) = self.assets.output_slot();
-        let mut json = json!({"outputUrl": output_url, "inlineLimit": INLINE_LIMIT});
-        let input_url = if body.len() <= INLINE_LIMIT {
-            json["inputsBase64"] = json!(BASE64.encode(&body));
-            None
-        } else {
-            let url = self.assets.put_input(body);
-            json["inputsUrl"] = json!(url);
-            Some(url)
-        };
-        Transfer { json, input_url, output_id }
-    }
-
-    /// The page's reply body: inline in its result, or posted to the transfer's slot.
-    fn collect(&self, transfer: &Transfer, inline: Option<&str>) -> Result<Vec<u8>> {
-        if let Some(url) = &transfer.input_url {
-            self.assets.discard_inputs(std::slice::from_ref(url));
-        }
-        let posted = self.assets.take_output(&transfer.output_id);
-        match (inline, posted) {
-            (Some(text), _) => {
-                BASE64.decode(text).map_err(|e| BrowserError::BadOutput(format!("undecodable base64 reply: {e}")))
-            }
-            (None, Some(bytes)) => Ok(bytes.to_vec()),
-            (None, None) => Err(BrowserError::BadOutput("the page neither returned nor posted its outputs".into())),
-        }
-    }
-
-    /// Moves `bytes` host → page → host and back, for the tensor-transfer benchmark.
-    pub async fn echo(&self, bytes: Vec<u8>) -> Result<(Vec<u8>, EchoTimings)> {
-        let transfer = self.transfer(bytes);
-        let result: Result<EchoResult> =
-            self.eval("echoing a body", format!("window.webaccel.echo({})", transfer.json), self.timeouts.run).await;
-        let body = self.collect(&transfer, result.as_ref().ok().and_then(|r| r.outputs_base64.as_deref()));
-        let result = result?;
-        Ok((body?, EchoTimings { receive_ms: result.receive_ms, send_ms: result.send_ms }))
+    /// Moves `bytes` host → page → host over the data channel, for the transfer benchmark.
+    pub async fn echo(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let reply = self.call("echoing a body", "echo", json!({}), bytes, self.timeouts.run).await?;
+        Ok(reply.body.to_vec())
     }
 
     /// Serves `path` as a static file and times the page's plain download of it.
@@ -491,34 +441,53 @@ impl BrowserSession {
         self.browser.shutdown().await;
     }
 
-    /// Evaluates `expression` in the page, racing it against the browser's death and a timeout
-    /// so that a crashed or hung browser is an error, never a hang.
+    /// Evaluates `expression` in the page over CDP.
     async fn eval<T: serde::de::DeserializeOwned>(
         &self,
         during: &str,
         expression: String,
         limit: Duration,
     ) -> Result<T> {
+        let evaluation = async {
+            match self.page.evaluate_expression(expression).await {
+                Ok(result) => result.into_value::<T>().map_err(|e| BrowserError::Page {
+                    during: during.to_string(),
+                    message: format!("unexpected result shape: {e}"),
+                }),
+                Err(CdpError::JavascriptException(details)) => {
+                    Err(BrowserError::Page { during: during.to_string(), message: exception_text(&details) })
+                }
+                Err(e) => Err(protocol(during, e)),
+            }
+        };
+        self.guarded(during, limit, evaluation).await
+    }
+
+    /// Sends `method` to the page over the data channel.
+    async fn call(&self, during: &str, method: &str, args: serde_json::Value, body: &[u8], limit: Duration) -> Result<Reply> {
+        let channel = self.channel.get().ok_or_else(|| self.crashed(during))?;
+        let call = async {
+            channel.call(method, args, body).await.map_err(|e| match e {
+                ChannelError::Page(message) => BrowserError::Page { during: during.to_string(), message },
+                ChannelError::BadFrame(_) | ChannelError::NothingPosted => BrowserError::BadOutput(e.to_string()),
+                ChannelError::Closed => {
+                    BrowserError::Protocol { during: during.to_string(), message: e.to_string() }
+                }
+            })
+        };
+        self.guarded(during, limit, call).await
+    }
+
+    /// Runs `work` racing the browser's death and a timeout, so that a crashed or hung browser
+    /// is an error, never a hang. A protocol error from a browser that has died meanwhile is
+    /// reported as the crash it is.
+    async fn guarded<T>(&self, during: &str, limit: Duration, work: impl Future<Output = Result<T>>) -> Result<T> {
         if !self.is_alive() {
             return Err(self.crashed(during));
         }
-        let evaluation = self.page.evaluate_expression(expression);
-        let outcome = race_liveness(evaluation, self.browser.liveness(), self.page_alive.clone(), limit).await;
-        match outcome {
-            Raced::Done(Ok(result)) => result.into_value::<T>().map_err(|e| BrowserError::Page {
-                during: during.to_string(),
-                message: format!("unexpected result shape: {e}"),
-            }),
-            Raced::Done(Err(CdpError::JavascriptException(details))) => {
-                Err(BrowserError::Page { during: during.to_string(), message: exception_text(&details) })
-            }
-            Raced::Done(Err(e)) => {
-                if self.is_alive() {
-                    Err(protocol(during, e))
-                } else {
-                    Err(self.crashed(during))
-                }
-            }
+        match race_liveness(work, self.browser.liveness(), self.page_alive.clone(), limit).await {
+            Raced::Done(Err(BrowserError::Protocol { .. })) if !self.is_alive() => Err(self.crashed(during)),
+            Raced::Done(outcome) => outcome,
             Raced::Died => Err(self.crashed(during)),
             Raced::TimedOut => {
                 self.hung.store(true, Ordering::Relaxed);
@@ -559,6 +528,12 @@ async fn race_liveness<F: Future>(
         _ = died => Raced::Died,
         _ = tokio::time::sleep(limit) => Raced::TimedOut,
     }
+}
+
+/// A page result's JSON as the type the host expects.
+fn page_result<T: serde::de::DeserializeOwned>(during: &str, result: serde_json::Value) -> Result<T> {
+    serde_json::from_value(result)
+        .map_err(|e| BrowserError::Page { during: during.to_string(), message: format!("unexpected result shape: {e}") })
 }
 
 fn protocol(during: &str, e: CdpError) -> BrowserError {

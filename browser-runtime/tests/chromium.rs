@@ -12,6 +12,7 @@ use webaccel_browser_runtime::{
 mod common;
 
 use common::minilm_path;
+use webaccel_browser_runtime::channel::LARGE_BODY;
 
 /// "[CLS] hello world [SEP]" in the MiniLM vocabulary.
 fn inputs() -> Vec<Tensor> {
@@ -56,6 +57,13 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     match browser.session.run("minilm", &bad, &RunOptions::timed(0, 1)).await {
         Err(BrowserError::Page { message, .. }) => assert!(message.contains("input"), "{message}"),
         other => panic!("expected a page error, got {other:?}", other = other.map(|o| o.run_ms)),
+    }
+
+    // The data channel moves bodies byte for byte: small ones inside its frames, large ones as
+    // HTTP bodies parked on the asset server.
+    for size in [0, 4096, LARGE_BODY + 1, 3 * LARGE_BODY + 5] {
+        let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        assert!(browser.session.echo(&body).await.unwrap() == body, "echo of {size} bytes differs");
     }
 
     // Kill the browser during a long run: the call fails promptly with Crashed.

@@ -3,14 +3,21 @@
 // onnxruntime-web, and reports what the browser can do. Nothing here invents a number: a value
 // the browser cannot give is returned as null, together with the error it raised.
 //
-// Tensors never travel as JSON numbers: all inputs of a call form one binary body and all
-// outputs another. Small bodies ride base64-encoded inside the CDP call; large ones go over the
-// asset server as HTTP bodies.
+// The host drives the page over CDP (import, configure, load, capabilities), but runs travel
+// over a data channel: a WebSocket to the asset server carrying binary frames, so that
+// tensors never become JSON numbers or base64 text, and a run costs one loopback round trip.
 
-import * as ort from './ort/ort.all.min.mjs';
+// onnxruntime-web ships several builds of its wasm core. The one behind `ort.all` carries the
+// WebGPU and WebNN execution providers, and to let their asynchronous kernels suspend the
+// wasm, every function of it is Asyncify-instrumented: measured here, MiniLM on the wasm EP
+// ran markedly slower in it than in the plain build behind `ort.wasm`. So each platform gets
+// the build made for it: wasm sessions the plain one, webgpu and webnn sessions `ort.all`.
+// The two are separate module instances with separate wasm heaps, loaded on first use.
+const BUILDS = { wasm: './ort/ort.wasm.min.mjs', all: './ort/ort.all.min.mjs' };
+const builds = new Map();
+let settings = null;
 
 const sessions = new Map();
-let configured = false;
 
 function errorText(e) {
   if (e === undefined || e === null) return 'unknown error';
@@ -18,16 +25,29 @@ function errorText(e) {
   return e.name ? `${e.name}: ${e.message}` : String(e.message ?? e);
 }
 
-// ORT fixes its wasm settings at the first session of a page, so they are set once, here.
+// ORT fixes its wasm settings at a build's first session, so they are kept here and applied
+// to each build as it is first imported.
 export function configure({ wasmPaths, numThreads, logLevel }) {
-  if (configured) {
-    return { numThreads: ort.env.wasm.numThreads, alreadyConfigured: true };
+  if (settings) return { alreadyConfigured: true, ...settings };
+  settings = { wasmPaths, numThreads, logLevel: logLevel ?? 'warning' };
+  return settings;
+}
+
+// The onnxruntime-web module a platform's sessions run in.
+async function ortFor(platform) {
+  const build = platform === 'wasm' ? 'wasm' : 'all';
+  if (!builds.has(build)) {
+    builds.set(
+      build,
+      import(BUILDS[build]).then((ort) => {
+        ort.env.wasm.wasmPaths = settings.wasmPaths;
+        ort.env.wasm.numThreads = settings.numThreads;
+        ort.env.logLevel = settings.logLevel;
+        return ort;
+      }),
+    );
   }
-  ort.env.wasm.wasmPaths = wasmPaths;
-  ort.env.wasm.numThreads = numThreads;
-  ort.env.logLevel = logLevel ?? 'warning';
-  configured = true;
-  return { numThreads: ort.env.wasm.numThreads, ortVersion: ort.env.versions?.web ?? null };
+  return builds.get(build);
 }
 
 // The smallest module that validates only where the engine supports fixed-width SIMD (it
@@ -150,10 +170,11 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
     graphOptimizationLevel: 'all',
   };
   if (freeDimensionOverrides) options.freeDimensionOverrides = freeDimensionOverrides;
+  const ort = await ortFor(platform);
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelUrl, options);
   const sessionCreateMs = performance.now() - t0;
-  sessions.set(key, { session, sessionCreateMs });
+  sessions.set(key, { session, sessionCreateMs, ort });
   return loaded(session, sessionCreateMs, false);
 }
 
@@ -189,48 +210,14 @@ const TYPED = {
   bool: Uint8Array,
 };
 
-const fromBase64 = (text) =>
-  typeof Uint8Array.fromBase64 === 'function'
-    ? Uint8Array.fromBase64(text)
-    : Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-const toBase64 = (bytes) =>
-  typeof bytes.toBase64 === 'function' ? bytes.toBase64() : btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''));
-
-// All inputs of a call arrive as one binary body; each descriptor says where its bytes lie in
-// it. A small body comes base64-encoded inside the call itself (an HTTP request per call would
-// cost more than the inference); a large one is fetched from the asset server.
-async function receiveBody({ inputsUrl, inputsBase64 }) {
-  if (typeof inputsBase64 === 'string') return fromBase64(inputsBase64).buffer;
-  const response = await fetch(inputsUrl);
-  if (!response.ok) throw new Error(`GET ${inputsUrl} gave HTTP ${response.status}`);
-  return response.arrayBuffer();
-}
-
-// The mirror of receiveBody: outputs up to `inlineLimit` bytes go back base64-encoded in the
-// call's result, larger ones are POSTed to `outputUrl` as one binary body.
-async function sendBody(parts, total, { outputUrl, inlineLimit }) {
-  if (total <= inlineLimit) {
-    const joined = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      joined.set(p, at);
-      at += p.byteLength;
-    }
-    return toBase64(joined);
-  }
-  const posted = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
-  if (!posted.ok) throw new Error(`POST ${outputUrl} gave HTTP ${posted.status}`);
-  return null;
-}
-
-async function inputFeeds(transfer, inputs) {
-  const body = await receiveBody(transfer);
+// Views each input in place in the request's body (the host aligns every tensor in it).
+function inputFeeds(ort, body, inputs) {
   const feeds = {};
   for (const { name, dtype, dims, byteOffset, byteLength } of inputs) {
     const Typed = TYPED[dtype];
     if (!Typed) throw new Error(`input ${name}: unsupported dtype ${dtype}`);
-    // slice() copies into a fresh, aligned buffer: typed arrays need aligned offsets.
-    feeds[name] = new ort.Tensor(dtype, new Typed(body.slice(byteOffset, byteOffset + byteLength)), dims);
+    const data = new Typed(body.buffer, body.byteOffset + byteOffset, byteLength / Typed.BYTES_PER_ELEMENT);
+    feeds[name] = new ort.Tensor(dtype, data, dims);
   }
   return feeds;
 }
@@ -256,7 +243,7 @@ async function measureMemory(timeoutMs) {
 // the rows of `sequence.over` that feeds the outputs named in `sequence.carry` back in as
 // inputs and stacks each step's fetched outputs. Carried state starts from the given feeds on
 // every call, so each timed run processes the same sequence from the same start.
-function inference(session, feeds, fetches, sequence) {
+function inference(ort, session, feeds, fetches, sequence) {
   const names = fetches ?? session.outputNames;
   if (!sequence) return () => session.run(feeds, names);
   const steps = feeds[sequence.over];
@@ -290,16 +277,13 @@ function inference(session, feeds, fetches, sequence) {
 // (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
 // session's first run is timed on its own and remembered, so later calls report it without
 // running it again. Then untimed warm-up runs (`warmup` of them, for at least `warmupMs`) and
-// `runs` timed runs. The outputs of the last
-// run go back through sendBody.
-export async function run(key, { transfer, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence }) {
+// `runs` timed runs. The outputs of the last run form the reply's body.
+async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence }, body) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
-  const tFetch = performance.now();
-  const feeds = await inputFeeds(transfer, inputs);
-  const inputFetchMs = performance.now() - tFetch;
-  const { session } = entry;
-  const infer = inference(session, feeds, fetches, sequence);
+  const { session, ort } = entry;
+  const feeds = inputFeeds(ort, body, inputs);
+  const infer = inference(ort, session, feeds, fetches, sequence);
 
   let results = null;
   let t0;
@@ -339,31 +323,91 @@ export async function run(key, { transfer, inputs, warmup, warmupMs, runs, preco
     parts.push(bytes);
     offset += bytes.byteLength;
   }
-  const tPost = performance.now();
-  const outputsBase64 = await sendBody(parts, offset, transfer);
-  const outputPostMs = performance.now() - tPost;
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
-  return {
+  const result = {
     precompileMs: entry.precompileMs,
     firstRunMs: entry.firstRunMs,
     firstRunThisCall,
     runMs,
     outputs,
-    outputsBase64,
-    inputFetchMs,
-    outputPostMs,
     memory,
   };
+  return { result, parts };
 }
 
 // Moves a body host -> page -> host and nothing else: the tensor-transfer benchmark's probe.
-export async function echo(transfer) {
-  const t0 = performance.now();
-  const body = new Uint8Array(await receiveBody(transfer));
-  const receiveMs = performance.now() - t0;
-  const t1 = performance.now();
-  const outputsBase64 = await sendBody([body], body.byteLength, transfer);
-  return { receiveMs, sendMs: performance.now() - t1, outputsBase64 };
+// The body arrived whole with the request; it goes back as the reply's body.
+async function echo(_args, body) {
+  return { result: {}, parts: [body] };
+}
+
+// The data channel. A frame: the header's length (u32, little-endian), the header as JSON,
+// then the body. Requests are {id, method, args, transfer}, replies {id, result, posted} or
+// {id, error}. Bodies over transfer.largeBody go as HTTP bodies instead (Chromium moves large
+// WebSocket messages at a fraction of the speed): a large input is fetched from
+// transfer.inputsUrl, a large reply is POSTed to transfer.outputUrl.
+const METHODS = { run, echo };
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function connect(url) {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.binaryType = 'arraybuffer';
+    socket.onopen = () => resolve(true);
+    socket.onerror = () => reject(new Error(`the data channel ${url} did not open`));
+    socket.onmessage = (event) => answer(socket, event.data);
+  });
+}
+
+async function requestBody(frame, offset, { inputsUrl }) {
+  if (!inputsUrl) return new Uint8Array(frame, offset);
+  const response = await fetch(inputsUrl);
+  if (!response.ok) throw new Error(`GET ${inputsUrl} gave HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function answer(socket, frame) {
+  const received = performance.now();
+  const headerLength = new DataView(frame).getUint32(0, true);
+  let id = null;
+  let reply;
+  try {
+    const header = JSON.parse(decoder.decode(new Uint8Array(frame, 4, headerLength)));
+    id = header.id;
+    const method = METHODS[header.method];
+    if (!method) throw new Error(`unknown method ${header.method}`);
+    const body = await requestBody(frame, 4 + headerLength, header.transfer);
+    const { result, parts } = await method(header.args, body);
+    const size = parts.reduce((n, p) => n + p.byteLength, 0);
+    const posted = size > header.transfer.largeBody;
+    if (posted) {
+      const { outputUrl } = header.transfer;
+      const response = await fetch(outputUrl, { method: 'POST', body: new Blob(parts) });
+      if (!response.ok) throw new Error(`POST ${outputUrl} gave HTTP ${response.status}`);
+    }
+    // Everything in the page from the request's arrival to the reply's departure except the
+    // final JSON and copy, which are small against a run and bounded by the reply's size.
+    result.pageMs = performance.now() - received;
+    reply = encodeFrame({ id, result, posted }, posted ? [] : parts);
+  } catch (e) {
+    reply = encodeFrame({ id, error: errorText(e) }, []);
+  }
+  socket.send(reply);
+}
+
+function encodeFrame(header, parts) {
+  const head = encoder.encode(JSON.stringify(header));
+  const total = 4 + head.byteLength + parts.reduce((n, p) => n + p.byteLength, 0);
+  const frame = new Uint8Array(total);
+  new DataView(frame.buffer).setUint32(0, head.byteLength, true);
+  frame.set(head, 4);
+  let at = 4 + head.byteLength;
+  for (const p of parts) {
+    frame.set(p, at);
+    at += p.byteLength;
+  }
+  return frame.buffer;
 }
 
 // Downloads a URL as a plain static file: the baseline the transfer benchmark compares with.
