@@ -432,6 +432,14 @@ impl BrowserSession {
         Ok((d.bytes, d.ms))
     }
 
+    /// In-page times of `runs` one-element WebNN inferences on `device` (write, dispatch, read
+    /// back): the floor under any model's WebNN latency in this browser.
+    pub async fn webnn_floor(&self, device: &str, warmup: u32, runs: u32) -> Result<Vec<f64>> {
+        let args = json!({"deviceType": device, "warmup": warmup, "runs": runs});
+        self.eval("timing a one-element WebNN graph", format!("window.webaccel.webnnFloor({args})"), self.timeouts.run)
+            .await
+    }
+
     /// A bare round trip through CDP into the page and back, for measuring bridge overhead.
     pub async fn ping(&self) -> Result<f64> {
         self.eval("ping", "performance.now()".into(), self.timeouts.probe).await
