@@ -1,7 +1,8 @@
 //! Benchmark, side by side in one run against the same Helia gateway on loopback:
 //! - a plain path fetch (`GET /ipfs/CID`: the gateway assembles the file, we trust it),
 //! - the verified CAR fetch into the store (every block hashed against its CID),
-//! - a cache-hit resolve plus reading the stored file.
+//! - a cache-hit resolve plus reading the stored file;
+//! - the raw-block fallback (through a proxy that refuses CARs), for its own figure.
 //!
 //! Every fetch writes to a file and flushes it to disk, as the store must. The gateway runs on
 //! the same two cores, so client CPU time (printed) slows the gateway too.
@@ -12,6 +13,9 @@
 #[path = "../tests/common/helia.rs"]
 #[allow(dead_code)]
 mod helia;
+#[path = "../tests/common/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -50,10 +54,13 @@ async fn main() {
     let cid = parse_cid(&added[0].cid).expect("Helia's CID");
 
     let config = GatewayConfig::default().with_gateways([&gateway.url]).expect("gateway URL");
+    let no_car = proxy::start(&gateway.url, proxy::Tamper::NoCar).await;
+    let raw_config = GatewayConfig::default().with_gateways([&no_car.url]).expect("proxy URL");
     // reqwest is built without a bundled TLS crypto provider (see the workspace Cargo.toml).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let (mut plain_ms, mut raw_car_ms, mut car_ms, mut hit_ms) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut blocks_ms = Vec::new();
     let (mut raw_car_cpu, mut car_cpu) = (Vec::new(), Vec::new());
     // Downloads a URL to a file (fsync), unverified; returns the milliseconds and bytes.
     let download = |url: String, accept: &'static str, out: std::path::PathBuf| {
@@ -113,6 +120,15 @@ async fn main() {
         hit_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert!(hit.record.cache_hit && n == size);
         std::fs::remove_dir_all(&store_dir).ok();
+
+        // The fallback for gateways without CARs: a verified request per block, several in flight.
+        let ipfs =
+            Resolver::new(Store::open(&store_dir, u64::MAX).expect("store"), raw_config.clone()).expect("resolver");
+        let t0 = Instant::now();
+        let fetched = ipfs.resolve(&cid).await.expect("raw-block fetch");
+        blocks_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert!(fetched.record.via == "raw" && fetched.record.bytes == size as u64);
+        std::fs::remove_dir_all(&store_dir).ok();
     }
     let (plain, raw_car, car, hit) =
         (median(&mut plain_ms), median(&mut raw_car_ms), median(&mut car_ms), median(&mut hit_ms));
@@ -130,6 +146,8 @@ async fn main() {
         median(&mut car_cpu)
     );
     println!("cache-hit resolve + read of the stored file:         {hit:8.1} ms = {:8.1} MB/s", mbps(hit));
+    let blocks = median(&mut blocks_ms);
+    println!("raw-block fallback (a proxy refusing CARs; verified):  {blocks:8.1} ms = {:8.1} MB/s", mbps(blocks));
     println!("ratio verified CAR / plain path:  {:.2} (goal >= 0.9)", plain / car);
     println!("ratio verified CAR / unverified CAR: {:.2} (the client's own cost)", raw_car / car);
     println!(

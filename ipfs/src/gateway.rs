@@ -2,7 +2,7 @@
 //!
 //! For each gateway in order it asks for a CAR of the whole DAG in depth-first order (one
 //! request, streamed); a gateway that will not serve CARs, or sends blocks out of order, is asked
-//! for each block on its own (`application/vnd.ipld.raw`). Every block goes through the
+//! for each block on its own (`application/vnd.ipld.raw`, several at a time: `raw_blocks.rs`). Every block goes through the
 //! verifying walk (`walk.rs`). Transient failures (connection, timeout, 5xx, a cut stream) are
 //! retried with exponential backoff; a gateway that sends a block that does not match its CID,
 //! or the wrong DAG, is not retried: the next gateway is tried. Problems with the content itself
@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::car::{CarError, CarReader};
 use crate::cid::Cid;
+use crate::raw_blocks::RawSource;
 use crate::walk::{assemble, BlockSource, SourceError, WalkError, Walked};
 
 /// Public gateways that answer trustless (CAR and raw block) requests.
@@ -239,7 +240,7 @@ impl GatewayClient {
                 let result = match via {
                     Via::Car => self.walk_car(gateway, cid, out.clone()).await,
                     Via::Raw => {
-                        let mut source = RawSource { client: self, gateway };
+                        let mut source = RawSource::new(self.clone(), gateway);
                         assemble(cid, &mut source, out.clone()).await
                     }
                 };
@@ -274,7 +275,7 @@ impl GatewayClient {
         Err(FetchError::Exhausted { cid: *cid, failures })
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         self.config.backoff.saturating_mul(1 << (attempt - 1).min(10))
     }
 
@@ -311,7 +312,7 @@ impl GatewayClient {
         assemble(cid, &mut source, out).await
     }
 
-    async fn raw_block(&self, gateway: &str, cid: &Cid) -> Result<Bytes, SourceError> {
+    pub(crate) async fn raw_block(&self, gateway: &str, cid: &Cid) -> Result<Bytes, SourceError> {
         let url = format!("{gateway}/ipfs/{cid}?format=raw");
         let mut response = self.get(url, "application/vnd.ipld.raw").await?;
         let status = response.status().as_u16();
@@ -459,40 +460,6 @@ impl BlockSource for CarSource {
                     Some(Ok((got, _))) if received.contains(&got) => continue,
                     Some(Ok((got, _))) => return Err(SourceError::Unexpected { got, expected }),
                 }
-            }
-        }
-    }
-}
-
-/// Single blocks by CID, each retried with backoff.
-struct RawSource<'a> {
-    client: &'a GatewayClient,
-    gateway: &'a str,
-}
-
-impl BlockSource for RawSource<'_> {
-    fn next(
-        &mut self,
-        cid: &Cid,
-        _received: &HashSet<Cid>,
-    ) -> impl std::future::Future<Output = Result<Bytes, SourceError>> + Send {
-        let cid = *cid;
-        async move {
-            let mut attempt = 1;
-            loop {
-                match self.client.raw_block(self.gateway, &cid).await {
-                    Ok(bytes) => return Ok(bytes),
-                    Err(e @ (SourceError::Transport(_) | SourceError::Timeout(_)))
-                        if attempt < self.client.config.attempts =>
-                    {
-                        tracing::debug!("gateway {} block {cid}: {e}; retrying", self.gateway);
-                    }
-                    Err(SourceError::Http { status, .. })
-                        if (status == 429 || status >= 500) && attempt < self.client.config.attempts => {}
-                    Err(e) => return Err(e),
-                }
-                tokio::time::sleep(self.client.backoff(attempt)).await;
-                attempt += 1;
             }
         }
     }

@@ -30,7 +30,8 @@
 //! # Inside
 //!
 //! `cid` (parse, hash, verify) · `unixfs` + `dagpb` (node codecs) · `importer` · `car` (CAR v1
-//! reading) · `walk` (the verifying depth-first walk) · `gateway` (HTTP, retries, fallback) ·
+//! reading) · `walk` (the verifying depth-first walk) · `gateway` (HTTP, retries, fallback) · `raw_blocks`
+//! (the per-block fallback, several requests in flight) ·
 //! `store` (atomic, LRU) · `resolver` (the facade above).
 
 pub mod car;
@@ -40,6 +41,7 @@ pub mod dagpb;
 pub mod fuzzing;
 pub mod gateway;
 pub mod importer;
+pub mod raw_blocks;
 pub mod resolver;
 pub mod store;
 pub mod unixfs;

@@ -71,6 +71,11 @@ impl From<SourceError> for WalkError {
 /// every CID the walk has already taken, so a source may skip repeats (a CAR with `dups=y`).
 pub trait BlockSource {
     fn next(&mut self, cid: &Cid, received: &HashSet<Cid>) -> impl Future<Output = Result<Bytes, SourceError>> + Send;
+
+    /// The walk will ask for these next, in this order, before anything announced earlier: the
+    /// links of a node it just verified (minus inline blocks and blocks it already has). A source
+    /// that requests blocks one by one can start on them early; a stream ignores this.
+    fn upcoming(&mut self, _cids: &[Cid]) {}
 }
 
 /// What a finished walk wrote.
@@ -136,6 +141,13 @@ pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>
                         for link in node.links.iter().rev() {
                             stack.push(Step::Visit { cid: link.cid, expected: Some(link.content_bytes) });
                         }
+                        let wanted: Vec<Cid> = node
+                            .links
+                            .iter()
+                            .map(|link| link.cid)
+                            .filter(|c| !received.contains(c) && inline_block(c).is_none())
+                            .collect();
+                        source.upcoming(&wanted);
                     }
                 }
             }

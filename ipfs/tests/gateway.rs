@@ -187,6 +187,52 @@ async fn a_gateway_without_cars_is_asked_block_by_block() {
     .await
 }
 
+/// The fallback requests several blocks at once (`raw_blocks.rs`); the walk must still get them
+/// in its order. A deep tree (64 KiB chunks, three links per node) with repeated chunks, and so
+/// repeated subtrees, checks that against the same node's CAR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_by_block_fallback_assembles_a_deep_dag_with_repeats() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        const CHUNK: usize = 64 * 1024;
+        let mut data = vec![0u8; 9 * CHUNK]; // nine equal leaves: three equal subtrees of three
+        data.extend(pseudo_random(40 * CHUNK + 1_000, 13));
+        let input = dir.path().join("deep.onnx");
+        std::fs::write(&input, &data).unwrap();
+        let helia = Helia::new();
+        let added = helia.add(&[&input], CHUNK, 3).await;
+        let gateway = helia.serve().await;
+        let no_car = proxy::start(&gateway.url, Tamper::NoCar).await;
+        let cid = parse_cid(&added[0].cid).unwrap();
+
+        let store = tempfile::tempdir().unwrap();
+        let by_car = resolver(store.path(), 1 << 30, &[&gateway.url]).resolve(&cid).await.unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let by_block = resolver(store.path(), 1 << 30, &[&no_car.url]).resolve(&cid).await.unwrap();
+        assert_eq!(std::fs::read(&by_block.path).unwrap(), data);
+        assert_eq!((by_car.record.via, by_block.record.via), ("car", "raw"));
+        assert_eq!(by_block.record.blocks, by_car.record.blocks, "each distinct block once, as in the CAR");
+        assert!(by_block.record.blocks > 40, "a deep tree: {}", by_block.record.blocks);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_block_in_the_fallback_is_rejected() {
+    within(120, async {
+        let f = fixture().await;
+        let bad = proxy::start(&f.gateway.url, Tamper::NoCarFlipByte).await;
+        let cid = parse_cid(&f.cid).unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let ipfs = resolver(store.path(), 1 << 30, &[&bad.url]);
+        let text = ipfs.resolve(&cid).await.unwrap_err().to_string();
+        assert!(text.contains("raw blocks") && text.contains("does not match its CID"), "{text}");
+        assert!(!ipfs.store().contains(&cid), "nothing unverified reaches the store");
+        assert!(tmp_is_empty(store.path()), "no partial file is left behind");
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_recently_used_files_are_evicted() {
     within(120, async {

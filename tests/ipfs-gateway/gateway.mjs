@@ -11,7 +11,8 @@
 //       test harness that started it.
 //
 // Responses, for GET /ipfs/{cid}:
-//   ?format=car or Accept: application/vnd.ipld.car  -> a CAR v1 of the whole DAG (@helia/car)
+//   ?format=car or Accept: application/vnd.ipld.car  -> a CAR v1 of the whole DAG, depth-first,
+//                                                       each block once (car-export.mjs)
 //   ?format=raw or Accept: application/vnd.ipld.raw  -> the single block
 //   otherwise                                         -> the file's bytes (a plain path fetch)
 // A CID whose root block the node lacks is a 404, as the trustless gateway spec asks.
@@ -21,12 +22,12 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { createHeliaLight } from 'helia'
 import { unixfs } from '@helia/unixfs'
-import { car } from '@helia/car'
 import { FsBlockstore } from 'blockstore-fs'
 import { MemoryDatastore } from 'datastore-core'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
+import { writeCar } from './car-export.mjs'
 
 function parseArgs (argv) {
   const opts = { files: [] }
@@ -77,7 +78,6 @@ function wants (req, url, format, mime) {
 async function serve (opts) {
   const helia = await node(opts.blocks)
   const fs = unixfs(helia)
-  const cars = car(helia)
 
   const server = createServer(async (req, res) => {
     try {
@@ -100,15 +100,10 @@ async function serve (opts) {
       }
       if (wants(req, url, 'car', 'application/vnd.ipld.car')) {
         res.writeHead(200, {
-          // @helia/car walks depth-first; whether it repeats duplicate blocks is not
-          // promised, so `dups` is left unsaid (clients must then handle both).
-          'content-type': 'application/vnd.ipld.car; version=1; order=dfs',
+          'content-type': 'application/vnd.ipld.car; version=1; order=dfs; dups=n',
           'content-disposition': `attachment; filename="${cid}.car"`
         })
-        for await (const chunk of cars.export(cid, { offline: true })) {
-          if (!res.write(chunk)) await new Promise(resolve => res.once('drain', resolve))
-        }
-        res.end()
+        await writeCar(helia, cid, res)
       } else if (wants(req, url, 'raw', 'application/vnd.ipld.raw')) {
         res.writeHead(200, {
           'content-type': 'application/vnd.ipld.raw',

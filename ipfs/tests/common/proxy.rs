@@ -24,6 +24,8 @@ pub enum Tamper {
     WrongRoot(String),
     /// Refuse CARs (406), serve raw blocks faithfully: a gateway without CAR support.
     NoCar,
+    /// Refuse CARs (406) and flip one byte in the middle of every raw block.
+    NoCarFlipByte,
     /// Send half of a CAR, then nothing, holding the connection open.
     Stall,
 }
@@ -61,7 +63,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let is_car = path_and_query.contains("format=car") || accept.contains("application/vnd.ipld.car");
-    if is_car && proxy.tamper == Tamper::NoCar {
+    if is_car && matches!(proxy.tamper, Tamper::NoCar | Tamper::NoCarFlipByte) {
         return Response::builder().status(StatusCode::NOT_ACCEPTABLE).body(Body::from("no CARs here")).unwrap();
     }
     let mut target = path_and_query.clone();
@@ -109,7 +111,7 @@ fn damage(tamper: &Tamper, is_car: bool, mut body: Vec<u8>) -> Damaged {
             let at = body.len() - 50;
             body[at] ^= 0x01;
         }
-        Tamper::FlipByte => {
+        Tamper::FlipByte | Tamper::NoCarFlipByte => {
             let at = body.len() / 2;
             body[at] ^= 0x01;
         }
