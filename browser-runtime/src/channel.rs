@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::assets::AssetServer;
 
@@ -60,24 +61,17 @@ type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Result<Reply, Chann
 
 pub struct PageChannel {
     assets: Arc<AssetServer>,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    /// Callers write their requests themselves: a writer task would add a task wake-up to
+    /// every call's latency.
+    outgoing: tokio::sync::Mutex<SplitSink<WebSocket, Message>>,
     pending: Pending,
     next_id: AtomicU64,
 }
 
 impl PageChannel {
-    /// Takes over an accepted socket: one task writes requests, one routes replies.
+    /// Takes over an accepted socket; a task routes the replies to their calls.
     pub fn start(socket: WebSocket, assets: Arc<AssetServer>) -> Self {
-        let (mut sink, mut stream) = socket.split();
-        let (outgoing, mut requests) = mpsc::unbounded_channel::<Vec<u8>>();
-        tokio::spawn(async move {
-            while let Some(frame) = requests.recv().await {
-                if sink.send(Message::Binary(frame.into())).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
+        let (sink, mut stream) = socket.split();
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let routes = pending.clone();
         tokio::spawn(async move {
@@ -96,7 +90,7 @@ impl PageChannel {
             // Dropping the senders wakes every waiting call with `Closed`.
             routes.lock().expect("channel routes poisoned").take();
         });
-        PageChannel { assets, outgoing, pending, next_id: AtomicU64::new(1) }
+        PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending, next_id: AtomicU64::new(1) }
     }
 
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).
@@ -130,7 +124,8 @@ impl PageChannel {
             None => return Err(ChannelError::Closed),
         };
         header["id"] = json!(id);
-        if self.outgoing.send(encode(&header, body)).is_err() {
+        let frame = Message::Binary(encode(&header, body).into());
+        if self.outgoing.lock().await.send(frame).await.is_err() {
             self.forget(id);
             return Err(ChannelError::Closed);
         }

@@ -119,6 +119,39 @@ async function webnnCapabilities() {
   return devices;
 }
 
+// The fixed cost of one WebNN inference in this browser, before any model: a one-element graph
+// (x + x) run the way ORT's webnn EP runs a session (write the input tensor, dispatch, read
+// the output back), timed `runs` times after `warmup`. A model's WebNN latency cannot go below
+// it, whatever the graph.
+export async function webnnFloor({ deviceType, warmup, runs }) {
+  const context = await navigator.ml.createContext({ deviceType });
+  try {
+    const desc = { dataType: 'float32', shape: [1] };
+    const builder = new MLGraphBuilder(context);
+    const x = builder.input('x', desc);
+    const graph = await builder.build({ y: builder.add(x, x) });
+    const input = await context.createTensor({ ...desc, writable: true });
+    const output = await context.createTensor({ ...desc, readable: true });
+    const value = new Float32Array([1]);
+    const once = async () => {
+      context.writeTensor(input, value);
+      context.dispatch(graph, { x: input }, { y: output });
+      const y = new Float32Array(await context.readTensor(output));
+      if (y[0] !== 2) throw new Error(`WebNN computed 1 + 1 = ${y[0]}`);
+    };
+    for (let i = 0; i < warmup; i++) await once();
+    const runMs = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await once();
+      runMs.push(performance.now() - t0);
+    }
+    return runMs;
+  } finally {
+    context.destroy?.();
+  }
+}
+
 export async function capabilities() {
   let simd = false;
   try {
