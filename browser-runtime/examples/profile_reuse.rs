@@ -6,7 +6,7 @@
 //!
 //!     source scripts/env.sh && cargo run -p webaccel-browser-runtime --example profile_reuse
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use webaccel_browser_runtime::{
@@ -19,12 +19,7 @@ const ROUNDS: usize = 3;
 mod common;
 
 /// (session create ms, first run ms) for one platform in a new browser on `profile`.
-async fn first_run(
-    assets: &Arc<AssetServer>,
-    model: &PathBuf,
-    profile: &ProfileChoice,
-    platform: Platform,
-) -> (f64, f64) {
+async fn first_run(assets: &Arc<AssetServer>, model: &Path, profile: &ProfileChoice, platform: Platform) -> (f64, f64) {
     let session = BrowserSession::open(BrowserKind::Chromium, &[], profile, assets.clone(), PageSettings::default())
         .await
         .expect("launch chromium");

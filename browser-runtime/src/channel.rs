@@ -79,7 +79,8 @@ impl PageChannel {
                 let Message::Binary(frame) = message else { continue };
                 match decode(frame) {
                     Ok((id, reply)) => {
-                        let waiting = routes.lock().expect("channel routes poisoned").as_mut().and_then(|p| p.remove(&id));
+                        let waiting =
+                            routes.lock().expect("channel routes poisoned").as_mut().and_then(|p| p.remove(&id));
                         if let Some(waiting) = waiting {
                             let _ = waiting.send(reply);
                         }
@@ -159,7 +160,8 @@ fn encode(header: &serde_json::Value, body: &[u8]) -> Vec<u8> {
 
 fn decode(frame: Bytes) -> Result<(u64, Result<Reply, ChannelError>), ChannelError> {
     let bad = |what: &str| ChannelError::BadFrame(what.to_string());
-    let length: [u8; 4] = frame.get(..4).ok_or_else(|| bad("shorter than its length prefix"))?.try_into().expect("4 bytes");
+    let length: [u8; 4] =
+        frame.get(..4).ok_or_else(|| bad("shorter than its length prefix"))?.try_into().expect("4 bytes");
     let end = 4 + u32::from_le_bytes(length) as usize;
     let text = frame.get(4..end).ok_or_else(|| bad("header runs past the frame"))?;
     let mut header: serde_json::Value =

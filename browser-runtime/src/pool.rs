@@ -69,7 +69,7 @@ pub struct BrowserPool {
     settings: PageSettings,
     limits: SyncMutex<PoolLimits>,
     browsers: Mutex<HashMap<BrowserKey, Entry>>,
-    reaper: OnceCell<tokio::task::JoinHandle<()>>,
+    reaper: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
     /// Held for the whole of a shutdown, so a second one (a signal arriving while the kernel
     /// is already closing) waits for the first to finish instead of returning early.
     closing: Mutex<()>,
@@ -86,7 +86,7 @@ impl BrowserPool {
             settings,
             limits: SyncMutex::new(PoolLimits::default()),
             browsers: Mutex::new(HashMap::new()),
-            reaper: OnceCell::new(),
+            reaper: std::sync::OnceLock::new(),
             closing: Mutex::new(()),
         })
     }
@@ -105,7 +105,7 @@ impl BrowserPool {
 
     /// A live session for `key`, launching (or relaunching) it when needed.
     pub async fn get(self: &Arc<Self>, key: &BrowserKey) -> Result<Arc<PooledBrowser>> {
-        self.start_reaper().await;
+        self.start_reaper();
         let mut browsers = self.browsers.lock().await;
         if let Some(entry) = browsers.get_mut(key) {
             if entry.pooled.session.is_alive() {
@@ -179,23 +179,21 @@ impl BrowserPool {
         }
     }
 
-    async fn start_reaper(self: &Arc<Self>) {
+    fn start_reaper(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        self.reaper
-            .get_or_init(|| async move {
-                tokio::spawn(async move {
-                    loop {
-                        let Some(pool) = weak.upgrade() else { return };
-                        let period =
-                            (pool.limits().idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                        drop(pool);
-                        tokio::time::sleep(period).await;
-                        let Some(pool) = weak.upgrade() else { return };
-                        pool.close_idle().await;
-                    }
-                })
+        self.reaper.get_or_init(|| {
+            tokio::spawn(async move {
+                loop {
+                    let Some(pool) = weak.upgrade() else { return };
+                    let period =
+                        (pool.limits().idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                    drop(pool);
+                    tokio::time::sleep(period).await;
+                    let Some(pool) = weak.upgrade() else { return };
+                    pool.close_idle().await;
+                }
             })
-            .await;
+        });
     }
 
     /// Closes every browser. Sessions still borrowed elsewhere are killed when dropped.

@@ -472,15 +472,20 @@ impl BrowserSession {
     }
 
     /// Sends `method` to the page over the data channel.
-    async fn call(&self, during: &str, method: &str, args: serde_json::Value, body: &[u8], limit: Duration) -> Result<Reply> {
+    async fn call(
+        &self,
+        during: &str,
+        method: &str,
+        args: serde_json::Value,
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<Reply> {
         let channel = self.channel.get().ok_or_else(|| self.crashed(during))?;
         let call = async {
             channel.call(method, args, body).await.map_err(|e| match e {
                 ChannelError::Page(message) => BrowserError::Page { during: during.to_string(), message },
                 ChannelError::BadFrame(_) | ChannelError::NothingPosted => BrowserError::BadOutput(e.to_string()),
-                ChannelError::Closed => {
-                    BrowserError::Protocol { during: during.to_string(), message: e.to_string() }
-                }
+                ChannelError::Closed => BrowserError::Protocol { during: during.to_string(), message: e.to_string() },
             })
         };
         self.guarded(during, limit, call).await
@@ -540,8 +545,10 @@ async fn race_liveness<F: Future>(
 
 /// A page result's JSON as the type the host expects.
 fn page_result<T: serde::de::DeserializeOwned>(during: &str, result: serde_json::Value) -> Result<T> {
-    serde_json::from_value(result)
-        .map_err(|e| BrowserError::Page { during: during.to_string(), message: format!("unexpected result shape: {e}") })
+    serde_json::from_value(result).map_err(|e| BrowserError::Page {
+        during: during.to_string(),
+        message: format!("unexpected result shape: {e}"),
+    })
 }
 
 fn protocol(during: &str, e: CdpError) -> BrowserError {

@@ -101,7 +101,7 @@ fn pid_of_profile(profile: &std::path::Path) -> Option<i32> {
         let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_main = args.iter().any(|a| *a == needle.as_bytes()) && !args.iter().any(|a| a.starts_with(b"--type="));
+        let is_main = args.contains(&needle.as_bytes()) && !args.iter().any(|a| a.starts_with(b"--type="));
         is_main.then_some(pid)
     })
 }

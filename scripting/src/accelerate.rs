@@ -579,7 +579,7 @@ pub fn accelerate_with(
     opts: &AccelerateOptions,
     cell: &Cell,
 ) -> Result<Acceleration, ApiError> {
-    let early = resolve(services, model, &opts).and_then(|target| {
+    let early = resolve(services, model, opts).and_then(|target| {
         let prepared = match &target.processing {
             Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
             None => None,
@@ -592,7 +592,7 @@ pub fn accelerate_with(
         // still gets its row, so the grid shows the reason in that cell.
         Err(e) if cell.experiment_id.is_some() => {
             let row =
-                RunRecord { status: RunStatus::Error, error: Some(e.to_string()), ..requested_row(model, &opts, cell) };
+                RunRecord { status: RunStatus::Error, error: Some(e.to_string()), ..requested_row(model, opts, cell) };
             services.record(&[row])?;
             return Err(e);
         }
@@ -601,14 +601,14 @@ pub fn accelerate_with(
     let requested = opts.platform.map_or("auto", |p| p.name()).to_string();
 
     let run_id = uuid::Uuid::now_v7().to_string();
-    let mut row = base_row(&run_id, &target, &opts, cell);
+    let mut row = base_row(&run_id, &target, opts, cell);
     row.batch_size = prepared.as_ref().map(|p| p.items as i32);
     let mut passed_over: Vec<String> = Vec::new();
     let mut measured = None;
     for platform in platform_chain(opts.platform, opts.fallback) {
         row.platform = platform.name().to_string();
-        let options = |i: &ModelInput| run_options(&opts, i);
-        match attempt(services, &target, &target.file, platform, &opts, options, prepared.as_ref(), &input) {
+        let options = |i: &ModelInput| run_options(opts, i);
+        match attempt(services, &target, &target.file, platform, opts, options, prepared.as_ref(), &input) {
             Attempt::Ran(m) => {
                 measured = Some(m);
                 break;
@@ -673,7 +673,7 @@ pub fn accelerate_with(
         }
     };
     let (accuracy, reference) = if opts.accuracy {
-        accuracy(services, &target, &measured, &output, &opts)
+        accuracy(services, &target, &measured, &output, opts)
     } else {
         (None, Some("not measured (accuracy: false)".to_string()))
     };
