@@ -195,19 +195,14 @@ impl RunStatus {
     }
 }
 
-/// Median and 90th percentile (nearest-rank) of a sample; `None` for an empty one. This is the
-/// per-row summary of one call's timed runs; `stats` (across rows) interpolates linearly
-/// instead, as DuckDB's `quantile_cont` does, so the two p90s can differ on small samples.
+/// Median and 90th percentile of a sample; `None` for an empty one. This is the per-row
+/// summary of one call's timed runs. Both interpolate linearly between order statistics (type
+/// 7, DuckDB's `quantile_cont`), as `stats` does across rows, so one definition holds
+/// everywhere a p90 appears.
 pub fn median_p90(samples: &[f64]) -> (Option<f64>, Option<f64>) {
-    if samples.is_empty() {
-        return (None, None);
-    }
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
-    let rank = ((0.9 * n as f64).ceil() as usize).clamp(1, n);
-    (Some(median), Some(sorted[rank - 1]))
+    (crate::stats::quantile_sorted(&sorted, 0.5), crate::stats::quantile_sorted(&sorted, 0.9))
 }
 
 #[cfg(test)]
@@ -218,8 +213,13 @@ mod tests {
     fn median_and_p90_by_hand() {
         assert_eq!(median_p90(&[]), (None, None));
         assert_eq!(median_p90(&[5.0]), (Some(5.0), Some(5.0)));
-        assert_eq!(median_p90(&[4.0, 1.0, 3.0, 2.0]), (Some(2.5), Some(4.0)));
+        // Type 7: the p90 of n values sits at 0.9 (n - 1) between order statistics.
+        let (median, p90) = median_p90(&[4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(median, Some(2.5));
+        assert!((p90.unwrap() - 3.7).abs() < 1e-12, "{p90:?}");
         let ten: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(median_p90(&ten), (Some(5.5), Some(9.0)));
+        let (median, p90) = median_p90(&ten);
+        assert_eq!(median, Some(5.5));
+        assert!((p90.unwrap() - 9.1).abs() < 1e-12, "{p90:?}");
     }
 }
