@@ -94,6 +94,11 @@ impl PageChannel {
         PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending, next_id: AtomicU64::new(1) }
     }
 
+    /// False once the socket has closed: no call on it can be answered any more.
+    pub fn is_open(&self) -> bool {
+        self.pending.lock().expect("channel routes poisoned").is_some()
+    }
+
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).
     pub async fn call(&self, method: &str, args: serde_json::Value, body: &[u8]) -> Result<Reply, ChannelError> {
         let (output_url, output_id) = self.assets.output_slot();

@@ -23,6 +23,11 @@ pub enum BrowserError {
     #[error("the page's JavaScript failed during {during}: {message}")]
     Page { during: String, message: String },
 
+    #[error(
+        "the page's data channel closed during {during} while the browser lived on; the next call will open a fresh page in a fresh browser"
+    )]
+    ChannelClosed { during: String },
+
     #[error("DevTools protocol error during {during}: {message}")]
     Protocol { during: String, message: String },
 

@@ -301,7 +301,11 @@ impl BrowserSession {
     }
 
     pub fn is_alive(&self) -> bool {
-        self.browser.is_alive() && *self.page_alive.borrow() && !self.hung.load(Ordering::Relaxed)
+        self.browser.is_alive()
+            && *self.page_alive.borrow()
+            && !self.hung.load(Ordering::Relaxed)
+            // A page whose data channel closed cannot run anything: the pool replaces it.
+            && self.channel.get().is_none_or(PageChannel::is_open)
     }
 
     pub async fn capabilities(&self) -> Result<Capabilities> {
@@ -485,21 +489,34 @@ impl BrowserSession {
             channel.call(method, args, body).await.map_err(|e| match e {
                 ChannelError::Page(message) => BrowserError::Page { during: during.to_string(), message },
                 ChannelError::BadFrame(_) | ChannelError::NothingPosted => BrowserError::BadOutput(e.to_string()),
-                ChannelError::Closed => BrowserError::Protocol { during: during.to_string(), message: e.to_string() },
+                // The browser may be dying; `guarded` reports that as the crash it is.
+                ChannelError::Closed => BrowserError::ChannelClosed { during: during.to_string() },
             })
         };
         self.guarded(during, limit, call).await
     }
 
     /// Runs `work` racing the browser's death and a timeout, so that a crashed or hung browser
-    /// is an error, never a hang. A protocol error from a browser that has died meanwhile is
-    /// reported as the crash it is.
+    /// is an error, never a hang. A lost connection from a browser that is dying is reported as
+    /// the crash it is.
     async fn guarded<T>(&self, during: &str, limit: Duration, work: impl Future<Output = Result<T>>) -> Result<T> {
         if !self.is_alive() {
             return Err(self.crashed(during));
         }
         match race_liveness(work, self.browser.liveness(), self.page_alive.clone(), limit).await {
-            Raced::Done(Err(BrowserError::Protocol { .. })) if !self.is_alive() => Err(self.crashed(during)),
+            Raced::Done(Err(lost @ (BrowserError::Protocol { .. } | BrowserError::ChannelClosed { .. }))) => {
+                // A killed browser's sockets close a moment before its exit is noticed.
+                let died = race_liveness(
+                    std::future::pending::<()>(),
+                    self.browser.liveness(),
+                    self.page_alive.clone(),
+                    DEATH_NOTICE,
+                );
+                match died.await {
+                    Raced::Died => Err(self.crashed(during)),
+                    _ => Err(lost),
+                }
+            }
             Raced::Done(outcome) => outcome,
             Raced::Died => Err(self.crashed(during)),
             Raced::TimedOut => {
@@ -517,6 +534,9 @@ impl BrowserSession {
         BrowserError::Crashed { browser: self.browser.kind.name().to_string(), during: during.to_string() }
     }
 }
+
+/// How long a lost connection waits to learn whether the browser died with it.
+const DEATH_NOTICE: Duration = Duration::from_secs(1);
 
 enum Raced<T> {
     Done(T),
