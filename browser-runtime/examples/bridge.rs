@@ -1,10 +1,10 @@
 //! Benchmark: host-observed latency against in-page latency for all-MiniLM-L6-v2 on wasm in
-//! Debian Chromium, side by side in one run. The difference is what the bridge (the data
+//! Debian Chromium (or the browser named), side by side in one run. The difference is what the bridge (the data
 //! channel's WebSocket round trip, the binary frames, the page's glue around `session.run`)
 //! adds to each inference. It is split into transport (host-observed minus the page's whole
 //! handling of the call) and page glue (that handling minus `session.run`).
 //!
-//!     source scripts/env.sh && cargo run -p webaccel-browser-runtime --example bridge
+//!     source scripts/env.sh && cargo run --release -p webaccel-browser-runtime --example bridge [chromium|headless-shell]
 //!
 //! Each sample is one `run` call with one timed run: host time is measured around the call,
 //! in-page time is ORT's `session.run` as the page timed it. Then calls of 20 runs each, the
@@ -29,7 +29,8 @@ async fn main() {
     let inputs = common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 18);
 
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
-    let browser = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.expect("launch chromium");
+    let kind = std::env::args().nth(1).map(|a| BrowserKind::parse(&a).expect("a browser name")).unwrap_or(BrowserKind::Chromium);
+    let browser = pool.get(&BrowserKey::plain(kind)).await.expect("launch the browser");
     let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
     browser.session.load("minilm", &model, &request).await.expect("load");
     browser.session.run("minilm", &inputs, &RunOptions::timed(20, 1)).await.expect("warm up");
@@ -60,7 +61,8 @@ async fn main() {
     }
     let (hm, pm) = (median(&host), median(&page));
     println!(
-        "all-MiniLM-L6-v2 int8-weights, wasm, Chromium {}, 18 tokens, {SAMPLES} samples",
+        "all-MiniLM-L6-v2 int8-weights, wasm, {} {}, 18 tokens, {SAMPLES} samples",
+        kind.name(),
         browser.capabilities.version
     );
     println!("host-observed  p50 {hm:8.3} ms  p90 {:8.3} ms", p90(&host));
