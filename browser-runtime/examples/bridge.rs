@@ -29,9 +29,12 @@ async fn main() {
     let inputs = common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 18);
 
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
-    let kind = std::env::args().nth(1).map(|a| BrowserKind::parse(&a).expect("a browser name")).unwrap_or(BrowserKind::Chromium);
+    let kind = std::env::args()
+        .nth(1)
+        .map(|a| BrowserKind::parse(&a).expect("a browser name"))
+        .unwrap_or(BrowserKind::Chromium);
     let browser = pool.get(&BrowserKey::plain(kind)).await.expect("launch the browser");
-    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    let request = LoadRequest::new(Platform::Wasm);
     browser.session.load("minilm", &model, &request).await.expect("load");
     browser.session.run("minilm", &inputs, &RunOptions::timed(20, 1)).await.expect("warm up");
 

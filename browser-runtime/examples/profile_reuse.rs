@@ -23,7 +23,7 @@ async fn first_run(assets: &Arc<AssetServer>, model: &Path, profile: &ProfileCho
     let session = BrowserSession::open(BrowserKind::Chromium, &[], profile, assets.clone(), PageSettings::default())
         .await
         .expect("launch chromium");
-    let request = LoadRequest { platform, device: None, free_dimension_overrides: None };
+    let request = LoadRequest::new(platform);
     let load = session.load("m", model, &request).await.expect("load");
     let run = session
         .run("m", &common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 8), &RunOptions::timed(0, 1))

@@ -38,6 +38,7 @@ async fn main() {
             platform,
             device: device.map(str::to_string),
             free_dimension_overrides: (platform == Platform::Webnn).then(|| fixed.clone()),
+            ..LoadRequest::new(platform)
         };
         let key = format!("minilm-{}", platform.name());
         session.load(&key, &model, &request).await.expect("load");

@@ -20,7 +20,7 @@ pub use error::BrowserError;
 pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
-    BrowserSession, InputMetadata, LoadInfo, LoadRequest, MemoryReport, PageSettings, Platform, RunOptions, RunOutput,
-    Sequence, Timeouts,
+    BrowserSession, InputMetadata, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions,
+    RunOutput, Sequence, Timeouts,
 };
 pub use tensor::{DType, Tensor};

@@ -69,6 +69,23 @@ pub struct LoadRequest {
     pub device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free_dimension_overrides: Option<BTreeMap<String, u64>>,
+    /// Have ORT profile the session (every run, from creation); its first `run` call then
+    /// reports time per operator type and ends the profiling.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub profile: bool,
+}
+
+impl LoadRequest {
+    pub fn new(platform: Platform) -> Self {
+        LoadRequest { platform, device: None, free_dimension_overrides: None, profile: false }
+    }
+}
+
+/// Time per run spent in one operator type's kernels, as ORT's profiler measured it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpTime {
+    pub op: String,
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +182,9 @@ pub struct RunOutput {
     /// splits the bridge's overhead into page-side work and transport.
     pub page_ms: f64,
     pub memory: Option<MemoryReport>,
+    /// For a profiled session: kernel time per operator type over the timed runs, largest
+    /// first.
+    pub op_profile: Option<Vec<OpTime>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +197,7 @@ struct PageRunResult {
     outputs: Vec<PageOutput>,
     page_ms: f64,
     memory: Option<MemoryReport>,
+    op_profile: Option<Vec<OpTime>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +434,7 @@ impl BrowserSession {
             run_ms: result.run_ms,
             outputs,
             page_ms: result.page_ms,
+            op_profile: result.op_profile,
         })
     }
 

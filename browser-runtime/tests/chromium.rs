@@ -38,7 +38,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
 
     // A real model on wasm: outputs come back as binary, with the shape the graph gives.
     let model = minilm_path();
-    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    let request = LoadRequest::new(Platform::Wasm);
     let load = browser.session.load("minilm", &model, &request).await.unwrap();
     assert!(!load.cached && load.session_create_ms > 0.0);
     assert_eq!(load.input_names, ["input_ids", "attention_mask", "token_type_ids"]);

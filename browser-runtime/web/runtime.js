@@ -19,6 +19,13 @@ const BUILDS = { wasm: './ort/ort.wasm.min.mjs', all: './ort/ort.all.min.mjs' };
 const builds = new Map();
 let settings = null;
 
+// onnxruntime-web prints a session's profile through console.log, which its wasm module binds
+// when it loads. So a forwarding console.log is in place before any build is imported, and a
+// profile can be captured from what it prints.
+const consoleLog = console.log;
+let captured = null;
+console.log = (...args) => (captured ? captured.push(args.join(' ')) : consoleLog.apply(console, args));
+
 const sessions = new Map();
 
 function errorText(e) {
@@ -197,19 +204,20 @@ function loaded(session, sessionCreateMs, cached) {
 }
 
 // Loads a model into an InferenceSession and keeps it under `key` for later runs.
-export async function load(key, { modelUrl, platform, device, freeDimensionOverrides }) {
+export async function load(key, { modelUrl, platform, device, freeDimensionOverrides, profile }) {
   const existing = sessions.get(key);
   if (existing) return loaded(existing.session, existing.sessionCreateMs, true);
   const options = {
     executionProviders: executionProviders(platform, device),
     graphOptimizationLevel: 'all',
+    enableProfiling: profile === true,
   };
   if (freeDimensionOverrides) options.freeDimensionOverrides = freeDimensionOverrides;
   const ort = await ortFor(platform);
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelUrl, options);
   const sessionCreateMs = performance.now() - t0;
-  sessions.set(key, { session, sessionCreateMs, ort });
+  sessions.set(key, { session, sessionCreateMs, ort, profile: profile === true });
   return loaded(session, sessionCreateMs, false);
 }
 
@@ -272,6 +280,47 @@ async function measureMemory(timeoutMs) {
   } catch (e) {
     return { bytes: null, source: null, error: errorText(e) };
   }
+}
+
+// Ends a profiled session's profiling and sums ORT's per-node kernel times by operator type
+// over the last `runs` model runs (the timed ones), as milliseconds per run. ORT profiles a
+// session from its creation and prints the whole profile once, so a session gives one profile.
+// Kernel times are CPU-side: on webgpu they are dispatch times, and WebNN runs its whole graph
+// as one node.
+function opTimes(session, runs) {
+  captured = [];
+  let lines;
+  try {
+    session.endProfiling();
+  } finally {
+    lines = captured;
+    captured = null;
+  }
+  const events = [];
+  for (const line of lines) {
+    const text = line.trim().replace(/,$/, '');
+    if (!text.startsWith('{')) continue;
+    try {
+      events.push(JSON.parse(text));
+    } catch {
+      // Not an event: ORT prints the brackets of its JSON array on their own lines.
+    }
+  }
+  const modelRuns = events
+    .filter((e) => e.cat === 'Session' && e.name === 'model_run')
+    .sort((a, b) => a.ts - b.ts)
+    .slice(-Math.max(runs, 1));
+  if (modelRuns.length === 0) throw new Error('onnxruntime-web printed no profile for this session');
+  const from = modelRuns[0].ts;
+  const byOp = new Map();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
+    const op = e.args?.op_name ?? e.name;
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+  }
+  return [...byOp]
+    .map(([op, us]) => ({ op, ms: us / 1000 / modelRuns.length }))
+    .sort((a, b) => b.ms - a.ms);
 }
 
 // One inference as a function: a plain session.run, or, for a recurrent model, a walk over
@@ -359,7 +408,9 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
     offset += bytes.byteLength;
   }
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
+  const opProfile = entry.profile ? opTimes(session, runs) : null;
   const result = {
+    opProfile,
     precompileMs: entry.precompileMs,
     firstRunMs: entry.firstRunMs,
     firstRunThisCall,

@@ -39,6 +39,7 @@ pub(crate) fn record(id: &str, status: RunStatus) -> RunRecord {
         precompile_ms: Some(12.5),
         memory_bytes: Some(1 << 33),
         memory_source: Some("measureUserAgentSpecificMemory".into()),
+        op_profile: ok.then(|| r#"[{"op":"MatMul","ms":11.5},{"op":"Erf","ms":1.1}]"#.into()),
         energy_joules: None,
         mixed_precision: Some(true),
         cid: Some("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".into()),

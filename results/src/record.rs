@@ -46,6 +46,9 @@ pub struct RunRecord {
     /// Memory the browser itself reported, and how; None where it exposes nothing.
     pub memory_bytes: Option<i64>,
     pub memory_source: Option<String>,
+    /// ORT's kernel time per operator type (JSON `[{op, ms}]`) when the run was profiled;
+    /// such a run's latencies include the profiler's own cost.
+    pub op_profile: Option<String>,
     /// Browsers expose no energy counter, so this stays None: recorded as NULL, never guessed.
     pub energy_joules: Option<f64>,
 
@@ -114,6 +117,7 @@ impl Default for RunRecord {
             precompile_ms: None,
             memory_bytes: None,
             memory_source: None,
+            op_profile: None,
             energy_joules: None,
             mixed_precision: None,
             cid: None,

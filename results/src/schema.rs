@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::record::{ExperimentRecord, ExperimentStatus, RunRecord};
 
 /// The version a freshly created database gets, and the one older files are upgraded to.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 pub struct Column {
     pub name: &'static str,
@@ -126,11 +126,22 @@ pub fn runs_columns() -> Vec<Column> {
         col!("cell_index", "INTEGER", Int32, true, 3, |r| int(r, |x| x.cell_index)),
         col!("repetition", "INTEGER", Int32, true, 3, |r| int(r, |x| x.repetition)),
         col!("latencies_ms", "DOUBLE[]", List(list_item()), true, 3, |r| float_list(r, |x| x.latencies_ms.as_deref())),
+        // Version 4: kernel time per operator type for profiled runs.
+        col!("op_profile", "JSON", utf8(), true, 4, |r| text(r, |x| x.op_profile.as_deref())),
     ]
 }
 
 fn column_sql(c: &Column) -> String {
     format!("{} {}{}", c.name, c.sql_type, if c.nullable { "" } else { " NOT NULL" })
+}
+
+/// `ALTER TABLE` statements for the columns version `v` added.
+fn added_columns(columns: &[Column], v: i32) -> String {
+    columns
+        .iter()
+        .filter(|c| c.since == v)
+        .map(|c| format!("ALTER TABLE runs ADD COLUMN {};\n", column_sql(c)))
+        .collect()
 }
 
 /// The SQL that takes a database from version `v - 1` to `v`.
@@ -142,11 +153,7 @@ pub fn migration(v: i32) -> Option<String> {
             Some(format!("CREATE TABLE runs ({}, PRIMARY KEY (run_id));", cols.join(", ")))
         }
         2 => {
-            let mut sql: String = columns
-                .iter()
-                .filter(|c| c.since == 2)
-                .map(|c| format!("ALTER TABLE runs ADD COLUMN {};\n", column_sql(c)))
-                .collect();
+            let mut sql = added_columns(&columns, 2);
             sql.push_str(
                 "CREATE TABLE environments (
                     fingerprint VARCHAR PRIMARY KEY,
@@ -162,11 +169,7 @@ pub fn migration(v: i32) -> Option<String> {
             Some(sql)
         }
         3 => {
-            let mut sql: String = columns
-                .iter()
-                .filter(|c| c.since == 3)
-                .map(|c| format!("ALTER TABLE runs ADD COLUMN {};\n", column_sql(c)))
-                .collect();
+            let mut sql = added_columns(&columns, 3);
             // `experiment_id` has the same name as in `runs`, so `JOIN experiments USING (experiment_id)`.
             sql.push_str(
                 "CREATE TABLE experiments (
@@ -180,6 +183,7 @@ pub fn migration(v: i32) -> Option<String> {
             );
             Some(sql)
         }
+        4 => Some(added_columns(&columns, 4)),
         _ => None,
     }
 }

@@ -373,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_file_is_upgraded_to_3_and_keeps_its_rows() {
+    fn a_version_2_file_is_upgraded_to_the_current_version_and_keeps_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.duckdb");
         {
@@ -390,16 +390,17 @@ mod tests {
             .unwrap();
         }
         let mut store = ResultStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
-        let (latency, reason, cid, list): (f64, String, Option<String>, Option<String>) = store
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let (latency, reason, cid, list, ops): (f64, String, Option<String>, Option<String>, Option<String>) = store
             .connection()
             .query_row(
-                "SELECT latency_ms, fallback_reason, cid, CAST(latencies_ms AS VARCHAR) FROM runs WHERE run_id = 'v2row'",
+                "SELECT latency_ms, fallback_reason, cid, CAST(latencies_ms AS VARCHAR), CAST(op_profile AS VARCHAR)
+                 FROM runs WHERE run_id = 'v2row'",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .unwrap();
-        assert_eq!((latency, reason.as_str(), cid, list), (9.5, "none", None, None));
+        assert_eq!((latency, reason.as_str(), cid, list, ops), (9.5, "none", None, None, None));
         // New rows carry the v3 columns, and the experiments table exists.
         store.append(&[record("v3row", RunStatus::Ok)]).unwrap();
         let (cid, lat, n): (String, String, i64) = store

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rhai::{Dynamic, Map};
 use sha2::{Digest, Sha256};
 use webaccel_browser_runtime::{
-    firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, Platform,
-    PooledBrowser, RunOptions, RunOutput,
+    firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, OpTime,
+    Platform, PooledBrowser, RunOptions, RunOutput,
 };
 use webaccel_ipfs::FetchRecord;
 use webaccel_models::detection::{self, InputSignature};
@@ -65,11 +65,30 @@ pub struct Acceleration {
     pub memory_bytes: Option<i64>,
     /// Why memory is null when it was asked for.
     pub memory_error: Option<String>,
+    /// With `profile_ops`: kernel time per run by operator type, largest first.
+    pub ops: Option<Vec<OpTime>>,
 }
 
 impl Acceleration {
     pub fn output(&self) -> Dynamic {
         self.output.to_dynamic()
+    }
+
+    /// `ops` for scripts: `[#{op, ms, share}]`, share being the op's part of all kernel time.
+    pub fn ops_array(&self) -> Dynamic {
+        let Some(ops) = &self.ops else { return Dynamic::UNIT };
+        let total: f64 = ops.iter().map(|o| o.ms).sum();
+        let rows: rhai::Array = ops
+            .iter()
+            .map(|o| {
+                let mut m = Map::new();
+                m.insert("op".into(), o.op.clone().into());
+                m.insert("ms".into(), Dynamic::from_float(o.ms));
+                m.insert("share".into(), Dynamic::from_float(if total > 0.0 { o.ms / total } else { 0.0 }));
+                Dynamic::from_map(m)
+            })
+            .collect();
+        rows.into()
     }
 
     pub fn accuracy_map(&self) -> Dynamic {
@@ -415,7 +434,7 @@ fn input_for(
             declared: vec![],
         });
     }
-    let request = LoadRequest { platform: Platform::Wasm, device: None, free_dimension_overrides: None };
+    let request = LoadRequest::new(Platform::Wasm);
     let key = format!("{}:wasm:-", target.file.sha256);
     let info = services.runtime.block_on(pooled.session.load(&key, &target.file.path, &request))?;
     let model_type = if target.type_given {
@@ -527,8 +546,9 @@ fn attempt(
     let overrides =
         (platform == Platform::Webnn).then(|| dimension_overrides(target, &input, &declared)).filter(|o| !o.is_empty());
     let shape_key = overrides.as_ref().map_or(String::new(), |o| format!(":{o:?}"));
-    let key = format!("{}:{}:{}{shape_key}", file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
-    let request = LoadRequest { platform, device, free_dimension_overrides: overrides };
+    let profiled = if opts.profile_ops { ":profiled" } else { "" };
+    let key = format!("{}:{}:{}{shape_key}{profiled}", file.sha256, platform.name(), device.as_deref().unwrap_or("-"));
+    let request = LoadRequest { platform, device, free_dimension_overrides: overrides, profile: opts.profile_ops };
     let load = match services.runtime.block_on(pooled.session.load(&key, &file.path, &request)) {
         Ok(load) => load,
         // The page could not create a session for this platform: another platform may.
@@ -545,7 +565,13 @@ fn attempt(
     if let Err(e) = inputs::match_float_types(&mut tensors, &load.inputs) {
         return Attempt::Failed(e, Some(pooled));
     }
-    match services.runtime.block_on(pooled.session.run(&key, &tensors, &run_options(&input))) {
+    let ran = services.runtime.block_on(pooled.session.run(&key, &tensors, &run_options(&input)));
+    if opts.profile_ops {
+        // ORT profiles a session once, from its creation: the next profiled call needs a fresh
+        // session. A failure to release shows on the next call that needs the page.
+        let _ = services.runtime.block_on(pooled.session.unload(&key));
+    }
+    match ran {
         Ok(run) => Attempt::Ran(Box::new(Measured {
             pooled,
             platform,
@@ -662,6 +688,7 @@ pub fn accelerate_with(
         row.memory_bytes = memory.bytes;
         row.memory_source = memory.source.clone();
     }
+    row.op_profile = measured.run.op_profile.as_ref().map(|ops| serde_json::to_string(ops).unwrap_or_default());
 
     let output = match post_process(measured.processing.as_ref(), &measured.run, &measured.input) {
         Ok(o) => o,
@@ -711,6 +738,7 @@ pub fn accelerate_with(
         throughput_items_per_s: row.throughput_items_per_s.unwrap_or(f64::NAN),
         memory_bytes: row.memory_bytes,
         memory_error: measured.run.memory.as_ref().and_then(|m| m.error.clone()),
+        ops: measured.run.op_profile.clone(),
         run_ms: measured.run.run_ms.clone(),
     })
 }

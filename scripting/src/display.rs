@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use rhai::Dynamic;
+use webaccel_browser_runtime::OpTime;
 use webaccel_results::{Plot, PlotFormat};
 
 use crate::accelerate::Acceleration;
@@ -75,8 +76,15 @@ fn plot_display(p: &Plot) -> Display {
 /// 0.978; a broken kernel gave -0.14), and the display says so.
 const SUSPECT_COSINE: f64 = 0.9;
 
+fn ms(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2} ms")
+    } else {
+        "null".into()
+    }
+}
+
 fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
-    let ms = |v: f64| if v.is_finite() { format!("{v:.2} ms") } else { "null".into() };
     let precision = match acc.precision {
         Some(bits) => format!("{bits}-bit file {}: {} weights, {} compute", acc.file, acc.weights, acc.compute),
         None => format!("{} (precision not known to webaccel)", acc.file),
@@ -92,7 +100,7 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         (None, Some(why)) => format!("null ({why})"),
         _ => "null".into(),
     };
-    vec![
+    let mut rows = vec![
         ("model", format!("{} ({})", acc.model, acc.model_type)),
         ("precision", precision),
         ("browser", format!("{} {}", acc.browser, acc.browser_version)),
@@ -137,7 +145,22 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
             },
         ),
         ("run_id", acc.run_id.clone()),
-    ]
+    ];
+    if let Some(ops) = &acc.ops {
+        rows.insert(rows.len() - 1, ("ops (profiled)", op_summary(ops)));
+    }
+    rows
+}
+
+/// The five operator types that took the most kernel time, with their share of all of it.
+fn op_summary(ops: &[OpTime]) -> String {
+    let total: f64 = ops.iter().map(|o| o.ms).sum();
+    let top: Vec<String> = ops
+        .iter()
+        .take(5)
+        .map(|o| format!("{} {} ({:.0}%)", o.op, ms(o.ms), if total > 0.0 { 100.0 * o.ms / total } else { 0.0 }))
+        .collect();
+    format!("{}; kernels {} per run in all", top.join(", "), ms(total))
 }
 
 pub fn acceleration_text(acc: &Acceleration) -> String {

@@ -181,6 +181,7 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("session_reused", |r: &mut Acceleration| r.session_reused)
         .register_get("first_run_ms", |r: &mut Acceleration| r.first_run_ms)
         .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)
+        .register_get("ops", |r: &mut Acceleration| r.ops_array())
         .register_get("p90_ms", |r: &mut Acceleration| r.p90_ms)
         .register_get("throughput_items_per_s", |r: &mut Acceleration| r.throughput_items_per_s)
         .register_get("runs", |r: &mut Acceleration| r.runs() as i64)

@@ -28,6 +28,10 @@ pub struct AccelerateOptions {
     pub precompile_shaders: bool,
     /// Ask the browser for the page's memory after the runs (it can take seconds).
     pub measure_memory: bool,
+    /// Profile the session with ORT's profiler and report kernel time per operator type. The
+    /// profiler adds its own cost to every run, so such a row's latencies are not comparable
+    /// with unprofiled ones (its `op_profile` column says it was profiled).
+    pub profile_ops: bool,
     /// Extra Chromium switches; a different set gets a different warm browser.
     pub flags: Vec<String>,
     /// A profile directory kept across browsers (caches carry over); None: a fresh one.
@@ -57,6 +61,7 @@ impl Default for AccelerateOptions {
             fallback: true,
             precompile_shaders: true,
             measure_memory: false,
+            profile_ops: false,
             flags: Vec::new(),
             profile_dir: None,
             mixed_precision: None,
@@ -67,7 +72,7 @@ impl Default for AccelerateOptions {
 }
 
 const FUNCTION: &str = "accelerate";
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "platform",
     "browser",
     "device",
@@ -78,6 +83,7 @@ const KEYS: [&str; 16] = [
     "fallback",
     "precompile_shaders",
     "measure_memory",
+    "profile_ops",
     "flags",
     "profile_dir",
     "mixed_precision",
@@ -137,6 +143,7 @@ impl AccelerateOptions {
                     opts.model_type = Some(model_type.to_string());
                 }
                 "measure_memory" => opts.measure_memory = opt.boolean()?,
+                "profile_ops" => opts.profile_ops = opt.boolean()?,
                 "flags" => {
                     opts.flags = opt.strings("must be an array of strings like \"--enable-features=X\"", "strings")?;
                     if let Some(f) = opts.flags.iter().find(|f| !f.starts_with("--")) {

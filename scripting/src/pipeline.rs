@@ -48,7 +48,7 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
         .zip(&paths)
         .map(|(stage, path)| {
             let key = format!("pipeline:{}:{}:{call}", spec.name, stage.name);
-            (key, path.as_path(), LoadRequest { platform, device: None, free_dimension_overrides: None })
+            (key, path.as_path(), LoadRequest::new(platform))
         })
         .collect();
 
