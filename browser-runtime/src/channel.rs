@@ -101,22 +101,15 @@ impl PageChannel {
 
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).
     pub async fn call(&self, method: &str, args: serde_json::Value, body: &[u8]) -> Result<Reply, ChannelError> {
-        let (output_url, output_id) = self.assets.output_slot();
-        let mut transfer = json!({"outputUrl": output_url, "largeBody": LARGE_BODY});
-        let parked = (body.len() > LARGE_BODY).then(|| self.assets.put_input(body.to_vec()));
-        if let Some((url, _)) = &parked {
+        let slots = Slots::open(&self.assets, body);
+        let mut transfer = json!({"outputUrl": slots.output_url, "largeBody": LARGE_BODY});
+        if let Some(url) = &slots.input_url {
             transfer["inputsUrl"] = json!(url);
         }
-        let framed = if parked.is_some() { &[][..] } else { body };
-        let reply = self.exchange(json!({"method": method, "args": args, "transfer": transfer}), framed).await;
-        // Whatever happened, neither slot may outlive the call.
-        if let Some((_, id)) = &parked {
-            self.assets.discard_input(id);
-        }
-        let posted = self.assets.take_output(&output_id);
-        let mut reply = reply?;
+        let framed = if slots.input_url.is_some() { &[][..] } else { body };
+        let mut reply = self.exchange(json!({"method": method, "args": args, "transfer": transfer}), framed).await?;
         if reply.posted {
-            reply.body = posted.ok_or(ChannelError::NothingPosted)?;
+            reply.body = self.assets.take_output(&slots.output_id).ok_or(ChannelError::NothingPosted)?;
         }
         Ok(reply)
     }
@@ -144,6 +137,39 @@ impl PageChannel {
         if let Some(pending) = self.pending.lock().expect("channel routes poisoned").as_mut() {
             pending.remove(&id);
         }
+    }
+}
+
+/// A call's places on the asset server: the parked input (a large body only) and the slot a
+/// large reply is posted to. Dropping them frees both, however the call ended (a timed-out
+/// call is dropped mid-way, and a parked body can be large).
+struct Slots<'a> {
+    assets: &'a AssetServer,
+    input_url: Option<String>,
+    input_id: Option<String>,
+    output_url: String,
+    output_id: String,
+}
+
+impl<'a> Slots<'a> {
+    fn open(assets: &'a AssetServer, body: &[u8]) -> Self {
+        let (input_url, input_id) = if body.len() > LARGE_BODY {
+            let (url, id) = assets.put_input(body.to_vec());
+            (Some(url), Some(id))
+        } else {
+            (None, None)
+        };
+        let (output_url, output_id) = assets.output_slot();
+        Slots { assets, input_url, input_id, output_url, output_id }
+    }
+}
+
+impl Drop for Slots<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = &self.input_id {
+            self.assets.discard_input(id);
+        }
+        self.assets.take_output(&self.output_id);
     }
 }
 
