@@ -82,7 +82,8 @@ impl BlockSource for RawSource {
                 let (got, answer) = match self.requests.join_next().await {
                     Some(Ok(done)) => done,
                     Some(Err(e)) => return Err(SourceError::Transport(format!("a block request failed: {e}"))),
-                    None => unreachable!("the wanted block is being requested"),
+                    // Cannot happen (the wanted block was just requested); an error, not a panic.
+                    None => return Err(SourceError::Transport(format!("no request in flight for block {cid}"))),
                 };
                 self.requested.remove(&got);
                 self.ready.insert(got, answer);
