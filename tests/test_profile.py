@@ -48,3 +48,23 @@ def test_profile_ops_reports_the_graphs_operators(run_script, db_path):
     assert rows[got["plain_id"]] is None
     stored = {o["op"]: o["ms"] for o in json.loads(rows[got["run_id"]])}
     assert stored == ops
+
+
+def test_compare_profiles_each_cell_with_its_own_kernels(run_script, db_path):
+    """Each precision is a different graph: the 8-bit file's profile must show the operators
+    native onnxruntime runs for that file, not the fp32 ones."""
+    run_script(
+        """
+        compare(#{models: ["paraphrase-minilm-l3-v2"], platforms: ["wasm"], precisions: [32, 8],
+                  runs: 3, warmup: 0, warmup_s: 0, accuracy: false, profile_ops: true});
+        """
+    )
+    con = duckdb.connect(str(db_path), read_only=True)
+    rows = dict(con.execute("SELECT precision, CAST(op_profile AS VARCHAR) FROM runs WHERE status = 'ok'").fetchall())
+    con.close()
+    assert set(rows) == {32, 8}, rows.keys()
+    for bits in (32, 8):
+        ops = {o["op"] for o in json.loads(rows[bits])}
+        native = reference.op_profile("paraphrase-minilm-l3-v2", [SENTENCE], runs=5, precision=bits)
+        assert ops == set(native), (bits, sorted(ops), sorted(native))
+    assert {o["op"] for o in json.loads(rows[32])} != {o["op"] for o in json.loads(rows[8])}

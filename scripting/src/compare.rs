@@ -19,7 +19,7 @@ use crate::options::{AccelerateOptions, OptionValue};
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "models",
     "platforms",
     "precisions",
@@ -32,6 +32,7 @@ const KEYS: [&str; 12] = [
     "baseline",
     "accuracy",
     "mixed_precision",
+    "profile_ops",
 ];
 
 /// Sentences text models get when no input is given: two paraphrases and two unrelated
@@ -123,6 +124,7 @@ impl Grid {
                 "warmup_s" => grid.base.warmup_s = opt.seconds(0.0, 3600.0)?,
                 "accuracy" => grid.base.accuracy = opt.boolean()?,
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
+                "profile_ops" => grid.base.profile_ops = opt.boolean()?,
                 "input" => grid.input = Some(value.clone()),
                 "inputs" => {
                     grid.inputs =
