@@ -101,6 +101,33 @@ def test_scope_persists_across_cells(kernel):
     assert "once" not in "".join(s["text"] for s in of_type(outputs, "stream"))
 
 
+def test_completion_and_inspection_know_the_session(kernel):
+    _, kc = kernel
+    assert execute(kc, "let latency_budget = 12.5; fn latency_of(r) { r.latency_ms }")[0]["status"] == "ok"
+    # Variables and functions of earlier cells complete, with the replaced range in characters.
+    code = "let é = late"
+    reply = kc.complete(code, len(code), reply=True, timeout=60)["content"]
+    assert set(reply["matches"]) == {"latency_budget", "latency_of"}
+    assert (reply["cursor_start"], reply["cursor_end"]) == (len("let é = "), len(code))
+    # After a dot: the members of webaccel's values.
+    assert "latency_ms" in kc.complete("r.lat", 5, reply=True, timeout=60)["content"]["matches"]
+    # Inspection shows an API function's options and a variable's value.
+    help = kc.inspect("compare", 3, reply=True, timeout=60)["content"]
+    assert help["found"] and "profile_ops" in help["data"]["text/plain"]
+    help = kc.inspect("latency_budget + 1", 2, reply=True, timeout=60)["content"]
+    assert help["found"] and help["data"]["text/plain"] == "variable latency_budget: f64\n\n12.5"
+    assert not kc.inspect("1 + 1", 1, reply=True, timeout=60)["content"]["found"]
+    # A block left open asks for more lines, with an indent.
+    msg_id = kc.is_complete("for x in [1, 2] {")
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert (reply["content"]["status"], reply["content"]["indent"]) == ("incomplete", "    ")
+    # print and debug go to stdout and stderr.
+    _, outputs = execute(kc, 'print("out"); debug("err");')
+    streams = {s["name"]: s["text"] for s in of_type(outputs, "stream")}
+    assert streams["stdout"] == "out\n" and "err" in streams["stderr"]
+
+
 def test_interrupt_stops_a_running_cell(kernel):
     km, kc = kernel
     timer = threading.Timer(1.5, km.interrupt_kernel)
@@ -184,6 +211,17 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     file_extension = ".rhai"
     code_hello_world = 'print("hello, world")'
     code_execute_result = [{"code": "6 * 7", "result": "42"}]
+    code_stderr = 'debug("to stderr")'
+    code_generate_error = 'throw "a deliberate error"'
+    completion_samples = [
+        {"text": "accel", "matches": {"accelerate"}},
+        {"text": "ipfs::f", "matches": {"ipfs::fetch"}},
+        {"text": "det", "matches": {"detect"}},
+    ]
+    complete_code_samples = ["1 + 1", "let x = 1;", "fn twice(a) { 2 * a }"]
+    incomplete_code_samples = ["fn f() {", "let xs = [1, 2,", 'accelerate("all-minilm-l6-v2",']
+    invalid_code_samples = ["let = 5;", "1 +* 2"]
+    code_inspect_sample = "accelerate"
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,13 +6,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
-use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services};
+use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services, Stream};
 
 pub type Outcome = Result<Option<Display>, ScriptError>;
 
 enum Job {
-    Eval { code: String, done: oneshot::Sender<Outcome> },
-    Shutdown { done: oneshot::Sender<()> },
+    Eval {
+        code: String,
+        done: oneshot::Sender<Outcome>,
+    },
+    /// A question about the session that does not run code (completion, inspection).
+    Ask(Box<dyn FnOnce(&ScriptHost) + Send>),
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 pub struct Evaluator {
@@ -23,16 +30,17 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    /// Starts the thread. Everything scripts print arrives on the returned receiver.
-    pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<String>)> {
-        let (print_tx, print_rx) = async_mpsc::unbounded_channel::<String>();
+    /// Starts the thread. Everything scripts print arrives on the returned receiver, in order,
+    /// with the stream it belongs to.
+    pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<(Stream, String)>)> {
+        let (print_tx, print_rx) = async_mpsc::unbounded_channel::<(Stream, String)>();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new().name("webaccel-eval".into()).spawn(move || {
-            let printer = Arc::new(move |s: &str| {
-                let _ = print_tx.send(format!("{s}\n"));
+            let printer = Arc::new(move |stream: Stream, s: &str| {
+                let _ = print_tx.send((stream, format!("{s}\n")));
             });
             let mut host = match ScriptHost::new(config, printer) {
                 Ok(host) => {
@@ -52,6 +60,7 @@ impl Evaluator {
                         let outcome = host.eval(&code).map(|value| render(&value));
                         let _ = done.send(outcome);
                     }
+                    Job::Ask(question) => question(&host),
                     Job::Shutdown { done } => {
                         // Other holders of the services (the signal handler) keep them alive
                         // past this drop, so the browsers are closed explicitly.
@@ -86,6 +95,17 @@ impl Evaluator {
                 line: None,
             })
         })
+    }
+
+    /// Answers `question` on the evaluator thread, after the evaluation in progress (if any);
+    /// None when the thread has stopped.
+    pub async fn ask<T: Send + 'static>(&self, question: impl FnOnce(&ScriptHost) -> T + Send + 'static) -> Option<T> {
+        let (done, rx) = oneshot::channel();
+        let job = Job::Ask(Box::new(move |host: &ScriptHost| {
+            let _ = done.send(question(host));
+        }));
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
     }
 
     /// Asks the running script to stop at its next operation.

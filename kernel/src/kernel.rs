@@ -7,15 +7,15 @@ use anyhow::{Context, Result};
 use jupyter_protocol::{
     CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
     ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply,
-    IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, ReplyError,
-    ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
+    IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, MediaType,
+    ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
     create_kernel_shell_connection, create_kernel_stdin_connection, KernelIoPubXPubConnection, SubscriptionEvent,
 };
 use tokio::sync::mpsc;
-use webaccel_scripting::{Config, ScriptError};
+use webaccel_scripting::{Completeness, Config, ScriptError, Stream};
 
 use crate::evaluator::{Evaluator, Outcome};
 use crate::media::bundle;
@@ -84,16 +84,34 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                         let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count).await;
                         Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: Some(Default::default()), error }.as_child_of(&message))
                     }
-                    JupyterMessageContent::IsCompleteRequest(_) => {
-                        Some(IsCompleteReply { status: IsCompleteReplyStatus::Complete, indent: String::new() }.as_child_of(&message))
+                    JupyterMessageContent::IsCompleteRequest(req) => {
+                        let code = req.code.clone();
+                        let status = match evaluator.ask(move |host| host.completeness(&code)).await {
+                            Some(Completeness::Complete) => IsCompleteReplyStatus::Complete,
+                            Some(Completeness::Incomplete) => IsCompleteReplyStatus::Incomplete,
+                            Some(Completeness::Invalid) => IsCompleteReplyStatus::Invalid,
+                            None => IsCompleteReplyStatus::Unknown,
+                        };
+                        let indent = if status == IsCompleteReplyStatus::Incomplete { "    " } else { "" };
+                        Some(IsCompleteReply { status, indent: indent.into() }.as_child_of(&message))
                     }
-                    JupyterMessageContent::CompleteRequest(req) => Some(CompleteReply {
-                        matches: vec![], cursor_start: req.cursor_pos, cursor_end: req.cursor_pos,
-                        metadata: Default::default(), status: ReplyStatus::Ok, error: None,
-                    }.as_child_of(&message)),
-                    JupyterMessageContent::InspectRequest(_) => Some(InspectReply {
-                        found: false, data: Media::default(), metadata: Default::default(), status: ReplyStatus::Ok, error: None,
-                    }.as_child_of(&message)),
+                    JupyterMessageContent::CompleteRequest(req) => {
+                        let (code, cursor) = (req.code.clone(), req.cursor_pos);
+                        let (cursor_start, cursor_end, matches) =
+                            evaluator.ask(move |host| host.complete(&code, cursor)).await.unwrap_or((cursor, cursor, vec![]));
+                        Some(CompleteReply {
+                            matches, cursor_start, cursor_end,
+                            metadata: Default::default(), status: ReplyStatus::Ok, error: None,
+                        }.as_child_of(&message))
+                    }
+                    JupyterMessageContent::InspectRequest(req) => {
+                        let (code, cursor) = (req.code.clone(), req.cursor_pos);
+                        let help = evaluator.ask(move |host| host.inspect(&code, cursor)).await.flatten();
+                        let data = help.map_or_else(Media::default, |text| Media::new(vec![MediaType::Plain(text)]));
+                        Some(InspectReply {
+                            found: !data.content.is_empty(), data, metadata: Default::default(), status: ReplyStatus::Ok, error: None,
+                        }.as_child_of(&message))
+                    }
                     JupyterMessageContent::HistoryRequest(_) => Some(HistoryReply { history: vec![], status: ReplyStatus::Ok, error: None }.as_child_of(&message)),
                     JupyterMessageContent::CommInfoRequest(_) => Some(CommInfoReply { status: ReplyStatus::Ok, comms: Default::default(), error: None }.as_child_of(&message)),
                     _ => None,
@@ -112,6 +130,13 @@ pub async fn run(connection_file: &Path) -> Result<()> {
 }
 
 type IoPub = mpsc::UnboundedSender<JupyterMessage>;
+
+fn stream_message(stream: Stream, text: &str) -> StreamContent {
+    match stream {
+        Stream::Stdout => StreamContent::stdout(text),
+        Stream::Stderr => StreamContent::stderr(text),
+    }
+}
 
 /// One task owns the iopub socket: it publishes what the kernel queues, in order, and answers
 /// each new subscription with JEP 65's welcome, so clients know when their subscription is live.
@@ -147,7 +172,7 @@ async fn publish(iopub: &IoPub, message: JupyterMessage) {
 async fn execute(
     iopub: &IoPub,
     evaluator: &Evaluator,
-    prints: &mut mpsc::UnboundedReceiver<String>,
+    prints: &mut mpsc::UnboundedReceiver<(Stream, String)>,
     parent: &JupyterMessage,
     code: &str,
     silent: bool,
@@ -164,17 +189,17 @@ async fn execute(
     tokio::pin!(evaluation);
     let outcome: Outcome = loop {
         tokio::select! {
-            Some(text) = prints.recv() => {
+            Some((stream, text)) = prints.recv() => {
                 if !silent {
-                    publish(iopub, StreamContent::stdout(&text).as_child_of(parent)).await;
+                    publish(iopub, stream_message(stream, &text).as_child_of(parent)).await;
                 }
             }
             outcome = &mut evaluation => break outcome,
         }
     };
-    while let Ok(text) = prints.try_recv() {
+    while let Ok((stream, text)) = prints.try_recv() {
         if !silent {
-            publish(iopub, StreamContent::stdout(&text).as_child_of(parent)).await;
+            publish(iopub, stream_message(stream, &text).as_child_of(parent)).await;
         }
     }
 

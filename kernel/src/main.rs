@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use webaccel_scripting::{Config, ScriptHost, Services};
+use webaccel_scripting::{Config, ScriptHost, Services, Stream};
 
 #[derive(Parser)]
 #[command(name = "webaccel", version, about = "Measure how ML models really run inside browsers")]
@@ -67,6 +67,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// A script's output line on the process's own stream: `print` to stdout, `debug` to stderr.
+fn print_line(stream: Stream, line: &str) {
+    match stream {
+        Stream::Stdout => println!("{line}"),
+        Stream::Stderr => eprintln!("{line}"),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Install { prefix } => {
@@ -81,7 +89,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run { file } => {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
+            let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
             shut_down_on_signal(host.services().clone());
             host.services().set_progress(Arc::new(progress::Bar::default()));
             let outcome = host.eval(&code);
@@ -97,7 +105,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Detect { json } => {
-            let mut host = ScriptHost::new(Config::default(), Arc::new(|s: &str| println!("{s}")))?;
+            let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
             shut_down_on_signal(host.services().clone());
             let report = host.eval("detect()");
             host.services().shutdown();

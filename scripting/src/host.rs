@@ -9,10 +9,20 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
 use crate::accelerate::{accelerate, Acceleration};
 use crate::detect::detect;
 use crate::display::acceleration_text;
+use crate::help::{self, Completeness};
 use crate::services::{Config, Services};
 
-/// Where `print` and `debug` output goes: stdout for `webaccel run`, a stream message in the kernel.
-pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+/// Which stream a line of script output belongs to: `print` writes to stdout, `debug` to
+/// stderr (as a notebook shows them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where `print` and `debug` output goes: the process's own streams for `webaccel run`, stream
+/// messages in the kernel.
+pub type Printer = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
 /// A failed evaluation, ready to show to the user.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,9 +61,9 @@ impl ScriptHost {
         // Deep expressions are a script bug, not an experiment; keep the limits generous but finite.
         engine.set_max_expr_depths(256, 256);
         let out = printer.clone();
-        engine.on_print(move |s| out(s));
+        engine.on_print(move |s| out(Stream::Stdout, s));
         let out = printer;
-        engine.on_debug(move |s, _src, pos| out(&format!("[debug {pos}] {s}")));
+        engine.on_debug(move |s, _src, pos| out(Stream::Stderr, &format!("[debug {pos}] {s}")));
         register_api(&mut engine, services.clone());
         Ok(ScriptHost { engine, scope: Scope::new(), ast: AST::empty(), services })
     }
@@ -65,6 +75,23 @@ impl ScriptHost {
 
     pub fn services(&self) -> &Arc<Services> {
         &self.services
+    }
+
+    /// Whether `code` is a whole cell, needs more lines, or cannot be fixed by more.
+    pub fn completeness(&self, code: &str) -> Completeness {
+        help::completeness(&self.engine, &self.scope, code)
+    }
+
+    /// Completions for the name typed before `cursor`. Positions are in characters, as
+    /// Jupyter counts them: the replaced range's start and end, and the matches.
+    pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
+        let (start, end, matches) = help::complete(&self.scope, &self.ast, code, byte_offset(code, cursor));
+        (code[..start].chars().count(), code[..end].chars().count(), matches)
+    }
+
+    /// Help for the name at `cursor` (in characters).
+    pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
+        help::inspect(&self.scope, &self.ast, code, byte_offset(code, cursor))
     }
 
     /// Evaluates one cell or script and returns its value (unit when it has none).
@@ -83,6 +110,11 @@ impl ScriptHost {
             message: runtime_message(&e),
         })
     }
+}
+
+/// The byte offset of the `chars`-th character (the end for a position past it).
+fn byte_offset(code: &str, chars: usize) -> usize {
+    code.char_indices().nth(chars).map_or(code.len(), |(i, _)| i)
 }
 
 fn runtime_message(e: &EvalAltResult) -> String {

@@ -116,7 +116,7 @@ mod tests {
         std::env::set_var("WEBACCEL_IPFS_DIR", dir.path().join("store"));
         let file = dir.path().join("weights.bin");
         std::fs::write(&file, vec![7u8; 1_500_000]).unwrap();
-        let mut host = ScriptHost::new(Config::default(), Arc::new(|_: &str| {})).unwrap();
+        let mut host = ScriptHost::new(Config::default(), Arc::new(|_, _: &str| {})).unwrap();
         let code = format!(
             r#"let a = ipfs::add("{}");
                let f = ipfs::fetch(a.cid, #{{offline: true}});

@@ -1,0 +1,247 @@
+//! What an editor asks of a language between evaluations: is this cell complete, what can
+//! follow the cursor, and what is the name under it. The kernel answers Jupyter's
+//! `is_complete_request`, `complete_request` and `inspect_request` from here.
+
+use rhai::{Engine, ParseErrorType, Scope, AST};
+
+/// webaccel's own functions, as a user types them: name, call shape, what it does.
+const API: &[(&str, &str, &str)] = &[
+    ("accelerate", "accelerate(model, input, #{options})", "Runs one model on one input in a real browser; returns outputs, timings and accuracy, and appends a row to the results database. Options: platform, browser, device, precision, runs, warmup, warmup_s, fallback, precompile_shaders, measure_memory, profile_ops, flags, profile_dir, mixed_precision, accuracy, model_type/task."),
+    ("compare", "compare(#{models, platforms, precisions, browsers, runs, warmup, warmup_s, input, inputs, baseline, accuracy, mixed_precision, profile_ops})", "Runs a grid of models × platforms × precisions × browsers; streams every cell's row into DuckDB and returns the summary frame (median, p90, CIs, speedup, accuracy) with plots."),
+    ("detect", "detect()", "What each browser can really do: version and path, WebGPU adapter, features and limits, WebNN contexts per device (with the exact error), wasm SIMD and threads."),
+    ("sql", "sql(query)", "Runs SQL over the results database (tables runs, environments, experiments) and returns a frame."),
+    ("plot", "plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})", "Draws a frame as an SVG or PNG chart."),
+    ("cosine", "cosine(a, b)", "Cosine similarity of two embeddings."),
+    ("load_pipeline", "load_pipeline(name, #{platform, browser, parallel_loading})", "Loads a catalog pipeline's models into one page, concurrently or one after another, and times it."),
+    ("configure_browsers", "configure_browsers(#{max_connections, idle_timeout_s})", "Sets the browser pool's limits."),
+    ("browsers", "browsers()", "The warm browsers in the pool."),
+    ("ipfs::fetch", "ipfs::fetch(cid)", "Fetches a file by CID through the gateways, verified block by block, into the content store."),
+    ("ipfs::add", "ipfs::add(path)", "Imports a file into the content store; returns its CID."),
+    ("ipfs::stats", "ipfs::stats()", "The content store's size and this session's hits and misses."),
+];
+
+/// Properties and methods of webaccel's values (results, frames), offered after a dot.
+const MEMBERS: &[&str] = &[
+    "accuracy",
+    "browser",
+    "browser_version",
+    "columns",
+    "compute",
+    "describe",
+    "device",
+    "experiment_id",
+    "export",
+    "fallback_reason",
+    "file",
+    "filter",
+    "first_run_ms",
+    "head",
+    "latency_ms",
+    "len",
+    "memory_bytes",
+    "mixed_precision",
+    "model",
+    "model_type",
+    "ops",
+    "output",
+    "p90_ms",
+    "platform",
+    "plots",
+    "precision",
+    "precompile_ms",
+    "requested_platform",
+    "rows",
+    "run_id",
+    "run_ms",
+    "runs",
+    "save",
+    "select",
+    "selection_reason",
+    "session_create_ms",
+    "session_reused",
+    "sort",
+    "sql",
+    "throughput_items_per_s",
+    "to_json",
+    "to_parquet",
+    "to_string",
+    "to_svg",
+    "weights",
+];
+
+const KEYWORDS: &[&str] = &[
+    "let", "const", "fn", "if", "else", "switch", "for", "in", "while", "loop", "do", "until", "break", "continue",
+    "return", "throw", "try", "catch", "true", "false", "print", "debug", "import", "export", "as", "private",
+];
+
+/// Whether a cell can run as it is (Jupyter's `is_complete` statuses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completeness {
+    Complete,
+    /// More input would finish it (an open block, bracket or string).
+    Incomplete,
+    /// No continuation can make it valid.
+    Invalid,
+}
+
+pub fn completeness(engine: &Engine, scope: &Scope, code: &str) -> Completeness {
+    let Err(e) = engine.compile_with_scope(scope, code) else { return Completeness::Complete };
+    // More input can only help where the parser ran out of it: at the end of the code.
+    let at_end = e.1.is_none()
+        || match (e.1.line(), e.1.position()) {
+            (Some(line), Some(column)) => offset_of(code, line, column) >= code.trim_end().len(),
+            (Some(line), None) => line > code.trim_end().lines().count(),
+            _ => true,
+        };
+    let runs_out = match &*e.0 {
+        ParseErrorType::UnexpectedEOF => true,
+        ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) => at_end,
+        // Only a back-quoted string may go on over lines; a double-quoted one ends with its line.
+        ParseErrorType::BadInput(rhai::LexError::UnterminatedString) => code.matches('`').count() % 2 == 1,
+        _ => false,
+    };
+    if runs_out {
+        Completeness::Incomplete
+    } else {
+        Completeness::Invalid
+    }
+}
+
+/// The byte offset of Rhai's (1-based) line and column in `code`.
+fn offset_of(code: &str, line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, text) in code.split('\n').enumerate() {
+        if i + 1 == line {
+            return offset + text.char_indices().nth(column.saturating_sub(1)).map_or(text.len(), |(b, _)| b);
+        }
+        offset += text.len() + 1;
+    }
+    code.len()
+}
+
+/// The name being typed at `cursor` (a byte offset): where it starts, and the text so far.
+/// Names may hold `::` (module functions such as `ipfs::fetch`).
+fn word_before(code: &str, cursor: usize) -> (usize, &str) {
+    let cursor = floor_boundary(code, cursor);
+    let start = code[..cursor]
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| c.is_alphanumeric() || c == '_' || c == ':')
+        .last()
+        .map_or(cursor, |(i, _)| i);
+    (start, &code[start..cursor])
+}
+
+/// The whole name the cursor is in or just after.
+fn word_at(code: &str, cursor: usize) -> &str {
+    let (start, _) = word_before(code, cursor);
+    let cursor = floor_boundary(code, cursor);
+    let end = code[cursor..]
+        .char_indices()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == ':'))
+        .map_or(code.len(), |(i, _)| cursor + i);
+    &code[start..end]
+}
+
+fn floor_boundary(code: &str, at: usize) -> usize {
+    let mut at = at.min(code.len());
+    while !code.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Names that can complete the one typed before `cursor`: after a dot, members of
+/// webaccel's values; elsewhere the API, the session's variables and functions, and keywords.
+/// Returns where the replaced text starts and ends, and the matches in order.
+pub fn complete(scope: &Scope, ast: &AST, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
+    let (start, typed) = word_before(code, cursor);
+    let end = start + typed.len();
+    let after_dot = code[..start].ends_with('.');
+    let mut names: Vec<String> = if after_dot {
+        MEMBERS.iter().map(|m| m.to_string()).collect()
+    } else {
+        let mut names: Vec<String> = API.iter().map(|(n, _, _)| n.to_string()).collect();
+        names.extend(scope.iter_raw().map(|(name, _, _)| name.to_string()));
+        names.extend(ast.iter_functions().map(|f| f.name.to_string()));
+        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+        names
+    };
+    names.retain(|n| n.starts_with(typed) && n != typed);
+    names.sort();
+    names.dedup();
+    (start, end, names)
+}
+
+/// Help for the name at `cursor`: an API function's call shape and purpose, a variable's
+/// type and value, or a user function's parameters. None for anything else.
+pub fn inspect(scope: &Scope, ast: &AST, code: &str, cursor: usize) -> Option<String> {
+    let name = word_at(code, cursor);
+    if name.is_empty() {
+        return None;
+    }
+    if let Some((_, shape, doc)) = API.iter().find(|(n, _, _)| *n == name) {
+        return Some(format!("{shape}\n\n{doc}"));
+    }
+    if let Some((_, constant, value)) = scope.iter_raw().find(|(n, _, _)| *n == name) {
+        let mut shown = format!("{value:?}");
+        if shown.len() > 500 {
+            shown.truncate(floor_boundary(&shown, 500));
+            shown.push('…');
+        }
+        let kind = if constant { "constant" } else { "variable" };
+        return Some(format!("{kind} {name}: {}\n\n{shown}", value.type_name()));
+    }
+    ast.iter_functions()
+        .find(|f| f.name == name)
+        .map(|f| format!("fn {}({})  (defined in this session)", f.name, f.params.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhai::Dynamic;
+
+    #[test]
+    fn open_blocks_and_strings_are_incomplete_and_garbage_is_invalid() {
+        let engine = Engine::new();
+        let scope = Scope::new();
+        for code in ["1 + 1", "let x = 1;", "fn f(a) { a }", ""] {
+            assert_eq!(completeness(&engine, &scope, code), Completeness::Complete, "{code:?}");
+        }
+        for code in ["fn f() {", "let x = [1, 2,", "if true {\n  print(1);", "let s = `abc", "accelerate(\"m\","] {
+            assert_eq!(completeness(&engine, &scope, code), Completeness::Incomplete, "{code:?}");
+        }
+        for code in ["let = 5;", "1 +* 2", ")", "let s = \"abc", "fn f() { 1 +* 2"] {
+            assert_eq!(completeness(&engine, &scope, code), Completeness::Invalid, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn completes_the_api_variables_and_members() {
+        let engine = Engine::new();
+        let mut scope = Scope::new();
+        scope.push("accuracy_rows", Dynamic::from(3_i64));
+        let ast = engine.compile("fn accumulate(a, b) { a + b }").unwrap();
+        let (start, end, names) = complete(&scope, &ast, "let r = acc", 11);
+        assert_eq!((start, end), (8, 11));
+        assert_eq!(names, ["accelerate", "accumulate", "accuracy_rows"]);
+        assert_eq!(complete(&scope, &ast, "ipfs::f", 7).2, ["ipfs::fetch"]);
+        assert_eq!(complete(&scope, &ast, "r.laten", 7).2, ["latency_ms"]);
+        // The cursor mid-line: only what is before it counts.
+        assert_eq!(complete(&scope, &ast, "de + 1", 2).2, ["debug", "detect"]);
+    }
+
+    #[test]
+    fn inspects_functions_and_variables() {
+        let engine = Engine::new();
+        let mut scope = Scope::new();
+        scope.push("grid", Dynamic::from(42_i64));
+        let ast = engine.compile("fn twice(x) { 2 * x }").unwrap();
+        let help = inspect(&scope, &ast, "accelerate(\"m\", \"x\")", 3).unwrap();
+        assert!(help.starts_with("accelerate(model, input, #{options})") && help.contains("profile_ops"), "{help}");
+        assert_eq!(inspect(&scope, &ast, "print(grid)", 8).unwrap(), "variable grid: i64\n\n42");
+        assert_eq!(inspect(&scope, &ast, "twice(2)", 0).unwrap(), "fn twice(x)  (defined in this session)");
+        assert_eq!(inspect(&scope, &ast, "1 + 1", 2), None);
+    }
+}
