@@ -128,6 +128,18 @@ def test_completion_and_inspection_know_the_session(kernel):
     assert streams["stdout"] == "out\n" and "err" in streams["stderr"]
 
 
+def test_display_shows_values_mid_cell(kernel, run_script):
+    _, kc = kernel
+    reply, outputs = execute(kc, 'for n in [1, 2] { display(sql(`SELECT ${n} AS n`)); } "done"')
+    assert reply["status"] == "ok"
+    shown = of_type(outputs, "display_data")
+    assert len(shown) == 2 and all("<table" in d["data"]["text/html"] for d in shown)
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "done"
+    # Outside a notebook, display prints the value's text.
+    out = run_script('display(6 * 7); print("after");').stdout
+    assert out.splitlines()[:2] == ["42", "after"]
+
+
 def test_interrupt_stops_a_running_cell(kernel):
     km, kc = kernel
     timer = threading.Timer(1.5, km.interrupt_kernel)
@@ -222,6 +234,10 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     incomplete_code_samples = ["fn f() {", "let xs = [1, 2,", 'accelerate("all-minilm-l6-v2",']
     invalid_code_samples = ["let = 5;", "1 +* 2"]
     code_inspect_sample = "accelerate"
+    code_display_data = [
+        {"code": "display(6 * 7)", "mime": "text/plain"},
+        {"code": 'display(sql("SELECT 1 AS x"))', "mime": "text/html"},
+    ]
 
 
 @pytest.fixture(autouse=True, scope="module")

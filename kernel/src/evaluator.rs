@@ -10,6 +10,12 @@ use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Servi
 
 pub type Outcome = Result<Option<Display>, ScriptError>;
 
+/// What a running script emits before its value: lines on a stream, and `display(...)` values.
+pub enum Emitted {
+    Text(Stream, String),
+    Display(Display),
+}
+
 enum Job {
     Eval {
         code: String,
@@ -32,15 +38,16 @@ pub struct Evaluator {
 impl Evaluator {
     /// Starts the thread. Everything scripts print arrives on the returned receiver, in order,
     /// with the stream it belongs to.
-    pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<(Stream, String)>)> {
-        let (print_tx, print_rx) = async_mpsc::unbounded_channel::<(Stream, String)>();
+    pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<Emitted>)> {
+        let (print_tx, print_rx) = async_mpsc::unbounded_channel::<Emitted>();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new().name("webaccel-eval".into()).spawn(move || {
+            let displays = print_tx.clone();
             let printer = Arc::new(move |stream: Stream, s: &str| {
-                let _ = print_tx.send((stream, format!("{s}\n")));
+                let _ = print_tx.send(Emitted::Text(stream, format!("{s}\n")));
             });
             let mut host = match ScriptHost::new(config, printer) {
                 Ok(host) => {
@@ -53,6 +60,9 @@ impl Evaluator {
                 }
             };
             host.set_interrupt_flag(flag.clone());
+            host.set_displayer(Arc::new(move |d| {
+                let _ = displays.send(Emitted::Display(d));
+            }));
             while let Ok(job) = job_rx.recv() {
                 match job {
                     Job::Eval { code, done } => {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput, ExecuteReply,
+    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, DisplayData, ErrorOutput, ExecuteInput, ExecuteReply,
     ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply,
     IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, MediaType,
     ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
@@ -17,7 +17,7 @@ use jupyter_zmq_client::{
 use tokio::sync::mpsc;
 use webaccel_scripting::{Completeness, Config, ScriptError, Stream};
 
-use crate::evaluator::{Evaluator, Outcome};
+use crate::evaluator::{Emitted, Evaluator, Outcome};
 use crate::media::bundle;
 
 pub async fn run(connection_file: &Path) -> Result<()> {
@@ -131,10 +131,12 @@ pub async fn run(connection_file: &Path) -> Result<()> {
 
 type IoPub = mpsc::UnboundedSender<JupyterMessage>;
 
-fn stream_message(stream: Stream, text: &str) -> StreamContent {
-    match stream {
-        Stream::Stdout => StreamContent::stdout(text),
-        Stream::Stderr => StreamContent::stderr(text),
+/// A script's output as iopub shows it: a stream message, or `display_data`.
+fn emitted_message(emitted: Emitted, parent: &JupyterMessage) -> JupyterMessage {
+    match emitted {
+        Emitted::Text(Stream::Stdout, text) => StreamContent::stdout(&text).as_child_of(parent),
+        Emitted::Text(Stream::Stderr, text) => StreamContent::stderr(&text).as_child_of(parent),
+        Emitted::Display(display) => DisplayData::new(bundle(&display)).as_child_of(parent),
     }
 }
 
@@ -172,7 +174,7 @@ async fn publish(iopub: &IoPub, message: JupyterMessage) {
 async fn execute(
     iopub: &IoPub,
     evaluator: &Evaluator,
-    prints: &mut mpsc::UnboundedReceiver<(Stream, String)>,
+    prints: &mut mpsc::UnboundedReceiver<Emitted>,
     parent: &JupyterMessage,
     code: &str,
     silent: bool,
@@ -189,17 +191,17 @@ async fn execute(
     tokio::pin!(evaluation);
     let outcome: Outcome = loop {
         tokio::select! {
-            Some((stream, text)) = prints.recv() => {
+            Some(emitted) = prints.recv() => {
                 if !silent {
-                    publish(iopub, stream_message(stream, &text).as_child_of(parent)).await;
+                    publish(iopub, emitted_message(emitted, parent)).await;
                 }
             }
             outcome = &mut evaluation => break outcome,
         }
     };
-    while let Ok((stream, text)) = prints.try_recv() {
+    while let Ok(emitted) = prints.try_recv() {
         if !silent {
-            publish(iopub, stream_message(stream, &text).as_child_of(parent)).await;
+            publish(iopub, emitted_message(emitted, parent)).await;
         }
     }
 

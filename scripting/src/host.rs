@@ -2,13 +2,13 @@
 //! defined by one evaluation are there for the next, as in a notebook.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
 
 use crate::accelerate::{accelerate, Acceleration};
 use crate::detect::detect;
-use crate::display::acceleration_text;
+use crate::display::{acceleration_text, render, Display};
 use crate::help::{self, Completeness};
 use crate::services::{Config, Services};
 
@@ -23,6 +23,10 @@ pub enum Stream {
 /// Where `print` and `debug` output goes: the process's own streams for `webaccel run`, stream
 /// messages in the kernel.
 pub type Printer = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// Where `display(value)` sends a rendered value mid-script: `display_data` in the kernel.
+/// Without one, its plain text is printed.
+pub type Displayer = Arc<dyn Fn(Display) + Send + Sync>;
 
 /// A failed evaluation, ready to show to the user.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +48,7 @@ impl std::fmt::Display for ScriptError {
 
 pub struct ScriptHost {
     engine: Engine,
+    displayer: Arc<Mutex<Option<Displayer>>>,
     scope: Scope<'static>,
     /// Every function defined so far; statements are cleared after each evaluation.
     ast: AST,
@@ -62,10 +67,26 @@ impl ScriptHost {
         engine.set_max_expr_depths(256, 256);
         let out = printer.clone();
         engine.on_print(move |s| out(Stream::Stdout, s));
-        let out = printer;
+        let out = printer.clone();
         engine.on_debug(move |s, _src, pos| out(Stream::Stderr, &format!("[debug {pos}] {s}")));
         register_api(&mut engine, services.clone());
-        Ok(ScriptHost { engine, scope: Scope::new(), ast: AST::empty(), services })
+        let displayer: Arc<Mutex<Option<Displayer>>> = Arc::default();
+        let shown = displayer.clone();
+        // Shows a value now, as the last expression of a cell would be shown at its end: a
+        // loop can show a table or a plot per turn.
+        engine.register_fn("display", move |value: Dynamic| {
+            let Some(rendered) = render(&value) else { return };
+            match shown.lock().expect("displayer poisoned").as_ref() {
+                Some(show) => show(rendered),
+                None => printer(Stream::Stdout, &rendered.plain),
+            }
+        });
+        Ok(ScriptHost { engine, displayer, scope: Scope::new(), ast: AST::empty(), services })
+    }
+
+    /// Sends what `display(value)` shows to `displayer` instead of printing its text.
+    pub fn set_displayer(&mut self, displayer: Displayer) {
+        *self.displayer.lock().expect("displayer poisoned") = Some(displayer);
     }
 
     /// Scripts stop at their next operation once `flag` is set (the kernel's interrupt).

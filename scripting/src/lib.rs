@@ -24,5 +24,5 @@ pub use compare::Progress;
 pub use display::{render, Display};
 pub use error::ApiError;
 pub use help::Completeness;
-pub use host::{Printer, ScriptError, ScriptHost, Stream};
+pub use host::{Displayer, Printer, ScriptError, ScriptHost, Stream};
 pub use services::{Config, Services};
