@@ -36,8 +36,8 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    /// Starts the thread. Everything scripts print arrives on the returned receiver, in order,
-    /// with the stream it belongs to.
+    /// Starts the thread. Everything scripts emit while they run (printed lines with their
+    /// stream, `display`ed values) arrives on the returned receiver, in order.
     pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<Emitted>)> {
         let (print_tx, print_rx) = async_mpsc::unbounded_channel::<Emitted>();
         let (jobs, job_rx) = mpsc::channel::<Job>();
