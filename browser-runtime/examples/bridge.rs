@@ -25,8 +25,7 @@ const SAMPLES: usize = 200;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let model = common::minilm_path();
-    // "[CLS] a man is eating food . [SEP]" padded to 18 tokens, the length measured in MODELS.md.
-    let inputs = common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 18);
+    let inputs = common::eating_food();
 
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
     let kind = std::env::args()

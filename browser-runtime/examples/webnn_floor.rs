@@ -22,8 +22,7 @@ const RUNS: u32 = 200;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let model = common::minilm_path();
-    // "[CLS] a man is eating food . [SEP]" padded to 18 tokens, as in the bridge benchmark.
-    let inputs = common::minilm_inputs(&[101, 1037, 2158, 2003, 5983, 2833, 1012, 102], 18);
+    let inputs = common::eating_food();
     let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
     let browser = pool.get(&BrowserKey::plain(BrowserKind::HeadlessShell)).await.expect("launch headless-shell");
     let session = &browser.session;

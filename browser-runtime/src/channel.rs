@@ -100,14 +100,14 @@ impl PageChannel {
     }
 
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).
-    pub async fn call(&self, method: &str, args: serde_json::Value, body: &[u8]) -> Result<Reply, ChannelError> {
-        let slots = Slots::open(&self.assets, body);
+    /// The body is taken by value: a large one is parked as it is, without a copy.
+    pub async fn call(&self, method: &str, args: serde_json::Value, body: Vec<u8>) -> Result<Reply, ChannelError> {
+        let (slots, framed) = Slots::open(&self.assets, body);
         let mut transfer = json!({"outputUrl": slots.output_url, "largeBody": LARGE_BODY});
         if let Some(url) = &slots.input_url {
             transfer["inputsUrl"] = json!(url);
         }
-        let framed = if slots.input_url.is_some() { &[][..] } else { body };
-        let mut reply = self.exchange(json!({"method": method, "args": args, "transfer": transfer}), framed).await?;
+        let mut reply = self.exchange(json!({"method": method, "args": args, "transfer": transfer}), &framed).await?;
         if reply.posted {
             reply.body = self.assets.take_output(&slots.output_id).ok_or(ChannelError::NothingPosted)?;
         }
@@ -152,15 +152,17 @@ struct Slots<'a> {
 }
 
 impl<'a> Slots<'a> {
-    fn open(assets: &'a AssetServer, body: &[u8]) -> Self {
-        let (input_url, input_id) = if body.len() > LARGE_BODY {
-            let (url, id) = assets.put_input(body.to_vec());
-            (Some(url), Some(id))
+    /// Opens the slots for a call with `body`; returns them and what goes inside the frame
+    /// (the body, or nothing when it was parked).
+    fn open(assets: &'a AssetServer, body: Vec<u8>) -> (Self, Vec<u8>) {
+        let (input_url, input_id, framed) = if body.len() > LARGE_BODY {
+            let (url, id) = assets.put_input(body);
+            (Some(url), Some(id), Vec::new())
         } else {
-            (None, None)
+            (None, None, body)
         };
         let (output_url, output_id) = assets.output_slot();
-        Slots { assets, input_url, input_id, output_url, output_id }
+        (Slots { assets, input_url, input_id, output_url, output_id }, framed)
     }
 }
 

@@ -413,7 +413,7 @@ impl BrowserSession {
             "sequence": options.sequence,
         });
         let during = "running the model";
-        let reply = self.call(during, "run", args, &body, self.timeouts.run).await?;
+        let reply = self.call(during, "run", args, body, self.timeouts.run).await?;
         let result: PageRunResult = page_result(during, reply.result)?;
         let mut outputs = Vec::with_capacity(result.outputs.len());
         for out in result.outputs {
@@ -440,7 +440,7 @@ impl BrowserSession {
 
     /// Moves `bytes` host → page → host over the data channel, for the transfer benchmark.
     pub async fn echo(&self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let reply = self.call("echoing a body", "echo", json!({}), bytes, self.timeouts.run).await?;
+        let reply = self.call("echoing a body", "echo", json!({}), bytes.to_vec(), self.timeouts.run).await?;
         Ok(reply.body.to_vec())
     }
 
@@ -503,7 +503,7 @@ impl BrowserSession {
         during: &str,
         method: &str,
         args: serde_json::Value,
-        body: &[u8],
+        body: Vec<u8>,
         limit: Duration,
     ) -> Result<Reply> {
         let channel = self.channel.get().ok_or_else(|| self.crashed(during))?;

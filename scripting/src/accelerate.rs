@@ -69,6 +69,12 @@ pub struct Acceleration {
     pub ops: Option<Vec<OpTime>>,
 }
 
+/// Each operator type with its share of all kernel time (0 when nothing was timed).
+pub fn op_shares(ops: &[OpTime]) -> impl Iterator<Item = (&OpTime, f64)> {
+    let total: f64 = ops.iter().map(|o| o.ms).sum();
+    ops.iter().map(move |o| (o, if total > 0.0 { o.ms / total } else { 0.0 }))
+}
+
 impl Acceleration {
     pub fn output(&self) -> Dynamic {
         self.output.to_dynamic()
@@ -77,14 +83,12 @@ impl Acceleration {
     /// `ops` for scripts: `[#{op, ms, share}]`, share being the op's part of all kernel time.
     pub fn ops_array(&self) -> Dynamic {
         let Some(ops) = &self.ops else { return Dynamic::UNIT };
-        let total: f64 = ops.iter().map(|o| o.ms).sum();
-        let rows: rhai::Array = ops
-            .iter()
-            .map(|o| {
+        let rows: rhai::Array = op_shares(ops)
+            .map(|(o, share)| {
                 let mut m = Map::new();
                 m.insert("op".into(), o.op.clone().into());
                 m.insert("ms".into(), Dynamic::from_float(o.ms));
-                m.insert("share".into(), Dynamic::from_float(if total > 0.0 { o.ms / total } else { 0.0 }));
+                m.insert("share".into(), Dynamic::from_float(share));
                 Dynamic::from_map(m)
             })
             .collect();

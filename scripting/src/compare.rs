@@ -19,7 +19,7 @@ use crate::options::{AccelerateOptions, OptionValue};
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-const KEYS: [&str; 13] = [
+pub(crate) const KEYS: [&str; 13] = [
     "models",
     "platforms",
     "precisions",

@@ -6,7 +6,7 @@ use rhai::Dynamic;
 use webaccel_browser_runtime::OpTime;
 use webaccel_results::{Plot, PlotFormat};
 
-use crate::accelerate::Acceleration;
+use crate::accelerate::{op_shares, Acceleration};
 use crate::frames::{plot_text, FrameValue};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -154,13 +154,9 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
 
 /// The five operator types that took the most kernel time, with their share of all of it.
 fn op_summary(ops: &[OpTime]) -> String {
-    let total: f64 = ops.iter().map(|o| o.ms).sum();
-    let top: Vec<String> = ops
-        .iter()
-        .take(5)
-        .map(|o| format!("{} {} ({:.0}%)", o.op, ms(o.ms), if total > 0.0 { 100.0 * o.ms / total } else { 0.0 }))
-        .collect();
-    format!("{}; kernels {} per run in all", top.join(", "), ms(total))
+    let top: Vec<String> =
+        op_shares(ops).take(5).map(|(o, share)| format!("{} {} ({:.0}%)", o.op, ms(o.ms), 100.0 * share)).collect();
+    format!("{}; kernels {} per run in all", top.join(", "), ms(ops.iter().map(|o| o.ms).sum()))
 }
 
 pub fn acceleration_text(acc: &Acceleration) -> String {

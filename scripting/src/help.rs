@@ -6,8 +6,8 @@ use rhai::{Engine, ParseErrorType, Scope, AST};
 
 /// webaccel's own functions, as a user types them: name, call shape, what it does.
 const API: &[(&str, &str, &str)] = &[
-    ("accelerate", "accelerate(model, input, #{options})", "Runs one model on one input in a real browser; returns outputs, timings and accuracy, and appends a row to the results database. Options: platform, browser, device, precision, runs, warmup, warmup_s, fallback, precompile_shaders, measure_memory, profile_ops, flags, profile_dir, mixed_precision, accuracy, model_type/task."),
-    ("compare", "compare(#{models, platforms, precisions, browsers, runs, warmup, warmup_s, input, inputs, baseline, accuracy, mixed_precision, profile_ops})", "Runs a grid of models × platforms × precisions × browsers; streams every cell's row into DuckDB and returns the summary frame (median, p90, CIs, speedup, accuracy) with plots."),
+    ("accelerate", "accelerate(model, input, #{options})", "Runs one model on one input in a real browser; returns outputs, timings and accuracy, and appends a row to the results database."),
+    ("compare", "compare(#{options})", "Runs a grid of models × platforms × precisions × browsers; streams every cell's row into DuckDB and returns the summary frame (median, p90, CIs, speedup, accuracy) with plots."),
     ("detect", "detect()", "What each browser can really do: version and path, WebGPU adapter, features and limits, WebNN contexts per device (with the exact error), wasm SIMD and threads."),
     ("sql", "sql(query)", "Runs SQL over the results database (tables runs, environments, experiments) and returns a frame."),
     ("plot", "plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})", "Draws a frame as an SVG or PNG chart."),
@@ -181,7 +181,14 @@ pub fn inspect(scope: &Scope, ast: &AST, code: &str, cursor: usize) -> Option<St
         return None;
     }
     if let Some((_, shape, doc)) = API.iter().find(|(n, _, _)| *n == name) {
-        return Some(format!("{shape}\n\n{doc}"));
+        // The option names come from the parsers that accept them, so help cannot drift.
+        let options = match name {
+            "accelerate" => &crate::options::KEYS[..],
+            "compare" => &crate::compare::KEYS[..],
+            _ => &[],
+        };
+        let listed = if options.is_empty() { String::new() } else { format!("\n\nOptions: {}.", options.join(", ")) };
+        return Some(format!("{shape}\n\n{doc}{listed}"));
     }
     if let Some((_, constant, value)) = scope.iter_raw().find(|(n, _, _)| *n == name) {
         let mut shown = format!("{value:?}");

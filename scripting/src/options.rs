@@ -72,7 +72,7 @@ impl Default for AccelerateOptions {
 }
 
 const FUNCTION: &str = "accelerate";
-const KEYS: [&str; 17] = [
+pub(crate) const KEYS: [&str; 17] = [
     "platform",
     "browser",
     "device",
