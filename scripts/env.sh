@@ -8,3 +8,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$WEBACCEL_CACHE/target}"
 # binaries (and the kernel Jupyter starts) find it without LD_LIBRARY_PATH.
 export DUCKDB_LIB_DIR="$WEBACCEL_CACHE/lib"
 export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-Wl,-rpath,$DUCKDB_LIB_DIR"
+# Paths a build bakes in (CARGO_MANIFEST_DIR) name the clone that built it; CI builds from
+# another clone into the same target directory, so the clone at hand is named at run time.
+WEBACCEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export WEBACCEL_ORT_DIR="${WEBACCEL_ORT_DIR:-$WEBACCEL_ROOT/node_modules/onnxruntime-web/dist}"
+export WEBACCEL_TEST_GATEWAY="$WEBACCEL_ROOT/tests/ipfs-gateway"

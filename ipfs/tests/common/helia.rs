@@ -12,7 +12,12 @@ use tokio::process::{Child, Command};
 /// Starting Node and Helia takes about a second; importing a few MiB a few more.
 const NODE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// `WEBACCEL_TEST_GATEWAY` (set by `scripts/env.sh` to the clone at hand), else the clone that
+/// built this test.
 fn gateway_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WEBACCEL_TEST_GATEWAY") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ipfs-gateway")
 }
 
