@@ -30,9 +30,9 @@ def no_browser_outlives_the_suite():
     import time
 
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and chromium_pids():
+    while time.monotonic() < deadline and browser_pids():
         time.sleep(0.2)
-    assert chromium_pids() == [], "browsers outlived the test suite"
+    assert browser_pids() == [], "browsers outlived the test suite"
     assert glob.glob(str(Path(tempfile.gettempdir()) / "webaccel-profile-*")) == [], "profile directories outlived the test suite"
 
 
@@ -93,9 +93,10 @@ def kernel_env(jupyter_env, tmp_path_factory):
     os.environ.update(saved)
 
 
-def chromium_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
-    """Main Chromium processes started by webaccel: they carry our profile directory and,
-    unlike their helper processes, no --type= switch."""
+def browser_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
+    """Main browser processes started by webaccel: they carry our profile directory (Chromium
+    as --user-data-dir=PATH, Firefox as --profile PATH) and, unlike their helper processes, no
+    --type= switch (Chromium) or -contentproc (Firefox)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -104,10 +105,12 @@ def chromium_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        has_profile = any(a.startswith(b"--user-data-dir=") and profile_marker.encode() in a for a in args)
-        if has_profile and not any(a.startswith(b"--type=") for a in args):
+        chromium = any(a.startswith(b"--user-data-dir=") and profile_marker.encode() in a for a in args)
+        firefox = any(a == b"--profile" for a in args) and any(profile_marker.encode() in a for a in args)
+        helper = any(a.startswith(b"--type=") or a == b"-contentproc" for a in args)
+        if (chromium or firefox) and not helper:
             pids.append(int(proc.name))
     return pids
 
 
-__all__ = ["chromium_pids", "last_json_line", "shutil"]
+__all__ = ["browser_pids", "last_json_line", "shutil"]

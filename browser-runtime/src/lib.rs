@@ -1,11 +1,12 @@
-//! Launches and drives real browsers over the DevTools protocol, serves the in-page runtime
-//! and onnxruntime-web from a loopback server, and runs ONNX models in the page, exchanging
-//! tensors with it over a WebSocket data channel.
+//! Launches and drives real browsers (the Chromium family over the DevTools protocol, Firefox
+//! over WebDriver BiDi), serves the in-page runtime and onnxruntime-web from a loopback server,
+//! and runs ONNX models in the page, exchanging tensors with it over a WebSocket data channel.
 //!
 //! This crate knows nothing of DuckDB, IPFS, Rhai or Jupyter: it is given model file paths and
 //! input tensors, and returns outputs, in-page timings and measured capabilities.
 
 pub mod assets;
+pub mod bidi;
 pub mod capabilities;
 pub mod channel;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod tensor;
 pub use assets::{default_ort_dir, AssetServer};
 pub use capabilities::Capabilities;
 pub use error::BrowserError;
-pub use launch::{firefox_executable, BrowserKind, LaunchedBrowser, ProfileChoice};
+pub use launch::{BrowserKind, ControlProtocol, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
     BrowserSession, InputMetadata, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions,

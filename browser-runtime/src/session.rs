@@ -16,10 +16,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::assets::AssetServer;
+use crate::bidi::{Bidi, BidiError};
 use crate::capabilities::{Capabilities, PageCapabilities};
 use crate::channel::{aligned, ChannelError, PageChannel, Reply};
 use crate::error::{BrowserError, Result};
-use crate::launch::{BrowserKind, LaunchedBrowser, ProfileChoice};
+use crate::launch::{BrowserKind, Control, LaunchedBrowser, ProfileChoice};
 use crate::tensor::{DType, Tensor};
 
 /// The execution provider a model runs on inside the page.
@@ -227,7 +228,7 @@ impl Default for Timeouts {
 
 pub struct BrowserSession {
     browser: LaunchedBrowser,
-    page: Page,
+    page: PageControl,
     assets: Arc<AssetServer>,
     page_alive: watch::Receiver<bool>,
     /// Set when a call timed out: the page may be wedged, so the session must not be reused.
@@ -249,19 +250,29 @@ impl BrowserSession {
     ) -> Result<Self> {
         let browser = LaunchedBrowser::launch(kind, extra_flags, profile).await?;
         let page_url = format!("{}index.html", assets.base_url());
-        let page =
-            browser.browser.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
-
-        // A renderer crash does not close the CDP connection; without this the next
-        // evaluate would wait for its timeout.
         let (page_tx, page_alive) = watch::channel(true);
-        let mut crashes =
-            page.event_listener::<EventTargetCrashed>().await.map_err(|e| protocol("listening for page crashes", e))?;
-        tokio::spawn(async move {
-            if crashes.next().await.is_some() {
-                let _ = page_tx.send(false);
+        let page = match &browser.control {
+            Control::Cdp { browser, .. } => {
+                let page =
+                    browser.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
+                // A renderer crash does not close the CDP connection; without this the next
+                // evaluate would wait for its timeout.
+                let mut crashes = page
+                    .event_listener::<EventTargetCrashed>()
+                    .await
+                    .map_err(|e| protocol("listening for page crashes", e))?;
+                tokio::spawn(async move {
+                    if crashes.next().await.is_some() {
+                        let _ = page_tx.send(false);
+                    }
+                });
+                PageControl::Cdp(page)
             }
-        });
+            Control::Bidi(bidi) => {
+                let context = open_context(bidi, &page_url).await?;
+                PageControl::Bidi { bidi: bidi.clone(), context, _page_alive: page_tx }
+            }
+        };
 
         let session = BrowserSession {
             browser,
@@ -475,7 +486,7 @@ impl BrowserSession {
         self.browser.shutdown().await;
     }
 
-    /// Evaluates `expression` in the page over CDP.
+    /// Evaluates `expression` in the page over the control protocol, awaiting a promise.
     async fn eval<T: serde::de::DeserializeOwned>(
         &self,
         during: &str,
@@ -483,16 +494,20 @@ impl BrowserSession {
         limit: Duration,
     ) -> Result<T> {
         let evaluation = async {
-            match self.page.evaluate_expression(expression).await {
-                Ok(result) => result.into_value::<T>().map_err(|e| BrowserError::Page {
-                    during: during.to_string(),
-                    message: format!("unexpected result shape: {e}"),
-                }),
-                Err(CdpError::JavascriptException(details)) => {
-                    Err(BrowserError::Page { during: during.to_string(), message: exception_text(&details) })
-                }
-                Err(e) => Err(protocol(during, e)),
-            }
+            let value = match &self.page {
+                PageControl::Cdp(page) => match page.evaluate_expression(expression).await {
+                    Ok(result) => result.value().cloned().unwrap_or(serde_json::Value::Null),
+                    Err(CdpError::JavascriptException(details)) => {
+                        return Err(BrowserError::Page {
+                            during: during.to_string(),
+                            message: exception_text(&details),
+                        })
+                    }
+                    Err(e) => return Err(protocol(during, e)),
+                },
+                PageControl::Bidi { bidi, context, .. } => bidi_evaluate(bidi, context, during, &expression).await?,
+            };
+            page_result(during, value)
         };
         self.guarded(during, limit, evaluation).await
     }
@@ -591,6 +606,65 @@ fn page_result<T: serde::de::DeserializeOwned>(during: &str, result: serde_json:
         during: during.to_string(),
         message: format!("unexpected result shape: {e}"),
     })
+}
+
+/// The page, as the control protocol addresses it.
+enum PageControl {
+    Cdp(Page),
+    Bidi {
+        bidi: Arc<Bidi>,
+        context: String,
+        /// Held, never sent: a dropped sender would read as a dead page. A crashed Firefox
+        /// tab is noticed through its data channel closing, which retires the session.
+        _page_alive: watch::Sender<bool>,
+    },
+}
+
+/// Navigates Firefox's first tab to the runtime page and waits for it to load; returns the tab's
+/// browsing context id.
+async fn open_context(bidi: &Bidi, url: &str) -> Result<String> {
+    let during = "opening the runtime page";
+    let tree =
+        bidi.command("browsingContext.getTree", json!({"maxDepth": 0})).await.map_err(|e| bidi_failed(during, e))?;
+    let context = tree["contexts"][0]["context"]
+        .as_str()
+        .ok_or_else(|| BrowserError::Protocol {
+            during: during.into(),
+            message: format!("no browsing context in {tree}"),
+        })?
+        .to_string();
+    bidi.command("browsingContext.navigate", json!({"context": context, "url": url, "wait": "complete"}))
+        .await
+        .map_err(|e| bidi_failed(during, e))?;
+    Ok(context)
+}
+
+/// `script.evaluate` of `expression` in `context`, its value carried back as JSON text (BiDi
+/// serialises values in its own typed form; the page's results are plain JSON).
+async fn bidi_evaluate(bidi: &Bidi, context: &str, during: &str, expression: &str) -> Result<serde_json::Value> {
+    let wrapped = format!("(async () => JSON.stringify((await ({expression})) ?? null))()");
+    let params = json!({
+        "expression": wrapped, "target": {"context": context},
+        "awaitPromise": true, "resultOwnership": "none",
+    });
+    let evaluated = bidi.command("script.evaluate", params).await.map_err(|e| bidi_failed(during, e))?;
+    if evaluated["type"] == "exception" {
+        // "Error: message" and, on further lines, where; the first line is what the user needs.
+        let text = evaluated["exceptionDetails"]["text"].as_str().unwrap_or("an exception with no text");
+        return Err(BrowserError::Page {
+            during: during.into(),
+            message: text.lines().next().unwrap_or_default().into(),
+        });
+    }
+    let text = evaluated["result"]["value"].as_str().unwrap_or("null");
+    serde_json::from_str(text).map_err(|e| BrowserError::Page {
+        during: during.into(),
+        message: format!("the page's result is not JSON: {e}"),
+    })
+}
+
+fn bidi_failed(during: &str, e: BidiError) -> BrowserError {
+    BrowserError::Protocol { during: during.to_string(), message: e.to_string() }
 }
 
 fn protocol(during: &str, e: CdpError) -> BrowserError {

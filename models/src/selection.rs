@@ -2,13 +2,10 @@
 //! each browser can really do. The table says what is *preferred*; the measured capabilities
 //! decide what is *chosen*, and the reason records both.
 
-/// Browsers the table can name. Only the Chromium family is driven today; Firefox is named by
-/// the table (audio on WebGPU) and must be reported as not driven rather than pretended.
-pub const BROWSERS: [&str; 5] = ["chrome", "edge", "firefox", "chromium", "headless-shell"];
-
 /// The order substitutes are tried in when the preferred browser cannot serve: branded
-/// browsers first (what users run), then Debian's Chromium, then the headless-shell build.
-const SUBSTITUTES: [&str; 4] = ["chrome", "edge", "chromium", "headless-shell"];
+/// Chromium browsers first (what users run), then Debian's Chromium, then the headless-shell
+/// build, then Firefox (only the table's audio-on-WebGPU rule prefers it).
+const SUBSTITUTES: [&str; 5] = ["chrome", "edge", "chromium", "headless-shell", "firefox"];
 
 /// What the original design prefers for a model type and platform, and the rule that says so.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +47,6 @@ pub enum Availability {
     LacksPlatform(String),
     /// Not installed; where it was looked for.
     NotInstalled(String),
-    /// Installed, but webaccel cannot drive it yet.
-    NotDriven(String),
     /// Installed, but it failed to start.
     Failed(String),
 }
@@ -86,7 +81,6 @@ pub fn choose(
             }
             Availability::LacksPlatform(why) => passed_over.push(format!("{browser} lacks {platform} ({why})")),
             Availability::NotInstalled(why) => passed_over.push(format!("{browser} is not installed ({why})")),
-            Availability::NotDriven(why) => passed_over.push(format!("{browser} is not driven ({why})")),
             Availability::Failed(why) => passed_over.push(format!("{browser} failed to start ({why})")),
         }
     }
@@ -142,15 +136,19 @@ mod tests {
     }
 
     #[test]
-    fn audio_on_webgpu_says_firefox_is_not_driven() {
+    fn audio_on_webgpu_says_why_firefox_was_passed_over() {
         let s = choose("audio", "webgpu", |b| match b {
-            "firefox" => NotDriven("WebDriver BiDi is not implemented yet".into()),
+            "firefox" => LacksPlatform("no adapter".into()),
             "chrome" | "edge" => NotInstalled("searched".into()),
             "chromium" => HasPlatform,
             other => panic!("asked {other}"),
         });
         assert_eq!(s.browser, Some("chromium"));
-        assert!(s.reason.contains("firefox is not driven"), "{}", s.reason);
+        assert!(
+            s.reason.starts_with("audio on webgpu prefers firefox; firefox lacks webgpu (no adapter)"),
+            "{}",
+            s.reason
+        );
     }
 
     #[test]

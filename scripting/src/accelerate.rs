@@ -11,8 +11,8 @@ use std::time::Duration;
 use rhai::{Dynamic, Map};
 use sha2::{Digest, Sha256};
 use webaccel_browser_runtime::{
-    firefox_executable, BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, OpTime,
-    Platform, PooledBrowser, RunOptions, RunOutput,
+    BrowserError, BrowserKind, Capabilities, InputMetadata, LoadInfo, LoadRequest, OpTime, Platform, PooledBrowser,
+    RunOptions, RunOutput,
 };
 use webaccel_ipfs::FetchRecord;
 use webaccel_models::detection::{self, InputSignature};
@@ -365,15 +365,6 @@ fn pick_browser(
     }
     let mut chosen = None;
     let selection = selection::choose(&target.model_type, platform.name(), |name| {
-        if name == "firefox" {
-            return match firefox_executable() {
-                Some(path) => Availability::NotDriven(format!(
-                    "found at {}, but webaccel does not drive Firefox over WebDriver BiDi yet",
-                    path.display()
-                )),
-                None => Availability::NotInstalled("no firefox-esr or firefox executable".into()),
-            };
-        }
         let Some(kind) = BrowserKind::parse(name) else {
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };

@@ -2,13 +2,13 @@
 //! detected environment is stored once in the results database.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{firefox_executable, BrowserError, BrowserKey, BrowserKind};
+use webaccel_browser_runtime::{BrowserError, BrowserKey, BrowserKind};
 
 use crate::environment::environment;
 use crate::error::ApiError;
 use crate::services::Services;
 
-/// A map keyed by browser name. A browser that is absent, not driven, or failed to start is
+/// A map keyed by browser name. A browser that is absent or failed to start is
 /// reported with `available: false` and the reason, never left out.
 pub fn detect(services: &Services) -> Result<Map, ApiError> {
     let mut report = Map::new();
@@ -41,23 +41,5 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
         };
         report.insert(kind.name().into(), entry);
     }
-    let mut firefox = Map::new();
-    firefox.insert("available".into(), false.into());
-    match firefox_executable() {
-        Some(path) => {
-            firefox.insert("installed".into(), true.into());
-            firefox.insert("executable".into(), path.display().to_string().into());
-            firefox.insert(
-                "error".into(),
-                "webaccel drives Firefox over WebDriver BiDi, which is not implemented yet; nothing was measured"
-                    .into(),
-            );
-        }
-        None => {
-            firefox.insert("installed".into(), false.into());
-            firefox.insert("error".into(), "no firefox-esr or firefox executable found".into());
-        }
-    }
-    report.insert("firefox".into(), firefox.into());
     Ok(report)
 }

@@ -1,5 +1,6 @@
-//! Against real Debian Chromium: capabilities, a real model run with binary tensors, a killed
-//! browser, and clean-up. One test function, so the browser starts once per section that needs it.
+//! Against real Debian Chromium and Firefox ESR: capabilities, a real model run with binary
+//! tensors, a killed browser, and clean-up. One test function per browser, so each starts once
+//! per section that needs it.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,40 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     let cpu = &caps.page.webnn["cpu"];
     assert!(!cpu.available);
     assert!(cpu.error.as_deref().unwrap_or("").starts_with("NotSupportedError"), "{:?}", cpu.error);
+    drop(browser);
+    runs_crash_and_cleanup(&pool, BrowserKind::Chromium).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_capabilities_runs_crash_and_cleanup() {
+    let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
+    let browser = pool.get(&BrowserKey::plain(BrowserKind::Firefox)).await.expect("Firefox ESR launches");
+    let caps = &browser.capabilities;
+
+    // What this machine's Firefox really has, over WebDriver BiDi: WebGPU through lavapipe
+    // (its prefs set by webaccel), no navigator.ml at all.
+    assert!(caps.version.starts_with("Firefox/"), "{}", caps.version);
+    assert!(caps.page.user_agent.contains("Firefox/"), "{}", caps.page.user_agent);
+    assert!(caps.page.webgpu.available, "{:?}", caps.page.webgpu.error);
+    assert!(caps.page.webgpu.limits.get("maxBufferSize").and_then(|n| n.as_u64()).unwrap_or(0) > 0);
+    let cpu = &caps.page.webnn["cpu"];
+    assert!(!cpu.available);
+    assert!(cpu.error.as_deref().unwrap_or("").contains("navigator.ml"), "{:?}", cpu.error);
+    // The prefs webaccel set are recorded with the switches.
+    assert!(
+        browser.session.flags().iter().any(|f| f == "--pref=dom.webgpu.enabled=true"),
+        "{:?}",
+        browser.session.flags()
+    );
+    drop(browser);
+    runs_crash_and_cleanup(&pool, BrowserKind::Firefox).await;
+}
+
+/// The same for every browser: isolation, a real model on wasm, a page error, the data
+/// channel, a killed browser, a fresh one, and nothing left behind.
+async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: BrowserKind) {
+    let browser = pool.get(&BrowserKey::plain(kind)).await.unwrap();
+    let caps = &browser.capabilities;
     assert!(caps.page.cross_origin_isolated, "COOP/COEP headers are not taking effect");
     assert!(caps.page.wasm.simd);
     assert!(caps.page.wasm.threads.available, "{:?}", caps.page.wasm.threads.error);
@@ -82,7 +117,7 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
     drop(browser);
 
     // The next call gets a fresh browser with a new profile; the dead one's profile is gone.
-    let fresh = pool.get(&BrowserKey::plain(BrowserKind::Chromium)).await.unwrap();
+    let fresh = pool.get(&BrowserKey::plain(kind)).await.unwrap();
     assert!(fresh.session.is_alive());
     let fresh_profile = fresh.session.profile_dir().to_path_buf();
     assert_ne!(fresh_profile, profile);
@@ -95,13 +130,18 @@ async fn chromium_capabilities_runs_crash_and_cleanup() {
 }
 
 /// The browser main process whose command line names this profile directory.
+/// Chromium names it as `--user-data-dir=PATH`, Firefox as `--profile PATH`; their helper
+/// processes carry `--type=` (Chromium) or `-contentproc` (Firefox).
 fn pid_of_profile(profile: &std::path::Path) -> Option<i32> {
-    let needle = format!("--user-data-dir={}", profile.display());
+    let chromium = format!("--user-data-dir={}", profile.display());
+    let firefox = profile.display().to_string();
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
         let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_main = args.contains(&needle.as_bytes()) && !args.iter().any(|a| a.starts_with(b"--type="));
+        let names = args.contains(&chromium.as_bytes()) || args.contains(&firefox.as_bytes());
+        let helper = args.iter().any(|a| a.starts_with(b"--type=") || *a == b"-contentproc");
+        let is_main = names && !helper;
         is_main.then_some(pid)
     })
 }
