@@ -4,7 +4,7 @@
 //! adds to each inference. It is split into transport (host-observed minus the page's whole
 //! handling of the call) and page glue (that handling minus `session.run`).
 //!
-//!     source scripts/env.sh && cargo run --release -p webaccel-browser-runtime --example bridge [chromium|headless-shell]
+//!     source scripts/env.sh && cargo run --release -p webaccel-browser-runtime --example bridge [chromium|headless-shell|firefox]
 //!
 //! Each sample is one `run` call with one timed run: host time is measured around the call,
 //! in-page time is ORT's `session.run` as the page timed it. Then calls of 20 runs each, the
@@ -73,7 +73,7 @@ async fn main() {
     println!("  of which: transport p50 {:.3} ms, page glue p50 {:.3} ms", median(&transport), median(&glue));
     println!("bare data-channel round trip p50 {:7.3} ms", median(&channel));
     println!("data-channel echo of the output's size ({} B) p50 {:7.3} ms", output_sized.len(), median(&channel_sized));
-    println!("bare CDP round trip p50 {:7.3} ms (control plane, for comparison)", median(&ping));
+    println!("bare control-plane round trip (CDP; WebDriver BiDi for Firefox) p50 {:7.3} ms, for comparison", median(&ping));
     println!("ratio host/in-page (p50): {:.3}", hm / pm);
 
     // The same, with the runs of a call made in the page, as `accelerate` and `compare` make

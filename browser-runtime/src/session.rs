@@ -477,7 +477,8 @@ impl BrowserSession {
             .await
     }
 
-    /// A bare round trip through CDP into the page and back, for measuring bridge overhead.
+    /// A bare round trip through the control protocol (CDP or WebDriver BiDi) into the page and
+    /// back, for measuring bridge overhead.
     pub async fn ping(&self) -> Result<f64> {
         self.eval("ping", "performance.now()".into(), self.timeouts.probe).await
     }
