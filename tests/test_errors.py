@@ -43,8 +43,9 @@ def test_errors_are_catchable_and_earlier_rows_survive(run_script, db_path):
     con.close()
 
 
-def test_missing_browser_is_explained(run_script, monkeypatch, tmp_path):
-    monkeypatch.setenv("WEBACCEL_CHROMIUM", str(tmp_path / "no-chromium-here"))
-    proc = run_script('accelerate("all-minilm-l6-v2", "hi", #{browser: "chromium"});', check=False, timeout=120)
+@pytest.mark.parametrize("browser,variable", [("chromium", "WEBACCEL_CHROMIUM"), ("firefox", "WEBACCEL_FIREFOX")])
+def test_missing_browser_is_explained(run_script, monkeypatch, tmp_path, browser, variable):
+    monkeypatch.setenv(variable, str(tmp_path / f"no-{browser}-here"))
+    proc = run_script(f'accelerate("all-minilm-l6-v2", "hi", #{{browser: "{browser}"}});', check=False, timeout=120)
     assert proc.returncode == 1
-    assert "no chromium executable found" in proc.stderr and "WEBACCEL_CHROMIUM" in proc.stderr, proc.stderr
+    assert f"no {browser} executable found" in proc.stderr and variable in proc.stderr, proc.stderr

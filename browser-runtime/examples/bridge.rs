@@ -73,7 +73,10 @@ async fn main() {
     println!("  of which: transport p50 {:.3} ms, page glue p50 {:.3} ms", median(&transport), median(&glue));
     println!("bare data-channel round trip p50 {:7.3} ms", median(&channel));
     println!("data-channel echo of the output's size ({} B) p50 {:7.3} ms", output_sized.len(), median(&channel_sized));
-    println!("bare control-plane round trip (CDP; WebDriver BiDi for Firefox) p50 {:7.3} ms, for comparison", median(&ping));
+    println!(
+        "bare control-plane round trip (CDP; WebDriver BiDi for Firefox) p50 {:7.3} ms, for comparison",
+        median(&ping)
+    );
     println!("ratio host/in-page (p50): {:.3}", hm / pm);
 
     // The same, with the runs of a call made in the page, as `accelerate` and `compare` make

@@ -58,6 +58,25 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
         "{:?}",
         browser.session.flags()
     );
+
+    // A crashed tab while the browser lives on: Firefox's web content processes are killed
+    // during a long run. The page's data channel closes, the call fails saying so, and the
+    // session is retired (the pool replaces it).
+    browser.session.load("minilm", &minilm_path(), &LoadRequest::new(Platform::Wasm)).await.unwrap();
+    let main = pid_of_profile(browser.session.profile_dir()).expect("Firefox's main process is visible");
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let tabs = web_content_processes(main);
+        tabs.iter().for_each(|&pid| kill_9(pid));
+        tabs.len()
+    });
+    let started = Instant::now();
+    let result = browser.session.run("minilm", &inputs(), &RunOptions::timed(0, 50_000)).await;
+    assert!(killer.await.unwrap() > 0, "no web content process found under {main}");
+    assert!(matches!(result, Err(BrowserError::ChannelClosed { .. })), "{:?}", result.err());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(!browser.session.is_alive());
+    assert!(pid_of_profile(browser.session.profile_dir()).is_some(), "the browser itself should have lived on");
     drop(browser);
     runs_crash_and_cleanup(&pool, BrowserKind::Firefox).await;
 }
@@ -144,6 +163,37 @@ fn pid_of_profile(profile: &std::path::Path) -> Option<i32> {
         let is_main = names && !helper;
         is_main.then_some(pid)
     })
+}
+
+/// Firefox's web content processes under `root`: they run tabs, and carry `-contentproc
+/// -isForBrowser` (they are children of its fork server, not of the main process).
+fn web_content_processes(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    // Forked from the fork server, they rewrite their command line as one space-separated
+    // string, so it is searched as text.
+    tree.into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.contains("-contentproc") && cmdline.contains("-isForBrowser")
+        })
+        .collect()
 }
 
 fn kill_9(pid: i32) {
