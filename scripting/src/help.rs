@@ -2,7 +2,9 @@
 //! follow the cursor, and what is the name under it. The kernel answers Jupyter's
 //! `is_complete_request`, `complete_request` and `inspect_request` from here.
 
-use rhai::{Engine, ParseErrorType, Scope, AST};
+use std::any::TypeId;
+
+use rhai::{Engine, NativeCallContext, ParseErrorType, Scope, AST};
 
 /// webaccel's own functions, as a user types them: name, call shape, what it does.
 const API: &[(&str, &str, &str)] = &[
@@ -20,54 +22,31 @@ const API: &[(&str, &str, &str)] = &[
     ("ipfs::stats", "ipfs::stats()", "The content store's size and this session's hits and misses."),
 ];
 
-/// Properties and methods of webaccel's values (results, frames), offered after a dot.
-const MEMBERS: &[&str] = &[
-    "accuracy",
-    "browser",
-    "browser_version",
-    "columns",
-    "compute",
-    "describe",
-    "device",
-    "experiment_id",
-    "export",
-    "fallback_reason",
-    "file",
-    "filter",
-    "first_run_ms",
-    "head",
-    "latency_ms",
-    "len",
-    "memory_bytes",
-    "mixed_precision",
-    "model",
-    "model_type",
-    "ops",
-    "output",
-    "p90_ms",
-    "platform",
-    "plots",
-    "precision",
-    "precompile_ms",
-    "requested_platform",
-    "rows",
-    "run_id",
-    "run_ms",
-    "runs",
-    "save",
-    "select",
-    "selection_reason",
-    "session_create_ms",
-    "session_reused",
-    "sort",
-    "sql",
-    "throughput_items_per_s",
-    "to_json",
-    "to_parquet",
-    "to_string",
-    "to_svg",
-    "weights",
-];
+/// The properties and methods registered on values of `types` (results, frames, plots), as
+/// completion offers them after a dot: read from the engine, so a getter added later is
+/// offered without a list to keep up.
+pub fn members(engine: &Engine, types: &[TypeId]) -> Vec<String> {
+    let mut names = engine.collect_fn_metadata(
+        None::<&NativeCallContext>,
+        |info| {
+            let f = info.metadata;
+            if !f.param_types.first().is_some_and(|t| types.contains(t)) {
+                return None;
+            }
+            // Getters are registered as `get$name`; setters, indexers and the debug form are
+            // not something a user types after a dot.
+            let name = f.name.as_str();
+            if name.starts_with("set$") || name.starts_with("index$") || name == "to_debug" {
+                return None;
+            }
+            Some(name.strip_prefix("get$").unwrap_or(name).to_string())
+        },
+        false,
+    );
+    names.sort();
+    names.dedup();
+    names
+}
 
 const KEYWORDS: &[&str] = &[
     "let", "const", "fn", "if", "else", "switch", "for", "in", "while", "loop", "do", "until", "break", "continue",
@@ -151,15 +130,21 @@ fn floor_boundary(code: &str, at: usize) -> usize {
     at
 }
 
-/// Names that can complete the one typed before `cursor`: after a dot, members of
+/// Names that can complete the one typed before `cursor`: after a dot, `members` of
 /// webaccel's values; elsewhere the API, the session's variables and functions, and keywords.
 /// Returns where the replaced text starts and ends, and the matches in order.
-pub fn complete(scope: &Scope, ast: &AST, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
+pub fn complete(
+    members: &[String],
+    scope: &Scope,
+    ast: &AST,
+    code: &str,
+    cursor: usize,
+) -> (usize, usize, Vec<String>) {
     let (start, typed) = word_before(code, cursor);
     let end = start + typed.len();
     let after_dot = code[..start].ends_with('.');
     let mut names: Vec<String> = if after_dot {
-        MEMBERS.iter().map(|m| m.to_string()).collect()
+        members.to_vec()
     } else {
         let mut names: Vec<String> = API.iter().map(|(n, _, _)| n.to_string()).collect();
         names.extend(scope.iter_raw().map(|(name, _, _)| name.to_string()));
@@ -224,19 +209,36 @@ mod tests {
         }
     }
 
+    #[derive(Clone)]
+    struct Run;
+
+    #[test]
+    fn members_are_what_the_engine_has_registered_on_the_type() {
+        let mut engine = Engine::new();
+        engine
+            .register_type::<Run>()
+            .register_get("latency_ms", |_: &mut Run| 1.0)
+            .register_get_set("label", |_: &mut Run| String::new(), |_: &mut Run, _: String| {})
+            .register_fn("head", |_: &mut Run, _: i64| Run)
+            .register_fn("to_debug", |_: &mut Run| String::new())
+            .register_fn("unrelated", |x: i64| x);
+        assert_eq!(members(&engine, &[TypeId::of::<Run>()]), ["head", "label", "latency_ms"]);
+    }
+
     #[test]
     fn completes_the_api_variables_and_members() {
         let engine = Engine::new();
         let mut scope = Scope::new();
         scope.push("accuracy_rows", Dynamic::from(3_i64));
         let ast = engine.compile("fn accumulate(a, b) { a + b }").unwrap();
-        let (start, end, names) = complete(&scope, &ast, "let r = acc", 11);
+        let members = ["latency_ms".to_string(), "head".to_string()];
+        let (start, end, names) = complete(&members, &scope, &ast, "let r = acc", 11);
         assert_eq!((start, end), (8, 11));
         assert_eq!(names, ["accelerate", "accumulate", "accuracy_rows"]);
-        assert_eq!(complete(&scope, &ast, "ipfs::f", 7).2, ["ipfs::fetch"]);
-        assert_eq!(complete(&scope, &ast, "r.laten", 7).2, ["latency_ms"]);
+        assert_eq!(complete(&members, &scope, &ast, "ipfs::f", 7).2, ["ipfs::fetch"]);
+        assert_eq!(complete(&members, &scope, &ast, "r.laten", 7).2, ["latency_ms"]);
         // The cursor mid-line: only what is before it counts.
-        assert_eq!(complete(&scope, &ast, "de + 1", 2).2, ["debug", "detect"]);
+        assert_eq!(complete(&members, &scope, &ast, "de + 1", 2).2, ["debug", "detect"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Rhai host. One engine and one scope live for the whole session: variables and functions
 //! defined by one evaluation are there for the next, as in a notebook.
 
+use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +54,8 @@ pub struct ScriptHost {
     /// Every function defined so far; statements are cleared after each evaluation.
     ast: AST,
     services: Arc<Services>,
+    /// What completion offers after a dot, read from the engine once its API is registered.
+    members: Vec<String>,
 }
 
 fn line_of(pos: Position) -> Option<usize> {
@@ -81,7 +84,15 @@ impl ScriptHost {
                 None => printer(Stream::Stdout, &rendered.plain),
             }
         });
-        Ok(ScriptHost { engine, displayer, scope: Scope::new(), ast: AST::empty(), services })
+        let members = help::members(
+            &engine,
+            &[
+                TypeId::of::<Acceleration>(),
+                TypeId::of::<crate::frames::FrameValue>(),
+                TypeId::of::<webaccel_results::Plot>(),
+            ],
+        );
+        Ok(ScriptHost { engine, displayer, scope: Scope::new(), ast: AST::empty(), services, members })
     }
 
     /// Sends what `display(value)` shows to `displayer` instead of printing its text.
@@ -106,7 +117,8 @@ impl ScriptHost {
     /// Completions for the name typed before `cursor`. Positions are in characters, as
     /// Jupyter counts them: the replaced range's start and end, and the matches.
     pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
-        let (start, end, matches) = help::complete(&self.scope, &self.ast, code, byte_offset(code, cursor));
+        let (start, end, matches) =
+            help::complete(&self.members, &self.scope, &self.ast, code, byte_offset(code, cursor));
         (code[..start].chars().count(), code[..end].chars().count(), matches)
     }
 
@@ -243,4 +255,27 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         })
         .register_fn("to_string", |r: &mut Acceleration| acceleration_text(r))
         .register_fn("to_debug", |r: &mut Acceleration| acceleration_text(r));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_offers_what_results_frames_and_plots_really_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            db_path: dir.path().join("results.duckdb"),
+            models_dir: dir.path().join("models"),
+            ort_dir: dir.path().to_path_buf(),
+        };
+        let host = ScriptHost::new(config, Arc::new(|_, _| {})).unwrap();
+        for name in
+            ["latency_ms", "ops", "run_ms", "to_string", "columns", "height", "rows", "sql", "save", "to_svg", "width"]
+        {
+            assert!(host.members.iter().any(|m| m == name), "{name} missing from {:?}", host.members);
+        }
+        assert!(!host.members.iter().any(|m| m == "to_debug" || m.contains('$')), "{:?}", host.members);
+        assert_eq!(host.complete("r.laten", 7).2, ["latency_ms"]);
+    }
 }
