@@ -79,6 +79,19 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
     assert!(pid_of_profile(browser.session.profile_dir()).is_some(), "the browser itself should have lived on");
     drop(browser);
     runs_crash_and_cleanup(&pool, BrowserKind::Firefox).await;
+
+    // A user's `--pref=` reaches the profile and overrides webaccel's own: WebGPU switched off.
+    let pool = BrowserPool::new(default_ort_dir(), PageSettings::default());
+    let key = BrowserKey::new(BrowserKind::Firefox, vec!["--pref=dom.webgpu.enabled=false".into()], Default::default());
+    let off = pool.get(&key).await.unwrap();
+    assert!(!off.capabilities.page.webgpu.available);
+    assert!(
+        off.capabilities.page.webgpu.error.as_deref().unwrap_or("").contains("navigator.gpu"),
+        "{:?}",
+        off.capabilities.page.webgpu.error
+    );
+    drop(off);
+    pool.shutdown().await;
 }
 
 /// The same for every browser: isolation, a real model on wasm, a page error, the data

@@ -240,6 +240,9 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
             r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
         })
         .register_get("memory_bytes", |r: &mut Acceleration| r.memory_bytes.map_or(Dynamic::UNIT, Dynamic::from_int))
+        .register_get("memory_error", |r: &mut Acceleration| {
+            r.memory_error.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
         .register_get("session_create_ms", |r: &mut Acceleration| r.session_create_ms)
