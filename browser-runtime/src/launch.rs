@@ -305,10 +305,15 @@ impl LaunchedBrowser {
                 return Err(launch_error(format!("no {what} endpoint within {} s", LAUNCH_TIMEOUT.as_secs())));
             }
         };
-        let connected = match kind.protocol() {
-            ControlProtocol::Cdp => connect_cdp(ws_url).await,
-            ControlProtocol::WebDriverBidi => connect_bidi(&ws_url).await,
+        let connect = async {
+            match kind.protocol() {
+                ControlProtocol::Cdp => connect_cdp(ws_url).await,
+                ControlProtocol::WebDriverBidi => connect_bidi(&ws_url).await,
+            }
         };
+        let connected = tokio::time::timeout(LAUNCH_TIMEOUT, connect).await.unwrap_or_else(|_| {
+            Err(format!("its {what} endpoint did not answer within {} s", LAUNCH_TIMEOUT.as_secs()))
+        });
         let (control, alive, version) = match connected {
             Ok(connected) => connected,
             Err(reason) => {

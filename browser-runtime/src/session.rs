@@ -251,28 +251,38 @@ impl BrowserSession {
         let browser = LaunchedBrowser::launch(kind, extra_flags, profile).await?;
         let page_url = format!("{}index.html", assets.base_url());
         let (page_tx, page_alive) = watch::channel(true);
-        let page = match &browser.control {
-            Control::Cdp { browser, .. } => {
-                let page =
-                    browser.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
-                // A renderer crash does not close the CDP connection; without this the next
-                // evaluate would wait for its timeout.
-                let mut crashes = page
-                    .event_listener::<EventTargetCrashed>()
-                    .await
-                    .map_err(|e| protocol("listening for page crashes", e))?;
-                tokio::spawn(async move {
-                    if crashes.next().await.is_some() {
-                        let _ = page_tx.send(false);
-                    }
-                });
-                PageControl::Cdp(page)
-            }
-            Control::Bidi(bidi) => {
-                let context = open_context(bidi, &page_url).await?;
-                PageControl::Bidi { bidi: bidi.clone(), context, _page_alive: page_tx }
-            }
+        let open_page = async {
+            Ok(match &browser.control {
+                Control::Cdp { browser: cdp, .. } => {
+                    let page =
+                        cdp.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
+                    // A renderer crash does not close the CDP connection; without this the next
+                    // evaluate would wait for its timeout.
+                    let mut crashes = page
+                        .event_listener::<EventTargetCrashed>()
+                        .await
+                        .map_err(|e| protocol("listening for page crashes", e))?;
+                    tokio::spawn(async move {
+                        if crashes.next().await.is_some() {
+                            let _ = page_tx.send(false);
+                        }
+                    });
+                    PageControl::Cdp(page)
+                }
+                Control::Bidi(bidi) => {
+                    let context = open_context(bidi, &page_url).await?;
+                    PageControl::Bidi { bidi: bidi.clone(), context, _page_alive: page_tx }
+                }
+            })
         };
+        // The control connection itself waits as long as a model load may take; opening a page
+        // on a browser that just started must not.
+        let probe = Timeouts::default().probe;
+        let page = tokio::time::timeout(probe, open_page).await.map_err(|_| BrowserError::Timeout {
+            browser: kind.name().to_string(),
+            during: "opening the runtime page".into(),
+            seconds: probe.as_secs(),
+        })??;
 
         let session = BrowserSession {
             browser,
