@@ -322,3 +322,30 @@ def test_user_model_by_path_with_tensors_and_with_an_image(run_script, tmp_path)
         assert abs(c["p"] - probs[int(c["label"])]) < PROBABILITY_TOLERANCE
 
     assert "x.1: float32[1, 16, 96]" in lines[2], lines[2]
+
+
+def test_detect_cli_summary_says_what_the_json_report_measured(binary, db_path):
+    env = dict(os.environ, WEBACCEL_DB=str(db_path))
+    as_json = subprocess.run([binary, "detect", "--json"], capture_output=True, text=True, env=env, timeout=300, check=True)
+    as_text = subprocess.run([binary, "detect"], capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    report = json.loads(as_json.stdout)
+    assert {"chromium", "firefox", "headless-shell"} <= {name for name, b in report.items() if b["available"]}, report.keys()
+    # One block per browser: its first line unindented, its details indented under it.
+    blocks = {}
+    for line in as_text.splitlines():
+        if line.startswith("  "):
+            blocks[name] += "\n" + line
+        else:
+            name = line.split(": ", 1)[0]
+            blocks[name] = line
+    assert set(blocks) == set(report), (blocks.keys(), report.keys())
+    for name, b in report.items():
+        block = blocks[name]
+        if not b["available"]:
+            assert block.startswith((f"{name}: not installed", f"{name}: failed to start")), block
+            continue
+        assert block.startswith(f"{name}: {b['version']} ({b['executable']})"), block
+        f16 = "shader-f16" in b["webgpu"]["features"]
+        assert (", shader-f16" in block) == f16 and ("no shader-f16" in block) == (not f16), block
+        working = [d for d, v in b["webnn"].items() if v["available"]]
+        assert (f"webnn   {', '.join(working)}" if working else "webnn   none (") in block, block

@@ -1,5 +1,6 @@
 //! `webaccel`: the Jupyter kernel, the script runner, and the setup helpers, in one binary.
 
+mod detect_text;
 mod evaluator;
 mod install;
 mod ipfs_cli;
@@ -110,10 +111,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = host.eval("detect()");
             host.services().shutdown();
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = serde_json::to_value(&report)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{report}");
+                print!("{}", detect_text::summary(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
