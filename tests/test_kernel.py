@@ -154,12 +154,20 @@ def test_interrupt_stops_a_running_cell(kernel):
     assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
 
 
-def test_accelerate_in_a_cell_renders_html_and_matches_reference(kernel):
+def test_accelerate_and_detect_in_cells_render_html_and_match_reference(kernel):
     _, kc = kernel
     reply, outputs = execute(kc, 'let r = accelerate("all-minilm-l6-v2", "A man is eating food.", #{platform: "wasm", runs: 3}); r')
     assert reply["status"] == "ok", reply
     data = of_type(outputs, "execute_result")[0]["data"]
     assert "<table" in data["text/html"] and "latency_ms" in data["text/plain"]
+    # detect() as a cell's value: a table per browser in the notebook, still a map to index.
+    reply, outputs = execute(kc, "let caps = detect(); caps")
+    assert reply["status"] == "ok", reply
+    data = of_type(outputs, "execute_result")[0]["data"]
+    assert "<td>firefox</td><td>Firefox/" in data["text/html"] and "<td>chromium</td><td>Chrome/" in data["text/html"], data["text/html"]
+    assert "firefox: Firefox/" in data["text/plain"] and "webnn   none (navigator.ml is undefined)" in data["text/plain"], data["text/plain"]
+    reply, outputs = execute(kc, "caps.firefox.webgpu.available")
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "true"
     reply, outputs = execute(kc, "#{v: r.output}.to_json()")
     assert reply["status"] == "ok", reply
     vector = json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"])["v"]

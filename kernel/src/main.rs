@@ -1,6 +1,5 @@
 //! `webaccel`: the Jupyter kernel, the script runner, and the setup helpers, in one binary.
 
-mod detect_text;
 mod evaluator;
 mod install;
 mod ipfs_cli;
@@ -115,7 +114,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", detect_text::summary(&report));
+                print!("{}", webaccel_scripting::detect_report::summary(&report));
             }
             Ok(ExitCode::SUCCESS)
         }

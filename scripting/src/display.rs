@@ -35,6 +35,14 @@ pub fn render(value: &Dynamic) -> Option<Display> {
     if let Some(plot) = value.clone().try_cast::<Plot>() {
         return Some(plot_display(&plot));
     }
+    if value.is_map() {
+        if let Ok(report) = rhai::serde::from_dynamic::<serde_json::Value>(value) {
+            if crate::detect_report::is_report(&report) {
+                let plain = crate::detect_report::summary(&report);
+                return Some(Display { plain, html: Some(crate::detect_report::html(&report)), ..Display::default() });
+            }
+        }
+    }
     Some(Display { plain: value.to_string(), ..Display::default() })
 }
 
@@ -165,7 +173,7 @@ pub fn acceleration_text(acc: &Acceleration) -> String {
     rows.iter().map(|(k, v)| format!("{k:<width$}  {v}")).collect::<Vec<_>>().join("\n")
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

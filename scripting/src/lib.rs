@@ -5,6 +5,7 @@
 pub mod accelerate;
 pub mod compare;
 pub mod detect;
+pub mod detect_report;
 pub mod display;
 pub mod environment;
 pub mod error;

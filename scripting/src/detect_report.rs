@@ -1,7 +1,20 @@
-//! `webaccel detect` as a person reads it: a few lines per browser. `--json` prints the whole
-//! report instead.
+//! `detect()`'s report as a person reads it: a few lines per browser (`webaccel detect`, and
+//! the plain text of the value in a notebook), or a table (its HTML in a notebook). The report
+//! itself stays a map, so scripts index it as before; `--json` prints it whole.
 
 use serde_json::Value;
+use webaccel_browser_runtime::BrowserKind;
+
+use crate::display::escape;
+
+/// Whether `value` is a `detect()` report: a map from browser names to entries that say
+/// whether the browser is available.
+pub fn is_report(value: &Value) -> bool {
+    value.as_object().is_some_and(|browsers| {
+        !browsers.is_empty()
+            && browsers.iter().all(|(name, b)| BrowserKind::parse(name).is_some() && b["available"].is_boolean())
+    })
+}
 
 /// The report of `detect()` (a map keyed by browser name) as text.
 pub fn summary(report: &Value) -> String {
@@ -9,18 +22,7 @@ pub fn summary(report: &Value) -> String {
     let mut out = String::new();
     for (name, b) in browsers {
         if b["available"] != true {
-            let why = if b["installed"] == false {
-                // The error ends with what to do about it.
-                let error = text(&b["error"]);
-                let advice = error.rsplit_once(". ").map_or("", |(_, advice)| advice);
-                if advice.is_empty() {
-                    "not installed".to_string()
-                } else {
-                    format!("not installed. {advice}")
-                }
-            } else {
-                format!("failed to start: {}", text(&b["error"]))
-            };
+            let why = unavailable(b);
             out.push_str(&format!("{name}: {why}\n"));
             continue;
         }
@@ -36,6 +38,55 @@ pub fn summary(report: &Value) -> String {
         ));
     }
     out
+}
+
+/// The report as an HTML table: a row per browser.
+pub fn html(report: &Value) -> String {
+    let Some(browsers) = report.as_object() else { return String::new() };
+    let mut out = String::from(
+        "<table><thead><tr><th>browser</th><th>version</th><th>WebGPU</th><th>WebNN</th><th>wasm</th></tr></thead><tbody>",
+    );
+    for (name, b) in browsers {
+        let cells = if b["available"] == true {
+            let wasm = &b["wasm"];
+            [
+                text(&b["version"]),
+                webgpu(&b["webgpu"]),
+                webnn(&b["webnn"]),
+                format!(
+                    "simd {}, threads {}, isolated {}",
+                    yes_no(&wasm["simd"]),
+                    yes_no(&wasm["threads"]["available"]),
+                    yes_no(&b["crossOriginIsolated"])
+                ),
+            ]
+        } else {
+            [unavailable(b), String::new(), String::new(), String::new()]
+        };
+        out.push_str(&format!("<tr><td>{}</td>", escape(name)));
+        for cell in cells {
+            out.push_str(&format!("<td>{}</td>", escape(&cell)));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// Why a browser is not available, ending with what to do where the error says.
+fn unavailable(b: &Value) -> String {
+    let error = text(&b["error"]);
+    if b["installed"] == false {
+        // The error ends with what to do about it.
+        let advice = error.rsplit_once(". ").map_or("", |(_, advice)| advice);
+        if advice.is_empty() {
+            "not installed".to_string()
+        } else {
+            format!("not installed. {advice}")
+        }
+    } else {
+        format!("failed to start: {error}")
+    }
 }
 
 fn webgpu(gpu: &Value) -> String {
@@ -121,5 +172,11 @@ mod tests {
         );
         assert!(text.contains("  webnn   none (navigator.ml is undefined)\n"), "{text}");
         assert!(text.contains("  wasm    simd yes, threads yes, cross-origin isolated yes\n"), "{text}");
+
+        assert!(is_report(&report));
+        assert!(!is_report(&json!({"chromium": 1})) && !is_report(&json!({"cat": {"available": true}})));
+        let table = html(&report);
+        assert!(table.contains("<td>firefox</td><td>Firefox/153.7.0</td>"), "{table}");
+        assert!(table.contains("<td>chrome</td><td>not installed. Install it or set WEBACCEL_CHROME</td>"), "{table}");
     }
 }
