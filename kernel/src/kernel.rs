@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use webaccel_scripting::{Completeness, Config, ScriptError, Stream};
 
 use crate::evaluator::{Emitted, Evaluator, Outcome};
+use crate::history::History;
 use crate::media::bundle;
 
 pub async fn run(connection_file: &Path) -> Result<()> {
@@ -67,6 +68,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     });
 
     let mut count = ExecutionCount::new(0);
+    let mut history = History::default();
     loop {
         tokio::select! {
             message = shell_rx.read() => {
@@ -81,7 +83,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                 let reply = match &message.content {
                     JupyterMessageContent::KernelInfoRequest(_) => Some(kernel_info().as_child_of(&message)),
                     JupyterMessageContent::ExecuteRequest(req) => {
-                        let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count).await;
+                        let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count, &mut history).await;
                         Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: Some(Default::default()), error }.as_child_of(&message))
                     }
                     JupyterMessageContent::IsCompleteRequest(req) => {
@@ -112,7 +114,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                             found: !data.content.is_empty(), data, metadata: Default::default(), status: ReplyStatus::Ok, error: None,
                         }.as_child_of(&message))
                     }
-                    JupyterMessageContent::HistoryRequest(_) => Some(HistoryReply { history: vec![], status: ReplyStatus::Ok, error: None }.as_child_of(&message)),
+                    JupyterMessageContent::HistoryRequest(req) => Some(HistoryReply::new(history.answer(req)).as_child_of(&message)),
                     JupyterMessageContent::CommInfoRequest(_) => Some(CommInfoReply { status: ReplyStatus::Ok, comms: Default::default(), error: None }.as_child_of(&message)),
                     _ => None,
                 };
@@ -180,8 +182,10 @@ async fn execute(
     silent: bool,
     store_history: bool,
     count: &mut ExecutionCount,
+    history: &mut History,
 ) -> (ReplyStatus, Option<Box<ReplyError>>) {
-    if !silent && store_history {
+    let stored = !silent && store_history;
+    if stored {
         count.0 += 1;
     }
     publish(iopub, ExecuteInput { code: code.to_string(), execution_count: *count }.as_child_of(parent)).await;
@@ -205,6 +209,10 @@ async fn execute(
         }
     }
 
+    if stored {
+        let output = outcome.as_ref().ok().and_then(|shown| shown.as_ref()).map(|display| display.plain.clone());
+        history.record(count.0, code, output);
+    }
     match outcome {
         Ok(Some(display)) if !silent => {
             let result = ExecuteResult {

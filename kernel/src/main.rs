@@ -1,6 +1,7 @@
 //! `webaccel`: the Jupyter kernel, the script runner, and the setup helpers, in one binary.
 
 mod evaluator;
+mod history;
 mod install;
 mod ipfs_cli;
 mod kernel;
