@@ -135,8 +135,13 @@ def test_display_shows_values_mid_cell(kernel, run_script):
     shown = of_type(outputs, "display_data")
     assert len(shown) == 2 and all("<table" in d["data"]["text/html"] for d in shown)
     assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "done"
-    # Outside a notebook, display prints the value's text.
-    out = run_script('display(6 * 7); print("after");').stdout
+    # A table redrawn in place: each turn clears (when its new output arrives) and displays.
+    reply, outputs = execute(kc, 'for n in [1, 2, 3] { clear_output(true); display(sql(`SELECT ${n} AS n`)); }')
+    assert reply["status"] == "ok"
+    kinds = [(m["msg_type"], m["content"].get("wait")) for m in outputs if m["msg_type"] in ("clear_output", "display_data")]
+    assert kinds == [("clear_output", True), ("display_data", None)] * 3, kinds
+    # Outside a notebook, display prints the value's text and clear_output does nothing.
+    out = run_script('display(6 * 7); clear_output(); print("after");').stdout
     assert out.splitlines()[:2] == ["42", "after"]
 
 
@@ -245,6 +250,7 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     # Search is answered too (see kernel/src/history.rs), but jupyter-protocol cannot parse a
     # search request that leaves out `unique` or `n`, as this suite's requests do.
     supported_history_operations = ("tail", "range")
+    code_clear_output = "clear_output()"
     code_display_data = [
         {"code": "display(6 * 7)", "mime": "text/plain"},
         {"code": 'display(sql("SELECT 1 AS x"))', "mime": "text/html"},

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
-use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services, Stream};
+use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services, Shown, Stream};
 
 pub type Outcome = Result<Option<Display>, ScriptError>;
 
@@ -14,6 +14,10 @@ pub type Outcome = Result<Option<Display>, ScriptError>;
 pub enum Emitted {
     Text(Stream, String),
     Display(Display),
+    /// `clear_output(wait)`.
+    Clear {
+        wait: bool,
+    },
 }
 
 enum Job {
@@ -60,8 +64,11 @@ impl Evaluator {
                 }
             };
             host.set_interrupt_flag(flag.clone());
-            host.set_displayer(Arc::new(move |d| {
-                let _ = displays.send(Emitted::Display(d));
+            host.set_displayer(Arc::new(move |shown| {
+                let _ = displays.send(match shown {
+                    Shown::Value(display) => Emitted::Display(display),
+                    Shown::Clear { wait } => Emitted::Clear { wait },
+                });
             }));
             while let Ok(job) = job_rx.recv() {
                 match job {

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, DisplayData, ErrorOutput, ExecuteInput, ExecuteReply,
-    ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome, IsCompleteReply,
-    IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, MediaType,
-    ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
+    ClearOutput, CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, DisplayData, ErrorOutput, ExecuteInput,
+    ExecuteReply, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome,
+    IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo,
+    Media, MediaType, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
@@ -139,6 +139,7 @@ fn emitted_message(emitted: Emitted, parent: &JupyterMessage) -> JupyterMessage 
         Emitted::Text(Stream::Stdout, text) => StreamContent::stdout(&text).as_child_of(parent),
         Emitted::Text(Stream::Stderr, text) => StreamContent::stderr(&text).as_child_of(parent),
         Emitted::Display(display) => DisplayData::new(bundle(&display)).as_child_of(parent),
+        Emitted::Clear { wait } => ClearOutput { wait }.as_child_of(parent),
     }
 }
 

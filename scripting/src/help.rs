@@ -17,6 +17,8 @@ const API: &[(&str, &str, &str)] = &[
     ("load_pipeline", "load_pipeline(name, #{platform, browser, parallel_loading})", "Loads a catalog pipeline's models into one page, concurrently or one after another, and times it."),
     ("configure_browsers", "configure_browsers(#{max_connections, idle_timeout_s})", "Sets the browser pool's limits."),
     ("browsers", "browsers()", "The warm browsers in the pool."),
+    ("display", "display(value)", "Shows a result, frame, plot or any value now, as a cell's last value would be shown at its end."),
+    ("clear_output", "clear_output(wait)", "Clears the cell's output in a notebook; with wait = true, only when the next output arrives, so a loop can redraw a table in place."),
     ("ipfs::fetch", "ipfs::fetch(cid)", "Fetches a file by CID through the gateways, verified block by block, into the content store."),
     ("ipfs::add", "ipfs::add(path)", "Imports a file into the content store; returns its CID."),
     ("ipfs::stats", "ipfs::stats()", "The content store's size and this session's hits and misses."),

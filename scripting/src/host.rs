@@ -25,9 +25,19 @@ pub enum Stream {
 /// messages in the kernel.
 pub type Printer = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
-/// Where `display(value)` sends a rendered value mid-script: `display_data` in the kernel.
-/// Without one, its plain text is printed.
-pub type Displayer = Arc<dyn Fn(Display) + Send + Sync>;
+/// Where `display(value)` and `clear_output()` send what they show mid-script: `display_data`
+/// and `clear_output` in the kernel. Without one, a display's plain text is printed and a clear
+/// does nothing.
+pub type Displayer = Arc<dyn Fn(Shown) + Send + Sync>;
+
+/// What a script shows mid-cell besides printed text.
+pub enum Shown {
+    /// A value rendered as it would be as a cell's result.
+    Value(Display),
+    /// Clear the cell's output; with `wait`, only when the next output arrives (no flicker when
+    /// a loop redraws a table in place).
+    Clear { wait: bool },
+}
 
 /// A failed evaluation, ready to show to the user.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,10 +90,19 @@ impl ScriptHost {
         engine.register_fn("display", move |value: Dynamic| {
             let Some(rendered) = render(&value) else { return };
             match shown.lock().expect("displayer poisoned").as_ref() {
-                Some(show) => show(rendered),
+                Some(show) => show(Shown::Value(rendered)),
                 None => printer(Stream::Stdout, &rendered.plain),
             }
         });
+        let shown = displayer.clone();
+        let clear = move |wait: bool| {
+            if let Some(show) = shown.lock().expect("displayer poisoned").as_ref() {
+                show(Shown::Clear { wait });
+            }
+        };
+        let clear_now = clear.clone();
+        engine.register_fn("clear_output", move || clear_now(false));
+        engine.register_fn("clear_output", clear);
         let members = help::members(
             &engine,
             &[

@@ -25,5 +25,5 @@ pub use compare::Progress;
 pub use display::{render, Display};
 pub use error::ApiError;
 pub use help::Completeness;
-pub use host::{Displayer, Printer, ScriptError, ScriptHost, Stream};
+pub use host::{Displayer, Printer, ScriptError, ScriptHost, Shown, Stream};
 pub use services::{Config, Services};
