@@ -52,10 +52,11 @@ async fn main() {
         glue.push(out.page_ms - out.run_ms[0]);
         transport.push(host_ms - out.page_ms);
         let t0 = Instant::now();
-        browser.session.echo(&[]).await.expect("empty echo");
+        browser.session.echo(Vec::new()).await.expect("empty echo");
         channel.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let body = output_sized.clone();
         let t0 = Instant::now();
-        browser.session.echo(&output_sized).await.expect("sized echo");
+        browser.session.echo(body).await.expect("sized echo");
         channel_sized.push(t0.elapsed().as_secs_f64() * 1000.0);
         let t0 = Instant::now();
         browser.session.ping().await.expect("ping");

@@ -28,8 +28,9 @@ async fn main() {
 
     let (mut echo_ms, mut download_ms) = (Vec::new(), Vec::new());
     for _ in 0..REPEATS {
+        let body = bytes.clone();
         let t0 = Instant::now();
-        let back = session.echo(&bytes).await.expect("echo");
+        let back = session.echo(body).await.expect("echo");
         echo_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert!(back == bytes, "the echoed body differs from what was sent");
         let (n, ms) = session.download(file.path()).await.expect("download");
@@ -48,8 +49,9 @@ async fn main() {
     let small = vec![7u8; 4096];
     let mut small_ms = Vec::new();
     for _ in 0..50 {
+        let body = small.clone();
         let t0 = Instant::now();
-        session.echo(&small).await.expect("small echo");
+        session.echo(body).await.expect("small echo");
         small_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     println!("4 KiB body round trip: p50 {:.3} ms", median(&small_ms));

@@ -7,15 +7,15 @@
 //! with ids, their results routed back to the caller, events ignored. Runs and tensors never
 //! pass here; they use the page's data channel (`channel.rs`), as with Chromium.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::calls::Calls;
 
 /// What a BiDi command can end in, besides its result.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +30,11 @@ pub enum BidiError {
     Connect { url: String, reason: String },
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, BidiError>>>>>;
-
 /// One BiDi connection with a session started on it.
 pub struct Bidi {
     outgoing: mpsc::UnboundedSender<Message>,
-    waiters: Waiters,
-    next_id: AtomicU64,
+    /// Commands waiting for their answers; closed with the connection.
+    waiting: Arc<Calls<Result<Value, BidiError>>>,
     alive: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
     /// What `session.new` reported: the browser's name and version.
@@ -67,9 +65,9 @@ impl Bidi {
             .map_err(|e| BidiError::Connect { url: endpoint.clone(), reason: e.to_string() })?;
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<Message>();
-        let waiters: Waiters = Arc::default();
+        let waiting = Arc::new(Calls::new());
         let (alive_tx, alive) = watch::channel(true);
-        let routed = waiters.clone();
+        let routed = waiting.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -90,19 +88,12 @@ impl Bidi {
                     },
                 }
             }
+            // Every caller still waiting learns the connection is gone, and no new one waits.
+            routed.close();
             let _ = alive_tx.send(false);
-            // Every caller still waiting learns the connection is gone (their senders drop).
-            routed.lock().expect("BiDi waiters poisoned").clear();
         });
-        let mut bidi = Bidi {
-            outgoing,
-            waiters,
-            next_id: AtomicU64::new(1),
-            alive,
-            task,
-            browser_name: String::new(),
-            browser_version: String::new(),
-        };
+        let mut bidi =
+            Bidi { outgoing, waiting, alive, task, browser_name: String::new(), browser_version: String::new() };
         let started = bidi.command("session.new", json!({"capabilities": {}})).await?;
         let capabilities = &started["capabilities"];
         bidi.browser_name = capabilities["browserName"].as_str().unwrap_or_default().to_string();
@@ -112,12 +103,10 @@ impl Bidi {
 
     /// Sends `method` with `params` and waits for its result.
     pub async fn command(&self, method: &str, params: Value) -> Result<Value, BidiError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().expect("BiDi waiters poisoned").insert(id, tx);
+        let (id, rx) = self.waiting.open().ok_or(BidiError::Closed)?;
         let message = json!({"id": id, "method": method, "params": params}).to_string();
         if self.outgoing.send(Message::text(message)).is_err() {
-            self.waiters.lock().expect("BiDi waiters poisoned").remove(&id);
+            self.waiting.forget(id);
             return Err(BidiError::Closed);
         }
         rx.await.unwrap_or(Err(BidiError::Closed))
@@ -137,16 +126,15 @@ impl Drop for Bidi {
 
 /// Hands a command's answer to its caller. Events, and answers nobody waits for any more (a
 /// timed-out call), are dropped.
-fn route(waiters: &Waiters, text: &str) {
+fn route(waiting: &Calls<Result<Value, BidiError>>, text: &str) {
     let Ok(incoming) = serde_json::from_str::<Incoming>(text) else {
         tracing::debug!("unreadable WebDriver BiDi message: {text}");
         return;
     };
     let Some(id) = incoming.id else { return };
-    let Some(waiter) = waiters.lock().expect("BiDi waiters poisoned").remove(&id) else { return };
     let outcome = match incoming.kind.as_str() {
         "success" => Ok(incoming.result),
         _ => Err(BidiError::Command { error: incoming.error, message: incoming.message }),
     };
-    let _ = waiter.send(outcome);
+    waiting.answer(id, outcome);
 }

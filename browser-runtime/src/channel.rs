@@ -1,8 +1,9 @@
 //! The data channel between the host and one page: a WebSocket the page opens to the asset
-//! server. CDP stays the control plane (launch, load, capabilities, crash events); tensors and
-//! run requests travel here instead, as binary frames. A CDP call costs a JSON round trip
-//! through the browser process and carries binary data only as base64 strings, which alone
-//! measured more than the whole budget the bridge has per inference.
+//! server. CDP or WebDriver BiDi stays the control plane (launch, load, capabilities, crash
+//! events); tensors and run requests travel here instead, as binary frames. A CDP call costs a
+//! JSON round trip through the browser process and carries binary data only as base64 strings,
+//! which alone measured more than the whole budget the bridge has per inference (a BiDi round
+//! trip in Firefox costs more still).
 //!
 //! A frame, in both directions: the header's length (u32, little-endian), the header (JSON),
 //! then the body (raw tensor bytes). Requests carry `{id, method, args, transfer}`; replies
@@ -15,18 +16,16 @@
 //! So a large input is parked on the asset server and the request names its URL
 //! (`transfer.inputsUrl`), and a large reply is POSTed to `transfer.outputUrl` (`posted`).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::assets::AssetServer;
+use crate::calls::Calls;
 
 /// Bodies (and so tensors) start at a multiple of this within a frame.
 pub const ALIGN: usize = 8;
@@ -55,48 +54,39 @@ pub struct Reply {
     posted: bool,
 }
 
-/// Calls waiting for their reply, by request id; `None` once the socket has closed, so that
-/// no call can start waiting on a channel that will never answer.
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Result<Reply, ChannelError>>>>>>;
-
 pub struct PageChannel {
     assets: Arc<AssetServer>,
     /// Callers write their requests themselves: a writer task would add a task wake-up to
     /// every call's latency.
     outgoing: tokio::sync::Mutex<SplitSink<WebSocket, Message>>,
-    pending: Pending,
-    next_id: AtomicU64,
+    /// Calls waiting for their reply; closed with the socket, so that no call can start
+    /// waiting on a channel that will never answer.
+    pending: Arc<Calls<Result<Reply, ChannelError>>>,
 }
 
 impl PageChannel {
     /// Takes over an accepted socket; a task routes the replies to their calls.
     pub fn start(socket: WebSocket, assets: Arc<AssetServer>) -> Self {
         let (sink, mut stream) = socket.split();
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pending = Arc::new(Calls::new());
         let routes = pending.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
                 let Message::Binary(frame) = message else { continue };
                 match decode(frame) {
-                    Ok((id, reply)) => {
-                        let waiting =
-                            routes.lock().expect("channel routes poisoned").as_mut().and_then(|p| p.remove(&id));
-                        if let Some(waiting) = waiting {
-                            let _ = waiting.send(reply);
-                        }
-                    }
+                    Ok((id, reply)) => routes.answer(id, reply),
                     Err(e) => tracing::warn!("dropping a frame from the page: {e}"),
                 }
             }
-            // Dropping the senders wakes every waiting call with `Closed`.
-            routes.lock().expect("channel routes poisoned").take();
+            // Every waiting call wakes with `Closed`.
+            routes.close();
         });
-        PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending, next_id: AtomicU64::new(1) }
+        PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending }
     }
 
     /// False once the socket has closed: no call on it can be answered any more.
     pub fn is_open(&self) -> bool {
-        self.pending.lock().expect("channel routes poisoned").is_some()
+        self.pending.is_open()
     }
 
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).
@@ -116,27 +106,14 @@ impl PageChannel {
 
     /// One frame out, its reply back.
     async fn exchange(&self, mut header: serde_json::Value, body: &[u8]) -> Result<Reply, ChannelError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        match self.pending.lock().expect("channel routes poisoned").as_mut() {
-            Some(pending) => pending.insert(id, tx),
-            None => return Err(ChannelError::Closed),
-        };
+        let (id, rx) = self.pending.open().ok_or(ChannelError::Closed)?;
         header["id"] = json!(id);
         let frame = Message::Binary(encode(&header, body).into());
         if self.outgoing.lock().await.send(frame).await.is_err() {
-            self.forget(id);
+            self.pending.forget(id);
             return Err(ChannelError::Closed);
         }
-        let reply = rx.await.map_err(|_| ChannelError::Closed);
-        self.forget(id);
-        reply?
-    }
-
-    fn forget(&self, id: u64) {
-        if let Some(pending) = self.pending.lock().expect("channel routes poisoned").as_mut() {
-            pending.remove(&id);
-        }
+        rx.await.map_err(|_| ChannelError::Closed)?
     }
 }
 

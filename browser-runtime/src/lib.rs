@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod bidi;
+mod calls;
 pub mod capabilities;
 pub mod channel;
 pub mod error;

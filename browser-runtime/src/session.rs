@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
@@ -459,10 +460,10 @@ impl BrowserSession {
         })
     }
 
-    /// Moves `bytes` host → page → host over the data channel, for the transfer benchmark.
-    pub async fn echo(&self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let reply = self.call("echoing a body", "echo", json!({}), bytes.to_vec(), self.timeouts.run).await?;
-        Ok(reply.body.to_vec())
+    /// Moves `bytes` host → page → host over the data channel, for the transfer benchmark. The
+    /// body is taken and given back as it travels, without a copy on the host.
+    pub async fn echo(&self, bytes: Vec<u8>) -> Result<Bytes> {
+        Ok(self.call("echoing a body", "echo", json!({}), bytes, self.timeouts.run).await?.body)
     }
 
     /// Serves `path` as a static file and times the page's plain download of it.

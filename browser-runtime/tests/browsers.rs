@@ -130,7 +130,7 @@ async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: Browse
     // HTTP bodies parked on the asset server.
     for size in [0, 4096, LARGE_BODY + 1, 3 * LARGE_BODY + 5] {
         let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-        assert!(browser.session.echo(&body).await.unwrap() == body, "echo of {size} bytes differs");
+        assert!(browser.session.echo(body.clone()).await.unwrap() == body, "echo of {size} bytes differs");
     }
 
     // Kill the browser during a long run: the call fails promptly with Crashed.

@@ -3,8 +3,8 @@
 // onnxruntime-web, and reports what the browser can do. Nothing here invents a number: a value
 // the browser cannot give is returned as null, together with the error it raised.
 //
-// The host drives the page over CDP (import, configure, load, capabilities), but runs travel
-// over a data channel: a WebSocket to the asset server carrying binary frames, so that
+// The host drives the page over CDP or WebDriver BiDi (import, configure, load, capabilities), but runs
+// travel over a data channel: a WebSocket to the asset server carrying binary frames, so that
 // tensors never become JSON numbers or base64 text, and a run costs one loopback round trip.
 
 // onnxruntime-web ships several builds of its wasm core. The one behind `ort.all` carries the

@@ -2,18 +2,21 @@
 //! the plain text of the value in a notebook), or a table (its HTML in a notebook). The report
 //! itself stays a map, so scripts index it as before; `--json` prints it whole.
 
+use rhai::{Dynamic, Map};
 use serde_json::Value;
 use webaccel_browser_runtime::BrowserKind;
 
 use crate::display::escape;
 
-/// Whether `value` is a `detect()` report: a map from browser names to entries that say
-/// whether the browser is available.
-pub fn is_report(value: &Value) -> bool {
-    value.as_object().is_some_and(|browsers| {
-        !browsers.is_empty()
-            && browsers.iter().all(|(name, b)| BrowserKind::parse(name).is_some() && b["available"].is_boolean())
-    })
+/// Whether a script value is a `detect()` report: a map from browser names to maps that say
+/// whether the browser is available. Read on the map itself, so that rendering any other map
+/// costs no conversion.
+pub fn is_report(map: &Map) -> bool {
+    !map.is_empty()
+        && map.iter().all(|(name, b)| {
+            BrowserKind::parse(name).is_some()
+                && b.read_lock::<Map>().is_some_and(|b| b.get("available").is_some_and(Dynamic::is_bool))
+        })
 }
 
 /// The report of `detect()` (a map keyed by browser name) as text.
@@ -173,8 +176,11 @@ mod tests {
         assert!(text.contains("  webnn   none (navigator.ml is undefined)\n"), "{text}");
         assert!(text.contains("  wasm    simd yes, threads yes, cross-origin isolated yes\n"), "{text}");
 
-        assert!(is_report(&report));
-        assert!(!is_report(&json!({"chromium": 1})) && !is_report(&json!({"cat": {"available": true}})));
+        let as_map = |v: &Value| rhai::serde::to_dynamic(v).unwrap().cast::<Map>();
+        assert!(is_report(&as_map(&report)));
+        assert!(
+            !is_report(&as_map(&json!({"chromium": 1}))) && !is_report(&as_map(&json!({"cat": {"available": true}})))
+        );
         let table = html(&report);
         assert!(table.contains("<td>firefox</td><td>Firefox/153.7.0</td>"), "{table}");
         assert!(table.contains("<td>chrome</td><td>not installed. Install it or set WEBACCEL_CHROME</td>"), "{table}");

@@ -35,12 +35,11 @@ pub fn render(value: &Dynamic) -> Option<Display> {
     if let Some(plot) = value.clone().try_cast::<Plot>() {
         return Some(plot_display(&plot));
     }
-    if value.is_map() {
+    let is_report = value.read_lock::<rhai::Map>().is_some_and(|map| crate::detect_report::is_report(&map));
+    if is_report {
         if let Ok(report) = rhai::serde::from_dynamic::<serde_json::Value>(value) {
-            if crate::detect_report::is_report(&report) {
-                let plain = crate::detect_report::summary(&report);
-                return Some(Display { plain, html: Some(crate::detect_report::html(&report)), ..Display::default() });
-            }
+            let plain = crate::detect_report::summary(&report);
+            return Some(Display { plain, html: Some(crate::detect_report::html(&report)), ..Display::default() });
         }
     }
     Some(Display { plain: value.to_string(), ..Display::default() })
