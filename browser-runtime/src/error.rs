@@ -47,6 +47,9 @@ pub enum BrowserError {
 
     #[error("the page returned an output the host could not read: {0}")]
     BadOutput(String),
+
+    #[error(transparent)]
+    Tensor(#[from] webaccel_tensor::TensorError),
 }
 
 pub type Result<T, E = BrowserError> = std::result::Result<T, E>;

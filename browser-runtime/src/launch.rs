@@ -170,6 +170,36 @@ const CHROMIUM_SWITCHES: &[&str] = &[
     "--enable-features=WebMachineLearningNeuralNetwork",
 ];
 
+/// Why a switch a user passes in `flags` is refused, or None when it may be passed. Some
+/// switches make the browser launch another program (a "command prefix" or launcher runs
+/// whatever it names with the user's privileges), take over the control connection webaccel
+/// drives it through, or move the profile webaccel creates and removes.
+pub fn refused_switch(flag: &str) -> Option<&'static str> {
+    let name = flag.split('=').next().unwrap_or(flag);
+    const LAUNCHERS: &[&str] = &[
+        "--renderer-cmd-prefix",
+        "--gpu-launcher",
+        "--utility-cmd-prefix",
+        "--browser-subprocess-path",
+        "--zygote-cmd-prefix",
+        "--ppapi-plugin-launcher",
+        "--plugin-launcher",
+    ];
+    if LAUNCHERS.contains(&name) {
+        return Some("it makes the browser launch another program");
+    }
+    if name.starts_with("--remote-debugging-") || name == "--remote-allow-origins" || name == "--marionette" {
+        return Some("it takes over the control connection webaccel drives the browser through");
+    }
+    if ["--user-data-dir", "--profile", "--profile-directory"].contains(&name) {
+        return Some("webaccel creates and removes the profile itself; use the profile_dir option to keep one");
+    }
+    if flag.strip_prefix("--pref=").is_some_and(|pref| pref.starts_with("remote.")) {
+        return Some("it changes Firefox's remote agent, the control connection webaccel drives it through");
+    }
+    None
+}
+
 /// Firefox preferences for measuring, written to the profile's `user.js`. Firefox's remote
 /// agent already sets its recommended automation prefs (no updates, telemetry or first-run
 /// pages); these add WebGPU, which Firefox ESR keeps behind a pref and a GPU blocklist
@@ -238,6 +268,12 @@ impl LaunchedBrowser {
             path: executable.clone(),
             reason,
         };
+        if let Some(bad) = extra.iter().find(|f| !f.starts_with("--")) {
+            return Err(launch_error(format!("extra flag {bad:?} must start with --")));
+        }
+        if let Some((flag, why)) = extra.iter().find_map(|f| refused_switch(f).map(|why| (f, why))) {
+            return Err(launch_error(format!("the switch {flag} is refused: {why}")));
+        }
         let profile = match profile {
             ProfileChoice::Fresh => Profile::Fresh(
                 tempfile::Builder::new()
@@ -245,6 +281,13 @@ impl LaunchedBrowser {
                     .tempdir()
                     .map_err(|e| launch_error(format!("cannot create a profile directory: {e}")))?,
             ),
+            ProfileChoice::Kept(path) if !path.is_absolute() => {
+                return Err(launch_error(format!(
+                    "the profile directory {} is relative, so where it lands depends on the process's working \
+                     directory; give an absolute path",
+                    path.display()
+                )))
+            }
             ProfileChoice::Kept(path) => {
                 std::fs::create_dir_all(path).map_err(|e| {
                     launch_error(format!("cannot create the profile directory {}: {e}", path.display()))
@@ -253,9 +296,6 @@ impl LaunchedBrowser {
             }
         };
 
-        if let Some(bad) = extra.iter().find(|f| !f.starts_with("--")) {
-            return Err(launch_error(format!("extra flag {bad:?} must start with --")));
-        }
         let (args, flags) = match kind.protocol() {
             ControlProtocol::Cdp => chromium_arguments(kind, extra, profile.path()),
             ControlProtocol::WebDriverBidi => {
@@ -373,17 +413,25 @@ impl Drop for LaunchedBrowser {
         if let Control::Cdp { handler, .. } = &self.control {
             handler.abort();
         }
+        // Only what this browser started is killed: its process group, and its descendants
+        // that left the group (found before the group dies and they are re-parented). Nothing
+        // is chosen by what its command line says, so no other process can be hit, whatever
+        // the profile path is called.
+        let descendants = descendants_of(self.pid as i32);
         kill_group(self.pid);
+        for &pid in &descendants {
+            // SAFETY: plain syscall on a pid we just read as this browser's descendant.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.start_kill();
         let _ = self.child.try_wait();
-        // Crashpad handlers start their own sessions, so the group kill misses them; they are
-        // found by the profile path they carry.
-        let profile = self.profile.path().to_path_buf();
-        kill_mentioning(&profile);
         // Wait (briefly) for every process to be gone, then remove a fresh profile, retrying:
         // a process that was still flushing its caches can race the first removal.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while (group_exists(self.pid) || !pids_mentioning(&profile).is_empty()) && std::time::Instant::now() < deadline
+        while (group_exists(self.pid) || descendants.iter().any(|&pid| running(pid)))
+            && std::time::Instant::now() < deadline
         {
             let _ = self.child.try_wait();
             std::thread::sleep(Duration::from_millis(20));
@@ -391,6 +439,7 @@ impl Drop for LaunchedBrowser {
         if matches!(self.profile, Profile::Kept(_)) {
             return;
         }
+        let profile = self.profile.path().to_path_buf();
         tracing::debug!(browser = self.kind.name(), profile = %profile.display(), "browser gone; removing its profile");
         for _ in 0..10 {
             match std::fs::remove_dir_all(&profile) {
@@ -405,7 +454,45 @@ impl Drop for LaunchedBrowser {
     }
 }
 
-/// Processes whose command line mentions `path` (a profile directory).
+/// A process's state and parent from `/proc/<pid>/stat` (after the command name, which may hold
+/// spaces and parentheses).
+fn stat_of(pid: i32) -> Option<(String, i32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.to_string();
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, ppid, pgrp))
+}
+
+/// Every process below `root` in the parent tree.
+fn descendants_of(root: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let parents: Vec<(i32, i32)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            Some((pid, stat_of(pid)?.1))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Whether `pid` is a live process (not a zombie).
+fn running(pid: i32) -> bool {
+    stat_of(pid).is_some_and(|(state, _, _)| state != "Z" && state != "X")
+}
+
+/// Processes whose command line mentions `path` (a profile directory): only asked, to know
+/// whether a stale profile is still in use; never a reason to kill.
 fn pids_mentioning(path: &Path) -> Vec<i32> {
     let needle = path.as_os_str().as_encoded_bytes();
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -417,15 +504,6 @@ fn pids_mentioning(path: &Path) -> Vec<i32> {
             cmdline.windows(needle.len()).any(|w| w == needle).then_some(pid)
         })
         .collect()
-}
-
-fn kill_mentioning(path: &Path) {
-    for pid in pids_mentioning(path) {
-        // SAFETY: plain syscall on a pid we just read.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
 }
 
 /// Removes profile directories that earlier webaccel processes could not (they were killed
@@ -584,12 +662,8 @@ fn kill_group(pgid: u32) {
 fn group_exists(pgid: u32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else { return false };
     entries.flatten().any(|entry| {
-        let Some(stat) = std::fs::read_to_string(entry.path().join("stat")).ok() else { return false };
-        // After the ")" closing the command name: state, ppid, pgrp, ...
-        let mut fields = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace()).into_iter().flatten();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { return false };
+        stat_of(pid).is_some_and(|(state, _, pgrp)| pgrp == pgid && state != "Z" && state != "X")
     })
 }
 

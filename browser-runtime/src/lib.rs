@@ -14,15 +14,14 @@ pub mod error;
 pub mod launch;
 pub mod pool;
 pub mod session;
-pub mod tensor;
 
 pub use assets::{default_ort_dir, AssetServer};
 pub use capabilities::Capabilities;
 pub use error::BrowserError;
-pub use launch::{BrowserKind, ControlProtocol, LaunchedBrowser, ProfileChoice};
+pub use launch::{refused_switch, BrowserKind, ControlProtocol, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
-    BrowserSession, InputMetadata, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions,
-    RunOutput, Sequence, Timeouts,
+    BrowserSession, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions,
+    RunOutput, Timeouts, RUN_LIMIT,
 };
-pub use tensor::{DType, Tensor};
+pub use webaccel_tensor::{DType, InputMetadata, Sequence, Tensor, TensorError};

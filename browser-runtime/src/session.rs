@@ -22,7 +22,7 @@ use crate::capabilities::{Capabilities, PageCapabilities};
 use crate::channel::{aligned, ChannelError, PageChannel, Reply};
 use crate::error::{BrowserError, Result};
 use crate::launch::{BrowserKind, Control, LaunchedBrowser, ProfileChoice};
-use crate::tensor::{DType, Tensor};
+use webaccel_tensor::{DType, InputMetadata, Sequence, Tensor};
 
 /// The execution provider a model runs on inside the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,11 +75,15 @@ pub struct LoadRequest {
     /// reports time per operator type and ends the profiling.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub profile: bool,
+    /// Report where ORT places the graph's nodes (`LoadInfo::placement`), from a probe session
+    /// created verbose and released before the measured session is created.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub placement: bool,
 }
 
 impl LoadRequest {
     pub fn new(platform: Platform) -> Self {
-        LoadRequest { platform, device: None, free_dimension_overrides: None, profile: false }
+        LoadRequest { platform, device: None, free_dimension_overrides: None, profile: false, placement: false }
     }
 }
 
@@ -94,35 +98,18 @@ pub struct OpTime {
 #[serde(rename_all = "camelCase")]
 pub struct LoadInfo {
     pub cached: bool,
-    pub session_create_ms: f64,
+    /// None when the session was already loaded: this call created nothing.
+    pub session_create_ms: Option<f64>,
+    /// Nodes per execution provider, from ORT's placement report (when asked for; None where
+    /// the build printed none).
+    #[serde(default)]
+    pub placement: Option<BTreeMap<String, u64>>,
     pub input_names: Vec<String>,
     pub output_names: Vec<String>,
     /// What the graph declares for each input (ORT-web's `inputMetadata`): name, element type
     /// and shape, symbolic dimensions as strings.
     #[serde(default)]
     pub inputs: Vec<InputMetadata>,
-}
-
-/// One graph input as ORT-web reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InputMetadata {
-    pub name: String,
-    /// ORT's element type name ("float32", "int64", ...); None for non-tensor inputs.
-    #[serde(rename = "type")]
-    pub dtype: Option<String>,
-    /// Each dimension: a number, or the name of a symbolic one.
-    pub shape: Vec<serde_json::Value>,
-}
-
-/// A recurrent model run over a sequence: the input `over` holds one step per row of its
-/// first dimension; after each step the outputs named in `carry` feed the inputs they map to.
-/// The collected outputs come back stacked along a new first dimension, one row per step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sequence {
-    pub over: String,
-    pub carry: BTreeMap<String, String>,
 }
 
 /// How a `run` call runs the model.
@@ -143,6 +130,9 @@ pub struct RunOptions {
     pub fetches: Vec<String>,
     /// Run step by step over a sequence, carrying state (one timed run is the whole sequence).
     pub sequence: Option<Sequence>,
+    /// The page refuses or stops a call that cannot finish within this; the host waits a
+    /// little longer before it gives the browser up as hung.
+    pub limit: Duration,
 }
 
 impl RunOptions {
@@ -155,9 +145,17 @@ impl RunOptions {
             measure_memory: None,
             fetches: Vec::new(),
             sequence: None,
+            limit: RUN_LIMIT,
         }
     }
 }
+
+/// The longest a run call may take by default (warm-up and timed runs together).
+pub const RUN_LIMIT: Duration = Duration::from_secs(900);
+
+/// How much longer than a call's limit the host waits before it treats the page as hung: the
+/// page stops itself at the limit, and its reply still has to arrive.
+const RUN_GRACE: Duration = Duration::from_secs(60);
 
 /// The page's memory as the browser reports it; `bytes` is None where it reports nothing.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,13 +168,16 @@ pub struct MemoryReport {
 /// Outputs and in-page timings of one `run`.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
-    /// The warm-up run made on the session's first call when precompiling (the cold cost).
+    /// The warm-up run made on the session's first call when precompiling (the cold cost);
+    /// None on a later call, which made none.
     pub precompile_ms: Option<f64>,
-    /// The session's first run ever: includes shader compilation and first allocations.
-    pub first_run_ms: f64,
-    /// Whether that first run happened in this call (it is otherwise remembered from an
-    /// earlier call on the same loaded session).
+    /// The session's first run ever (shader compilation and first allocations), when it
+    /// happened in this call; None on a later call of the same loaded session.
+    pub first_run_ms: Option<f64>,
     pub first_run_this_call: bool,
+    /// Untimed warm-up runs made in this call, and how long they took together.
+    pub warmup_runs: u32,
+    pub warmup_ms: f64,
     /// Each timed run, in order.
     pub run_ms: Vec<f64>,
     pub outputs: Vec<Tensor>,
@@ -193,8 +194,10 @@ pub struct RunOutput {
 #[serde(rename_all = "camelCase")]
 struct PageRunResult {
     precompile_ms: Option<f64>,
-    first_run_ms: f64,
+    first_run_ms: Option<f64>,
     first_run_this_call: bool,
+    warmup_runs: u32,
+    warmup_ms: f64,
     run_ms: Vec<f64>,
     outputs: Vec<PageOutput>,
     page_ms: f64,
@@ -253,7 +256,7 @@ impl BrowserSession {
         let page_url = format!("{}index.html", assets.base_url());
         let (page_tx, page_alive) = watch::channel(true);
         let open_page = async {
-            Ok(match &browser.control {
+            Ok::<_, BrowserError>(match &browser.control {
                 Control::Cdp { browser: cdp, .. } => {
                     let page =
                         cdp.new_page(page_url.as_str()).await.map_err(|e| protocol("opening the runtime page", e))?;
@@ -433,9 +436,10 @@ impl BrowserSession {
             "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
             "fetches": (!options.fetches.is_empty()).then_some(&options.fetches),
             "sequence": options.sequence,
+            "limitMs": options.limit.as_secs_f64() * 1000.0,
         });
         let during = "running the model";
-        let reply = self.call(during, "run", args, body, self.timeouts.run).await?;
+        let reply = self.call(during, "run", args, body, options.limit + RUN_GRACE).await?;
         let result: PageRunResult = page_result(during, reply.result)?;
         let mut outputs = Vec::with_capacity(result.outputs.len());
         for out in result.outputs {
@@ -453,6 +457,8 @@ impl BrowserSession {
             memory: result.memory,
             first_run_ms: result.first_run_ms,
             first_run_this_call: result.first_run_this_call,
+            warmup_runs: result.warmup_runs,
+            warmup_ms: result.warmup_ms,
             run_ms: result.run_ms,
             outputs,
             page_ms: result.page_ms,

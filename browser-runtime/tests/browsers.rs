@@ -105,15 +105,23 @@ async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: Browse
 
     // A real model on wasm: outputs come back as binary, with the shape the graph gives.
     let model = minilm_path();
-    let request = LoadRequest::new(Platform::Wasm);
+    let request = LoadRequest { placement: true, ..LoadRequest::new(Platform::Wasm) };
     let load = browser.session.load("minilm", &model, &request).await.unwrap();
-    assert!(!load.cached && load.session_create_ms > 0.0);
+    assert!(!load.cached && load.session_create_ms.is_some_and(|ms| ms > 0.0));
     assert_eq!(load.input_names, ["input_ids", "attention_mask", "token_type_ids"]);
+    // ORT's placement report: every node of a wasm session runs on the CPU provider.
+    let placed = load.placement.clone().expect("ORT reported where it placed the nodes");
+    assert!(placed.get("CPUExecutionProvider").is_some_and(|&n| n > 10), "{placed:?}");
+    // A second load creates nothing, so it reports no creation time (not the first one's).
     let again = browser.session.load("minilm", &model, &request).await.unwrap();
-    assert!(again.cached);
+    assert!(again.cached && again.session_create_ms.is_none());
     let out = browser.session.run("minilm", &inputs(), &RunOptions::timed(1, 3)).await.unwrap();
     assert_eq!(out.run_ms.len(), 3);
-    assert!(out.first_run_ms > 0.0 && out.run_ms.iter().all(|&t| t > 0.0));
+    assert!(out.first_run_ms.is_some_and(|ms| ms > 0.0) && out.run_ms.iter().all(|&t| t > 0.0));
+    assert_eq!(out.warmup_runs, 1);
+    // The session's first run happened in the call before: this one did not measure one.
+    let later = browser.session.run("minilm", &inputs(), &RunOptions::timed(0, 2)).await.unwrap();
+    assert_eq!((later.first_run_ms, later.precompile_ms, later.warmup_runs), (None, None, 0));
     let hidden = out.outputs.iter().find(|t| t.name == "last_hidden_state").unwrap();
     assert_eq!(hidden.dims, [1, 4, 384]);
     let values = hidden.to_f32().unwrap();

@@ -22,9 +22,24 @@ let settings = null;
 // onnxruntime-web prints a session's profile through console.log, which its wasm module binds
 // when it loads. So a forwarding console.log is in place before any build is imported, and a
 // profile can be captured from what it prints.
-const consoleLog = console.log;
+// Its session logging (where the graph's nodes were placed) goes through console.log and,
+// from the wasm module's stderr, console.error/warn; all of them are captured the same way.
 let captured = null;
-console.log = (...args) => (captured ? captured.push(args.join(' ')) : consoleLog.apply(console, args));
+for (const method of ['log', 'info', 'warn', 'error']) {
+  const original = console[method];
+  console[method] = (...args) => (captured ? captured.push(args.join(' ')) : original.apply(console, args));
+}
+
+// Runs `work` with the console captured; returns its result and the lines printed meanwhile.
+async function capturing(work) {
+  captured = [];
+  try {
+    const result = await work();
+    return { result, lines: captured };
+  } finally {
+    captured = null;
+  }
+}
 
 const sessions = new Map();
 
@@ -199,14 +214,42 @@ function inputMetadata(session) {
   }));
 }
 
-function loaded(session, sessionCreateMs, cached) {
-  return { cached, sessionCreateMs, inputNames: session.inputNames, outputNames: session.outputNames, inputs: inputMetadata(session) };
+// A session that was already loaded reports no creation time: that was measured by an earlier
+// call, and this call did not create anything.
+function loaded(session, sessionCreateMs, cached, placement) {
+  return {
+    cached,
+    sessionCreateMs: cached ? null : sessionCreateMs,
+    placement: placement ?? null,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    inputs: inputMetadata(session),
+  };
 }
 
-// Loads a model into an InferenceSession and keeps it under `key` for later runs.
-export async function load(key, { modelUrl, platform, device, freeDimensionOverrides, profile }) {
+// Where ORT placed the graph's nodes, from the placement report its session logging prints at
+// verbose level: "All nodes placed on [EP]. Number of nodes: N", or one "Node(s) placed on
+// [EP]. Number of nodes: N" per provider. Null when the build printed none.
+function nodePlacement(lines) {
+  const placed = {};
+  for (const line of lines) {
+    const m = /(?:All nodes|Node\(s\)) placed on \[(\w+)\]\. Number of nodes: (\d+)/.exec(line);
+    if (m) placed[m[1]] = (placed[m[1]] ?? 0) + Number(m[2]);
+  }
+  return Object.keys(placed).length ? placed : null;
+}
+
+// Runs log at ORT-web's default level, whatever a session was created with.
+const RUN_OPTIONS = { logSeverityLevel: 2 };
+
+// Loads a model into an InferenceSession and keeps it under `key` for later runs. With
+// `placement`, a probe session is created first with verbose logging, to read where ORT places
+// the graph's nodes, and released; the session that is timed and run is created apart from it
+// at ORT's usual log level. (A session created verbose ran MiniLM on wasm 12% slower here, every
+// run, so the measured session is never the verbose one.)
+export async function load(key, { modelUrl, platform, device, freeDimensionOverrides, profile, placement: wanted }) {
   const existing = sessions.get(key);
-  if (existing) return loaded(existing.session, existing.sessionCreateMs, true);
+  if (existing) return loaded(existing.session, existing.sessionCreateMs, true, existing.placement);
   const options = {
     executionProviders: executionProviders(platform, device),
     graphOptimizationLevel: 'all',
@@ -214,11 +257,17 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
   };
   if (freeDimensionOverrides) options.freeDimensionOverrides = freeDimensionOverrides;
   const ort = await ortFor(platform);
+  let placement = null;
+  if (wanted === true) {
+    const probe = await capturing(() => ort.InferenceSession.create(modelUrl, { ...options, enableProfiling: false, logSeverityLevel: 0 }));
+    placement = nodePlacement(probe.lines);
+    await probe.result.release();
+  }
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelUrl, options);
   const sessionCreateMs = performance.now() - t0;
-  sessions.set(key, { session, sessionCreateMs, ort, profile: profile === true });
-  return loaded(session, sessionCreateMs, false);
+  sessions.set(key, { session, sessionCreateMs, ort, profile: profile === true, placement });
+  return loaded(session, sessionCreateMs, false, placement);
 }
 
 // Loads several models, concurrently or one after another, and times the whole: what
@@ -287,15 +336,10 @@ async function measureMemory(timeoutMs) {
 // session from its creation and prints the whole profile once, so a session gives one profile.
 // Kernel times are CPU-side: on webgpu they are dispatch times, and WebNN runs its whole graph
 // as one node.
-function opTimes(session, runs) {
-  captured = [];
-  let lines;
-  try {
-    session.endProfiling();
-  } finally {
-    lines = captured;
-    captured = null;
-  }
+// A recurrent model's run is `steps` session runs (one per frame), so its kernel times are
+// summed over a whole run, the unit its latency is measured in.
+async function opTimes(session, runs, steps) {
+  const { lines } = await capturing(() => session.endProfiling());
   const events = [];
   for (const line of lines) {
     const text = line.trim().replace(/,$/, '');
@@ -309,9 +353,10 @@ function opTimes(session, runs) {
   const modelRuns = events
     .filter((e) => e.cat === 'Session' && e.name === 'model_run')
     .sort((a, b) => a.ts - b.ts)
-    .slice(-Math.max(runs, 1));
+    .slice(-Math.max(runs, 1) * steps);
   if (modelRuns.length === 0) throw new Error('onnxruntime-web printed no profile for this session');
   const from = modelRuns[0].ts;
+  const perRun = modelRuns.length / steps;
   const byOp = new Map();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
@@ -319,7 +364,7 @@ function opTimes(session, runs) {
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
   }
   return [...byOp]
-    .map(([op, us]) => ({ op, ms: us / 1000 / modelRuns.length }))
+    .map(([op, us]) => ({ op, ms: us / 1000 / perRun }))
     .sort((a, b) => b.ms - a.ms);
 }
 
@@ -329,7 +374,7 @@ function opTimes(session, runs) {
 // every call, so each timed run processes the same sequence from the same start.
 function inference(ort, session, feeds, fetches, sequence) {
   const names = fetches ?? session.outputNames;
-  if (!sequence) return () => session.run(feeds, names);
+  if (!sequence) return () => session.run(feeds, names, RUN_OPTIONS);
   const steps = feeds[sequence.over];
   if (!steps) throw new Error(`sequence input ${sequence.over} is not among the inputs`);
   const count = steps.dims[0];
@@ -341,7 +386,7 @@ function inference(ort, session, feeds, fetches, sequence) {
     let out;
     for (let i = 0; i < count; i++) {
       stepFeeds[sequence.over] = new ort.Tensor(steps.type, steps.data.subarray(i * rowLength, (i + 1) * rowLength), rowDims);
-      out = await session.run(stepFeeds);
+      out = await session.run(stepFeeds, undefined, RUN_OPTIONS);
       for (const [from, to] of Object.entries(sequence.carry)) stepFeeds[to] = out[from];
       for (const n of names) collected[n].push(out[n].data);
     }
@@ -359,43 +404,67 @@ function inference(ort, session, feeds, fetches, sequence) {
 
 // Runs a loaded model. On a session's first call, `precompile` first makes one warm-up run
 // (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
-// session's first run is timed on its own and remembered, so later calls report it without
-// running it again. Then untimed warm-up runs (`warmup` of them, for at least `warmupMs`) and
-// `runs` timed runs. The outputs of the last run form the reply's body.
-async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence }, body) {
+// session's first run is timed on its own. A later call on the same session makes neither, so it
+// reports both as null: a figure is this call's or none. Then untimed warm-up runs (`warmup` of
+// them, for at least `warmupMs`) and `runs` timed runs. The outputs of the last run form the
+// reply's body.
+//
+// The whole call must end within `limitMs`: once the warm-up shows what a run costs, a request
+// that cannot finish in time is refused with what it would need, and a call that overruns
+// anyway stops, instead of running on until the host gives the browser up as hung.
+async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence, limitMs }, body) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const { session, ort } = entry;
   const feeds = inputFeeds(ort, body, inputs);
   const infer = inference(ort, session, feeds, fetches, sequence);
+  const started = performance.now();
+  const limit = limitMs ?? Infinity;
+  const overrun = (what) => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(0);
+    return new Error(`the run limit of ${(limit / 1000).toFixed(0)} s was reached after ${seconds} s, ${what}; ask for fewer runs or a shorter warm-up`);
+  };
 
   let results = null;
   let t0;
-  const firstRunThisCall = entry.firstRunMs === undefined;
+  let precompileMs = null;
+  let firstRunMs = null;
+  const firstRunThisCall = entry.ran !== true;
   if (firstRunThisCall) {
-    entry.precompileMs = null;
+    entry.ran = true;
     if (precompile) {
       t0 = performance.now();
       await infer();
-      entry.precompileMs = performance.now() - t0;
+      precompileMs = performance.now() - t0;
     }
     t0 = performance.now();
     results = await infer();
-    entry.firstRunMs = performance.now() - t0;
+    firstRunMs = performance.now() - t0;
   }
   // Warm up for `warmup` runs and at least `warmupMs`: V8 first runs ORT's wasm as baseline
   // (Liftoff) code and tiers hot functions up to TurboFan in the background, and until that
   // settles timings are bimodal.
   const warmStart = performance.now();
-  for (let i = 0; i < warmup || performance.now() - warmStart < (warmupMs ?? 0); i++) {
+  let warmupRuns = 0;
+  while (warmupRuns < warmup || performance.now() - warmStart < (warmupMs ?? 0)) {
     results = await infer();
+    warmupRuns++;
+    if (performance.now() - started > limit) throw overrun(`during the warm-up (${warmupRuns} runs)`);
+  }
+  const warmupMsTaken = performance.now() - warmStart;
+  const perRun = warmupRuns > 0 ? warmupMsTaken / warmupRuns : firstRunMs ?? 0;
+  const needed = performance.now() - started + perRun * runs;
+  if (needed > limit) {
+    throw overrun(`and ${runs} runs at about ${perRun.toFixed(1)} ms each would need ${(needed / 1000).toFixed(0)} s`);
   }
   const runMs = [];
   for (let i = 0; i < runs; i++) {
     t0 = performance.now();
     results = await infer();
     runMs.push(performance.now() - t0);
+    if (performance.now() - started > limit) throw overrun(`after ${i + 1} of ${runs} timed runs`);
   }
+  if (results === null) results = await infer();
 
   const outputs = [];
   const parts = [];
@@ -408,12 +477,15 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
     offset += bytes.byteLength;
   }
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
-  const opProfile = entry.profile ? opTimes(session, runs) : null;
+  const steps = sequence ? feeds[sequence.over].dims[0] : 1;
+  const opProfile = entry.profile ? await opTimes(session, runs, steps) : null;
   const result = {
     opProfile,
-    precompileMs: entry.precompileMs,
-    firstRunMs: entry.firstRunMs,
+    precompileMs,
+    firstRunMs,
     firstRunThisCall,
+    warmupRuns,
+    warmupMs: warmupMsTaken,
     runMs,
     outputs,
     memory,

@@ -20,7 +20,7 @@ pub fn car(data: &[u8]) {
     for root in roots.iter().take(4) {
         let Ok(file) = tempfile::tempfile() else { return };
         let mut source = MemorySource(blocks.clone());
-        let _ = runtime().block_on(assemble(root, &mut source, Arc::new(file)));
+        let _ = runtime().block_on(assemble(root, &mut source, Arc::new(file), 1 << 30));
     }
 }
 

@@ -47,6 +47,9 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Longest silence allowed: for the response head and between body reads.
     pub read_timeout: Duration,
+    /// The whole fetch, every gateway and retry included, must end within this: a gateway
+    /// that drips a byte now and then never trips `read_timeout`.
+    pub deadline: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -57,14 +60,20 @@ impl Default for GatewayConfig {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(3600),
         }
     }
 }
 
 impl GatewayConfig {
-    /// Defaults, with the gateways from `WEBACCEL_GATEWAYS` (comma- or space-separated) if set.
+    /// Defaults, with the gateways from `WEBACCEL_GATEWAYS` (comma- or space-separated) if set,
+    /// and the deadline from `WEBACCEL_IPFS_DEADLINE_S` (seconds).
     pub fn from_env() -> Result<Self, FetchError> {
-        let config = GatewayConfig::default();
+        let mut config = GatewayConfig::default();
+        if let Ok(text) = std::env::var("WEBACCEL_IPFS_DEADLINE_S") {
+            let seconds = text.trim().parse::<f64>().ok().filter(|s| *s > 0.0 && s.is_finite());
+            config.deadline = Duration::from_secs_f64(seconds.ok_or(FetchError::BadDeadline(text))?);
+        }
         match std::env::var("WEBACCEL_GATEWAYS") {
             Ok(list) => config.with_gateways(list.split([',', ' ', '\n']).filter(|s| !s.trim().is_empty())),
             Err(_) => Ok(config),
@@ -139,6 +148,16 @@ pub enum FetchError {
 
     #[error("could not set up the HTTP client: {0}")]
     Client(String),
+
+    #[error(
+        "fetching {cid} did not finish within {seconds:.0} s (every gateway and retry included){}; a slow or \
+         hostile gateway, or a very large file: check WEBACCEL_GATEWAYS, or raise WEBACCEL_IPFS_DEADLINE_S",
+        if failures.is_empty() { String::new() } else { format!(" after: {}", list(failures)) }
+    )]
+    Deadline { cid: Cid, seconds: f64, failures: Vec<GatewayFailure> },
+
+    #[error("WEBACCEL_IPFS_DEADLINE_S is {0:?}; give a positive number of seconds")]
+    BadDeadline(String),
 }
 
 fn list(failures: &[GatewayFailure]) -> String {
@@ -196,9 +215,15 @@ fn verdict(error: &WalkError, via: Via) -> Verdict {
         _ if transient && via == Via::Raw => Verdict::NextGateway,
         _ if transient => Verdict::Retry,
         (_, Some(S::Unsupported { .. } | S::Unexpected { .. })) if via == Via::Car => Verdict::TryRaw,
-        (WalkError::Node { .. } | WalkError::SizeMismatch { .. } | WalkError::Unsupported(_) | WalkError::Io(_), _) => {
-            Verdict::Stop
-        }
+        (
+            WalkError::Node { .. }
+            | WalkError::SizeMismatch { .. }
+            | WalkError::Unsupported(_)
+            | WalkError::Io(_)
+            | WalkError::TooLarge { .. }
+            | WalkError::Expands { .. },
+            _,
+        ) => Verdict::Stop,
         // Tampered, wrong root, malformed CAR, 404, …: this gateway cannot be trusted for it.
         _ => Verdict::NextGateway,
     }
@@ -224,13 +249,28 @@ impl GatewayClient {
         &self.config
     }
 
-    /// Fetches `cid` into `out` (an empty file; it is truncated before each try). On success
-    /// every byte in `out` was verified against `cid`.
-    pub async fn fetch_into(&self, cid: &Cid, out: Arc<File>) -> Result<Fetched, FetchError> {
+    /// Fetches `cid` into `out` (an empty file; it is truncated before each try), writing at
+    /// most `limit` bytes, within the configured deadline. On success every byte in `out` was
+    /// verified against `cid`.
+    pub async fn fetch_into(&self, cid: &Cid, out: Arc<File>, limit: u64) -> Result<Fetched, FetchError> {
+        let mut failures = Vec::new();
+        let deadline = self.config.deadline;
+        match tokio::time::timeout(deadline, self.fetch_from_gateways(cid, out, limit, &mut failures)).await {
+            Ok(done) => done,
+            Err(_) => Err(FetchError::Deadline { cid: *cid, seconds: deadline.as_secs_f64(), failures }),
+        }
+    }
+
+    async fn fetch_from_gateways(
+        &self,
+        cid: &Cid,
+        out: Arc<File>,
+        limit: u64,
+        failures: &mut Vec<GatewayFailure>,
+    ) -> Result<Fetched, FetchError> {
         if self.config.gateways.is_empty() {
             return Err(FetchError::NoGateways);
         }
-        let mut failures = Vec::new();
         for (i, gateway) in self.config.gateways.iter().enumerate() {
             let last = i + 1 == self.config.gateways.len();
             let mut via = Via::Car;
@@ -238,14 +278,17 @@ impl GatewayClient {
             loop {
                 out.set_len(0).map_err(|e| fatal(gateway, cid, via, WalkError::Io(e)))?;
                 let result = match via {
-                    Via::Car => self.walk_car(gateway, cid, out.clone()).await,
+                    Via::Car => self.walk_car(gateway, cid, out.clone(), limit).await,
                     Via::Raw => {
                         let mut source = RawSource::new(self.clone(), gateway);
-                        assemble(cid, &mut source, out.clone()).await
+                        assemble(cid, &mut source, out.clone(), limit).await
                     }
                 };
                 let error = match result {
-                    Ok(walked) => return Ok(Fetched { gateway: gateway.clone(), via, walked, failures }),
+                    Ok(walked) => {
+                        let failures = std::mem::take(failures);
+                        return Ok(Fetched { gateway: gateway.clone(), via, walked, failures });
+                    }
                     Err(error) => error,
                 };
                 let next = verdict(&error, via);
@@ -272,7 +315,7 @@ impl GatewayClient {
                 }
             }
         }
-        Err(FetchError::Exhausted { cid: *cid, failures })
+        Err(FetchError::Exhausted { cid: *cid, failures: std::mem::take(failures) })
     }
 
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
@@ -291,7 +334,7 @@ impl GatewayClient {
         }
     }
 
-    async fn walk_car(&self, gateway: &str, cid: &Cid, out: Arc<File>) -> Result<Walked, WalkError> {
+    async fn walk_car(&self, gateway: &str, cid: &Cid, out: Arc<File>, limit: u64) -> Result<Walked, WalkError> {
         let url = format!("{gateway}/ipfs/{cid}?format=car&dag-scope=all");
         let response = self.get(url, "application/vnd.ipld.car; version=1; order=dfs; dups=n").await?;
         let status = response.status().as_u16();
@@ -309,7 +352,7 @@ impl GatewayClient {
             return Err(SourceError::Unsupported { what: "CAR v1", status, content_type }.into());
         }
         let mut source = CarSource::start(response, self.config.read_timeout);
-        assemble(cid, &mut source, out).await
+        assemble(cid, &mut source, out, limit).await
     }
 
     pub(crate) async fn raw_block(&self, gateway: &str, cid: &Cid) -> Result<Bytes, SourceError> {

@@ -136,7 +136,7 @@ impl Resolver {
         let pending = self.store.begin()?;
         let out =
             Arc::new(pending.handle().map_err(|source| StoreError::Io { path: self.store.dir().join("tmp"), source })?);
-        let fetched = self.client.fetch_into(cid, out).await?;
+        let fetched = self.client.fetch_into(cid, out, self.store.max_bytes()).await?;
         let cid_copy = *cid;
         let path = tokio::task::spawn_blocking(move || pending.commit(&cid_copy)).await.map_err(join_error)??;
         self.fetched_bytes.fetch_add(fetched.walked.bytes, Ordering::Relaxed);

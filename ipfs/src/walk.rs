@@ -59,6 +59,16 @@ pub enum WalkError {
     SizeMismatch { cid: Cid, expected: u64, actual: u64 },
     #[error("writing the file failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "the file declares {declared} bytes, more than the content store's limit of {limit} bytes; raise \
+         WEBACCEL_IPFS_MAX_BYTES (e.g. 50G) to fetch it"
+    )]
+    TooLarge { declared: u64, limit: u64 },
+    #[error(
+        "the DAG expands past {limit} bytes (the content store's limit), more than it declares: a hostile or \
+         malformed DAG (repeated subtrees count each time they appear)"
+    )]
+    Expands { limit: u64 },
 }
 
 impl From<SourceError> for WalkError {
@@ -93,8 +103,16 @@ enum Step {
 }
 
 /// Walks the DAG under `root`, writing the file to `out` (positioned writes from offset 0; the
-/// caller gives an empty file). Nothing is written that did not match its CID.
-pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>) -> Result<Walked, WalkError> {
+/// caller gives an empty file). Nothing is written that did not match its CID, and nothing past
+/// `limit` bytes: the root's declared size is checked against it before any byte is written,
+/// and every byte the walk writes counts, each copy of a repeated subtree included, so that a
+/// small DAG whose links repeat cannot fill the disk.
+pub async fn assemble<S: BlockSource>(
+    root: &Cid,
+    source: &mut S,
+    out: Arc<File>,
+    limit: u64,
+) -> Result<Walked, WalkError> {
     check_supported(root)?;
     let mut offset = 0u64;
     let mut blocks = 0u64;
@@ -105,6 +123,9 @@ pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>
         match step {
             Step::Visit { cid, expected } => {
                 if let Some(&(start, len)) = done.get(&cid) {
+                    if offset.saturating_add(len) > limit {
+                        return Err(WalkError::Expands { limit });
+                    }
                     copy_within(&out, start, len, offset).await?;
                     offset += len;
                     check_size(&cid, expected, len)?;
@@ -121,7 +142,12 @@ pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>
                 };
                 received.insert(cid);
                 blocks += 1;
-                match process(cid, bytes, out.clone(), offset).await? {
+                // A leaf is written whole; a node writes only its inline data (checked below).
+                if cid.codec() != DAG_PB && offset.saturating_add(bytes.len() as u64) > limit {
+                    return Err(WalkError::Expands { limit });
+                }
+                let is_root = blocks == 1;
+                match process(cid, bytes, out.clone(), offset, is_root.then_some(limit)).await? {
                     Processed::Leaf(len) => {
                         done.insert(cid, (offset, len));
                         offset += len;
@@ -130,6 +156,9 @@ pub async fn assemble<S: BlockSource>(root: &Cid, source: &mut S, out: Arc<File>
                     Processed::Node(node) => {
                         let start = offset;
                         offset += node.inline.len() as u64;
+                        if offset > limit {
+                            return Err(WalkError::Expands { limit });
+                        }
                         let expected = match (expected, node.filesize) {
                             (Some(e), _) => Some(e),
                             (None, claimed) => claimed,
@@ -173,12 +202,24 @@ enum Processed {
 }
 
 /// Verifies a block and writes its content at `offset`: hashing a 1 MiB block and writing it
-/// are blocking work, so they run off the async threads.
-async fn process(cid: Cid, bytes: Bytes, out: Arc<File>, offset: u64) -> Result<Processed, WalkError> {
+/// are blocking work, so they run off the async threads. For the root, `limit` is checked
+/// against the size the node declares before anything is written.
+async fn process(
+    cid: Cid,
+    bytes: Bytes,
+    out: Arc<File>,
+    offset: u64,
+    limit: Option<u64>,
+) -> Result<Processed, WalkError> {
     tokio::task::spawn_blocking(move || {
         verify(&cid, &bytes)?;
         if cid.codec() == DAG_PB {
             let node = decode_file_node(&bytes).map_err(|error| WalkError::Node { cid, error: Box::new(error) })?;
+            if let (Some(limit), Some(declared)) = (limit, node.filesize) {
+                if declared > limit {
+                    return Err(WalkError::TooLarge { declared, limit });
+                }
+            }
             out.write_all_at(&node.inline, offset)?;
             Ok(Processed::Node(node))
         } else {
@@ -236,7 +277,7 @@ mod tests {
 
     async fn walk(root: &Cid, blocks: HashMap<Cid, Bytes>) -> Result<Vec<u8>, WalkError> {
         let file = Arc::new(tempfile::tempfile().unwrap());
-        let walked = assemble(root, &mut MemorySource(blocks), file.clone()).await?;
+        let walked = assemble(root, &mut MemorySource(blocks), file.clone(), u64::MAX).await?;
         let mut back = vec![0u8; walked.bytes as usize];
         file.read_exact_at(&mut back, 0).unwrap();
         Ok(back)
@@ -263,6 +304,37 @@ mod tests {
         blocks.insert(leaf, Bytes::copy_from_slice(&data[32..48]));
         let err = walk(&root, blocks).await.unwrap_err();
         assert!(matches!(err, WalkError::Hash(HashMismatch { cid }) if cid == leaf), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_dag_that_expands_past_the_limit_stops_there() {
+        // An honest 100 kB subtree, then the same subtree again and again under links that
+        // claim one byte each: the root declares 100015 bytes, the walk would write 1.6 MB.
+        let leaf = vec![7u8; 1000];
+        let leaf_cid = crate::cid::raw_cid(&leaf);
+        let middle_children: Vec<_> =
+            (0..100).map(|_| crate::dagpb::Child { cid: leaf_cid, tsize: 1000, content_bytes: 1000 }).collect();
+        let middle = crate::dagpb::encode_file_node(&middle_children);
+        let middle_cid = crate::cid::dag_pb_cid(&middle);
+        let mut children = vec![crate::dagpb::Child { cid: middle_cid, tsize: 100_000, content_bytes: 100_000 }];
+        children.extend((0..15).map(|_| crate::dagpb::Child { cid: middle_cid, tsize: 1, content_bytes: 1 }));
+        let root = crate::dagpb::encode_file_node(&children);
+        let root_cid = crate::cid::dag_pb_cid(&root);
+        let blocks = HashMap::from([
+            (root_cid, Bytes::from(root)),
+            (middle_cid, Bytes::from(middle)),
+            (leaf_cid, Bytes::from(leaf)),
+        ]);
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let err =
+            assemble(&root_cid, &mut MemorySource(blocks.clone()), file.clone(), 150_000).await.unwrap_err();
+        assert!(matches!(err, WalkError::Expands { limit: 150_000 }), "{err}");
+        assert!(file.metadata().unwrap().len() <= 150_000, "nothing was written past the limit");
+        // A root declaring more than the limit is refused before anything is written.
+        let small = Arc::new(tempfile::tempfile().unwrap());
+        let err = assemble(&root_cid, &mut MemorySource(blocks), small.clone(), 10).await.unwrap_err();
+        assert!(matches!(err, WalkError::TooLarge { declared: 100_015, limit: 10 }), "{err}");
+        assert_eq!(small.metadata().unwrap().len(), 0);
     }
 
     #[tokio::test]

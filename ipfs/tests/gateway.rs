@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::helia::{pseudo_random, Gateway, Helia};
+use common::hostile;
 use common::proxy::{self, Tamper};
 use webaccel_ipfs::{parse_cid, Error, FetchError, GatewayConfig, Resolver, Store};
 
@@ -300,6 +301,90 @@ async fn added_files_resolve_from_the_store_with_helias_cid() {
         let hit = ipfs.resolve(&parse_cid(&added.cid).unwrap()).await.unwrap();
         assert!(hit.record.cache_hit);
         assert_eq!(std::fs::read(&hit.path).unwrap(), f.data);
+    })
+    .await
+}
+
+/// A file whose root declares more than the store may hold is refused before any byte is
+/// written, and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_larger_than_the_store_is_refused_up_front() {
+    within(60, async {
+        let f = fixture().await;
+        let store = tempfile::tempdir().unwrap();
+        let ipfs = resolver(store.path(), (2 * MIB) as u64, &[&f.gateway.url]);
+        let cid = parse_cid(&f.cid).unwrap();
+        let err = ipfs.resolve(&cid).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Fetch(FetchError::Fatal(_))), "{text}");
+        assert!(text.contains(&format!("declares {} bytes", f.data.len())), "{text}");
+        assert!(text.contains("WEBACCEL_IPFS_MAX_BYTES"), "says what to do: {text}");
+        assert!(!ipfs.store().contains(&cid) && tmp_is_empty(store.path()));
+    })
+    .await
+}
+
+/// Blocks of a hostile DAG: an honest 6 MiB subtree (one 1 MiB leaf six times), then the same
+/// subtree 63 more times under links that claim one byte each. The root declares 6 MiB + 63
+/// bytes; 1 MiB of blocks would expand to 384 MiB.
+fn expanding_dag() -> (webaccel_ipfs::Cid, std::collections::HashMap<webaccel_ipfs::Cid, bytes::Bytes>) {
+    use webaccel_ipfs::dagpb::{encode_file_node, Child};
+    let leaf = vec![3u8; MIB];
+    let leaf_cid = webaccel_ipfs::cid::raw_cid(&leaf);
+    let middle = encode_file_node(&vec![Child { cid: leaf_cid, tsize: MIB as u64, content_bytes: MIB as u64 }; 6]);
+    let middle_cid = webaccel_ipfs::cid::dag_pb_cid(&middle);
+    let six = 6 * MIB as u64;
+    let mut children = vec![Child { cid: middle_cid, tsize: six, content_bytes: six }];
+    children.extend(vec![Child { cid: middle_cid, tsize: 1, content_bytes: 1 }; 63]);
+    let root = encode_file_node(&children);
+    let root_cid = webaccel_ipfs::cid::dag_pb_cid(&root);
+    let blocks = [(root_cid, root), (middle_cid, middle), (leaf_cid, leaf)]
+        .into_iter()
+        .map(|(c, b)| (c, bytes::Bytes::from(b)))
+        .collect();
+    (root_cid, blocks)
+}
+
+/// Every byte the walk writes counts against the store's limit, each copy of a repeated
+/// subtree included: a DAG that lies about its size stops at the limit, and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dag_that_expands_past_the_limit_is_stopped_there() {
+    within(60, async {
+        let (root, blocks) = expanding_dag();
+        let gateway = hostile::serve(blocks, None).await;
+        let store = tempfile::tempdir().unwrap();
+        let limit = (8 * MIB) as u64;
+        let ipfs = resolver(store.path(), limit, &[&gateway.url]);
+        let err = ipfs.resolve(&root).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("expands past {limit} bytes")), "{text}");
+        assert!(text.contains(&gateway.url) && text.contains(&root.to_string()), "{text}");
+        assert!(!ipfs.store().contains(&root) && tmp_is_empty(store.path()));
+    })
+    .await
+}
+
+/// A gateway that answers, but a few bytes at a time, never trips the per-read timeout; the
+/// fetch's overall deadline stops it, with an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_drip_gateway_meets_the_deadline() {
+    within(60, async {
+        let data = pseudo_random(64 * 1024, 5);
+        let cid = webaccel_ipfs::cid::raw_cid(&data);
+        let blocks = [(cid, bytes::Bytes::from(data))].into_iter().collect();
+        // 64 bytes every 100 ms: 1000 s for the block, each read well inside the 2 s timeout.
+        let gateway = hostile::serve(blocks, Some((64, Duration::from_millis(100)))).await;
+        let store = tempfile::tempdir().unwrap();
+        let config = GatewayConfig { deadline: Duration::from_secs(3), ..config(&[&gateway.url]) };
+        let ipfs = Resolver::new(Store::open(store.path(), 1 << 30).unwrap(), config).unwrap();
+        let started = std::time::Instant::now();
+        let err = ipfs.resolve(&cid).await.unwrap_err();
+        let took = started.elapsed();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Fetch(FetchError::Deadline { .. })), "{text}");
+        assert!(text.contains("within 3 s") && text.contains("WEBACCEL_IPFS_DEADLINE_S"), "{text}");
+        assert!(took < Duration::from_secs(10), "stopped at the deadline, not later: {took:?}");
+        assert!(!ipfs.store().contains(&cid) && tmp_is_empty(store.path()));
     })
     .await
 }

@@ -45,7 +45,7 @@ pub enum Availability {
     HasPlatform,
     /// Installed and driven, but the platform is not available; the browser's own error.
     LacksPlatform(String),
-    /// Not installed; where it was looked for.
+    /// Not installed; how to point webaccel at one (where it looked is `detect()`'s to show).
     NotInstalled(String),
     /// Installed, but it failed to start.
     Failed(String),
@@ -80,7 +80,7 @@ pub fn choose(
                 return Selection { browser: Some(browser), reason };
             }
             Availability::LacksPlatform(why) => passed_over.push(format!("{browser} lacks {platform} ({why})")),
-            Availability::NotInstalled(why) => passed_over.push(format!("{browser} is not installed ({why})")),
+            Availability::NotInstalled(why) => passed_over.push(format!("{browser}: not installed ({why})")),
             Availability::Failed(why) => passed_over.push(format!("{browser} failed to start ({why})")),
         }
     }
@@ -130,7 +130,7 @@ mod tests {
             other => panic!("asked {other}"),
         });
         assert_eq!(s.browser, Some("headless-shell"));
-        assert!(s.reason.starts_with("text on webnn prefers edge; edge is not installed"), "{}", s.reason);
+        assert!(s.reason.starts_with("text on webnn prefers edge; edge: not installed"), "{}", s.reason);
         assert!(s.reason.contains("chromium lacks webnn (NotSupportedError)"), "{}", s.reason);
         assert!(s.reason.ends_with("chose headless-shell, which has webnn"), "{}", s.reason);
     }

@@ -15,6 +15,8 @@ pub struct Encoded {
     pub input_ids: Vec<i64>,
     pub attention_mask: Vec<i64>,
     pub token_type_ids: Vec<i64>,
+    /// Sentences cut at `TextTokenizer::MAX_TOKENS`.
+    pub truncated: usize,
 }
 
 pub struct TextTokenizer {
@@ -49,6 +51,7 @@ impl TextTokenizer {
             input_ids: Vec::with_capacity(encodings.len() * tokens),
             attention_mask: Vec::with_capacity(encodings.len() * tokens),
             token_type_ids: Vec::with_capacity(encodings.len() * tokens),
+            truncated: encodings.iter().filter(|e| !e.get_overflowing().is_empty()).count(),
         };
         for e in &encodings {
             out.input_ids.extend(widen(e.get_ids()));
@@ -109,6 +112,7 @@ mod tests {
             input_ids: vec![0; mask.len()],
             token_type_ids: vec![0; mask.len()],
             attention_mask: mask,
+            truncated: 0,
         }
     }
 

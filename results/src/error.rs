@@ -31,6 +31,13 @@ pub enum ResultsError {
     #[error("the query failed: {reason}\n  query: {sql}")]
     Query { sql: String, reason: String },
 
+    #[error(
+        "sql() runs read statements only (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN and read-only PRAGMAs such \
+         as table_info), so that no query can erase or alter a measurement; this is {kind}. Export rows with \
+         .export(path, format) or .to_parquet(path) on a frame\n  query: {sql}"
+    )]
+    NotRead { sql: String, kind: String },
+
     #[error("cannot export to {path}: {reason}")]
     Export { path: PathBuf, reason: String },
 

@@ -56,5 +56,13 @@ pub(crate) fn record(id: &str, status: RunStatus) -> RunRecord {
         cell_index: Some(3),
         repetition: Some(0),
         latencies_ms: ok.then(|| vec![18.5, 17.25, 18.0, 19.75]),
+        outputs_finite: Some(ok),
+        warmup_runs: Some(2),
+        warmup_ms: Some(40.5),
+        threads: None,
+        adapter_software: Some(true),
+        nodes_total: Some(120),
+        nodes_on_ep: Some(96),
+        details: Some(r#"{"batch":"4 sentences"}"#.into()),
     }
 }

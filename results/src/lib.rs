@@ -4,6 +4,7 @@
 //!
 //! This crate knows nothing of browsers; it receives records.
 
+mod database;
 pub mod error;
 pub mod export;
 #[cfg(test)]
@@ -24,6 +25,9 @@ pub use error::ResultsError;
 pub use export::ExportFormat;
 pub use frame::Frame;
 pub use plot::{Plot, PlotFormat, PlotKind, PlotOptions, PlotSpec};
-pub use record::{median_p90, EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord, RunStatus};
+pub use database::StatementKind;
+pub use record::{
+    median_p90, AccuracyUpdate, EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord, RunStatus,
+};
 pub use stats::{Baseline, Bootstrap, SummaryOptions};
 pub use store::{QueryResult, ResultStore};

@@ -80,6 +80,34 @@ pub struct RunRecord {
     /// Every timed run, in order (`latency_ms` and `p90_ms` summarise these). Statistics
     /// across rows pool them.
     pub latencies_ms: Option<Vec<f64>>,
+
+    // Version 5 (issue 11: every figure is what it says).
+    /// Every output value is a number (no NaN, no ±Inf); the accuracy columns are null when not.
+    pub outputs_finite: Option<bool>,
+    /// Untimed warm-up runs this call made, and their total time.
+    pub warmup_runs: Option<i32>,
+    pub warmup_ms: Option<f64>,
+    /// Intra-op threads of a native run.
+    pub threads: Option<i32>,
+    /// The WebGPU adapter is a software one (SwiftShader, lavapipe, a fallback adapter): its
+    /// WebGPU figures are CPU figures.
+    pub adapter_software: Option<bool>,
+    /// Where ORT placed the graph's nodes: in all, and on the requested execution provider.
+    pub nodes_total: Option<i32>,
+    pub nodes_on_ep: Option<i32>,
+    /// The assumptions made for the input (normalisation, resize, batch, truncation), as JSON.
+    pub details: Option<String>,
+}
+
+/// A row's accuracy, written after the row itself (the reference runs once the measurement is
+/// safe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyUpdate {
+    pub run_id: String,
+    pub cosine: Option<f64>,
+    pub max_abs_error: Option<f64>,
+    pub top1_agree: Option<f64>,
+    pub reference: String,
 }
 
 impl Default for RunRecord {
@@ -134,6 +162,14 @@ impl Default for RunRecord {
             cell_index: None,
             repetition: None,
             latencies_ms: None,
+            outputs_finite: None,
+            warmup_runs: None,
+            warmup_ms: None,
+            threads: None,
+            adapter_software: None,
+            nodes_total: None,
+            nodes_on_ep: None,
+            details: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::record::{ExperimentRecord, ExperimentStatus, RunRecord};
 
 /// The version a freshly created database gets, and the one older files are upgraded to.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 pub struct Column {
     pub name: &'static str,
@@ -128,6 +128,16 @@ pub fn runs_columns() -> Vec<Column> {
         col!("latencies_ms", "DOUBLE[]", List(list_item()), true, 3, |r| float_list(r, |x| x.latencies_ms.as_deref())),
         // Version 4: kernel time per operator type for profiled runs.
         col!("op_profile", "JSON", utf8(), true, 4, |r| text(r, |x| x.op_profile.as_deref())),
+        // Version 5: finite outputs, this call's warm-up, native threads, software adapters,
+        // node placement, and the assumptions made for the input.
+        col!("outputs_finite", "BOOLEAN", Boolean, true, 5, |r| boolean(r, |x| x.outputs_finite)),
+        col!("warmup_runs", "INTEGER", Int32, true, 5, |r| int(r, |x| x.warmup_runs)),
+        col!("warmup_ms", "DOUBLE", Float64, true, 5, |r| float(r, |x| x.warmup_ms)),
+        col!("threads", "INTEGER", Int32, true, 5, |r| int(r, |x| x.threads)),
+        col!("adapter_software", "BOOLEAN", Boolean, true, 5, |r| boolean(r, |x| x.adapter_software)),
+        col!("nodes_total", "INTEGER", Int32, true, 5, |r| int(r, |x| x.nodes_total)),
+        col!("nodes_on_ep", "INTEGER", Int32, true, 5, |r| int(r, |x| x.nodes_on_ep)),
+        col!("details", "JSON", utf8(), true, 5, |r| text(r, |x| x.details.as_deref())),
     ]
 }
 
@@ -184,6 +194,7 @@ pub fn migration(v: i32) -> Option<String> {
             Some(sql)
         }
         4 => Some(added_columns(&columns, 4)),
+        5 => Some(added_columns(&columns, 5)),
         _ => None,
     }
 }

@@ -188,11 +188,16 @@ fn fnv1a(text: &str) -> u64 {
 }
 
 /// The baseline the speedup is measured against: the group that has `value` in `column` and
-/// agrees with the cell on every other grouping column.
+/// agrees with the cell on every other grouping column; where there is none, one that agrees
+/// on every grouping column except those in `relaxed` (for a grid, the browser: wasm ran in
+/// Chromium, webnn in headless-shell, and the webnn cells still want their speedup against
+/// wasm). The summary then says, per relaxed column, where its baseline came from
+/// (`baseline_<column>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
     pub column: String,
     pub value: String,
+    pub relaxed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +219,11 @@ impl SummaryOptions {
         SummaryOptions {
             group_by: ["model_name", "browser", "platform", "precision"].map(String::from).to_vec(),
             value: "latencies_ms".into(),
-            baseline: baseline_platform.map(|p| Baseline { column: "platform".into(), value: p.into() }),
+            baseline: baseline_platform.map(|p| Baseline {
+                column: "platform".into(),
+                value: p.into(),
+                relaxed: vec!["browser".into()],
+            }),
             error_column: Some("error".into()),
             bootstrap: Bootstrap::default(),
         }
@@ -237,6 +246,12 @@ struct Group {
 pub fn summarize_frame(frame: &Frame, opts: &SummaryOptions) -> Result<Frame> {
     check(&opts.bootstrap)?;
     if let Some(b) = &opts.baseline {
+        if let Some(c) = b.relaxed.iter().find(|c| !opts.group_by.contains(c) || **c == b.column) {
+            return Err(ResultsError::Invalid(format!(
+                "a relaxed baseline column ({c:?}) must be a grouping column other than {:?}",
+                b.column
+            )));
+        }
         if !opts.group_by.contains(&b.column) {
             return Err(ResultsError::Invalid(format!(
                 "the baseline column {:?} must be one of the grouping columns {:?}",
@@ -295,12 +310,25 @@ pub fn summarize_frame(frame: &Frame, opts: &SummaryOptions) -> Result<Frame> {
 
     if let Some(b) = &opts.baseline {
         let at = opts.group_by.iter().position(|c| c == &b.column).expect("checked above");
+        let loose: Vec<usize> =
+            b.relaxed.iter().map(|c| opts.group_by.iter().position(|g| g == c).expect("checked above")).collect();
         let mut speedup = Vec::new();
         let mut ci = Vec::new();
+        let mut relaxed_from: Vec<Vec<Option<String>>> = vec![Vec::new(); loose.len()];
         for (g, s) in groups.iter().zip(&summaries) {
             let mut base_key = g.key.clone();
             base_key[at] = b.value.clone();
-            let base = index.get(&base_key).map(|&i| (&groups[i], &summaries[i]));
+            // The exact match first; else the first baseline group (in frame order) that agrees
+            // on everything but the relaxed columns.
+            let found = index.get(&base_key).copied().or_else(|| {
+                groups.iter().position(|other| {
+                    other.key.iter().enumerate().all(|(c, v)| loose.contains(&c) || *v == base_key[c])
+                })
+            });
+            for (slot, &c) in relaxed_from.iter_mut().zip(&loose) {
+                slot.push(found.map(|i| groups[i].key[c].clone()));
+            }
+            let base = found.map(|i| (&groups[i], &summaries[i]));
             match (base, s.median) {
                 (Some((bg, bs)), Some(m)) if bs.median.is_some() && m > 0.0 => {
                     speedup.push(Some(bs.median.unwrap() / m));
@@ -317,6 +345,10 @@ pub fn summarize_frame(frame: &Frame, opts: &SummaryOptions) -> Result<Frame> {
         float("speedup", speedup);
         float("speedup_ci_low", ci.iter().map(|c| c.map(|c| c.0)).collect());
         float("speedup_ci_high", ci.iter().map(|c| c.map(|c| c.1)).collect());
+        for (column, from) in b.relaxed.iter().zip(relaxed_from) {
+            fields.push(Field::new(format!("baseline_{column}"), DataType::Utf8, true));
+            columns.push(Arc::new(StringArray::from(from)) as ArrayRef);
+        }
     }
     let at_n = opts.group_by.len();
     fields.insert(at_n, Field::new("n", DataType::Int64, false));
@@ -437,7 +469,7 @@ mod tests {
         let opts = SummaryOptions {
             group_by: vec!["model_name".into(), "platform".into(), "precision".into()],
             value: "latencies_ms".into(),
-            baseline: Some(Baseline { column: "platform".into(), value: "wasm".into() }),
+            baseline: Some(Baseline { column: "platform".into(), value: "wasm".into(), relaxed: vec![] }),
             error_column: Some("error".into()),
             bootstrap: Bootstrap { resamples: 2000, ..Bootstrap::default() },
         };
@@ -496,6 +528,36 @@ mod tests {
     }
 
     #[test]
+    fn the_baseline_comes_from_another_browser_when_the_cells_own_has_none() {
+        // As a compare on auto browsers runs it here: wasm in chromium, webnn in headless-shell.
+        let f = frame(
+            "SELECT * FROM (VALUES
+                ('m', 'chromium', 'wasm', [30.0, 30.0]),
+                ('m', 'headless-shell', 'webnn', [10.0, 10.0]),
+                ('m', 'chromium', 'webgpu', [60.0, 60.0]),
+                ('m', 'native', 'native', [15.0, 15.0])
+            ) AS t(model_name, browser, platform, latencies_ms)",
+        );
+        let opts = |value: &str, relaxed: Vec<String>| SummaryOptions {
+            group_by: vec!["model_name".into(), "browser".into(), "platform".into()],
+            value: "latencies_ms".into(),
+            baseline: Some(Baseline { column: "platform".into(), value: value.into(), relaxed }),
+            error_column: None,
+            bootstrap: Bootstrap { resamples: 200, ..Bootstrap::default() },
+        };
+        let strict = summarize_frame(&f, &opts("wasm", vec![])).unwrap();
+        assert_eq!(strict.f64_column("speedup").unwrap()[1], None, "no wasm cell in headless-shell");
+        let s = summarize_frame(&f, &opts("wasm", vec!["browser".into()])).unwrap();
+        assert_eq!(s.f64_column("speedup").unwrap(), [Some(1.0), Some(3.0), Some(0.5), Some(2.0)]);
+        let from: Vec<_> = s.text_column("baseline_browser").unwrap().into_iter().flatten().collect();
+        assert_eq!(from, ["chromium", "chromium", "chromium", "chromium"]);
+        // Against native, every cell has one.
+        let s = summarize_frame(&f, &opts("native", vec!["browser".into()])).unwrap();
+        assert_eq!(s.f64_column("speedup").unwrap(), [Some(0.5), Some(1.5), Some(0.25), Some(1.0)]);
+        assert_eq!(s.text_column("baseline_browser").unwrap()[0].as_deref(), Some("native"));
+    }
+
+    #[test]
     fn scalar_values_and_option_errors() {
         let f = frame("SELECT * FROM (VALUES ('a', 1.0), ('a', 3.0), ('b', 10.0)) AS t(g, latency_ms)");
         let opts = SummaryOptions {
@@ -512,7 +574,7 @@ mod tests {
         let bad = |o: SummaryOptions| summarize_frame(&f, &o).unwrap_err().to_string();
         assert!(bad(SummaryOptions { value: "g".into(), ..opts.clone() }).contains("numbers"));
         assert!(bad(SummaryOptions { group_by: vec!["nope".into()], ..opts.clone() }).contains("nope"));
-        let b = Some(Baseline { column: "platform".into(), value: "wasm".into() });
+        let b = Some(Baseline { column: "platform".into(), value: "wasm".into(), relaxed: vec![] });
         assert!(bad(SummaryOptions { baseline: b, ..opts.clone() }).contains("grouping columns"));
         let zero = Bootstrap { resamples: 0, ..Bootstrap::default() };
         assert!(bad(SummaryOptions { bootstrap: zero, ..opts.clone() }).contains("resamples"));

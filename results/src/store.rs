@@ -16,18 +16,21 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
+use crate::database::{Database, StatementKind};
 use crate::error::{Result, ResultsError};
 use crate::export::{export_query, sql_string, ExportFormat};
 use crate::frame::Frame;
 use crate::lock::{lock_holder, InProcessClaim};
-use crate::record::{EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord};
+use crate::record::{AccuracyUpdate, EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord};
 use crate::schema::{experiment_batch, migration, to_record_batch, SCHEMA_VERSION};
 use crate::stats::{summarize_frame, SummaryOptions};
 
 pub struct ResultStore {
     path: PathBuf,
-    // Declared before the claim so the database is closed before this process lets go of it.
+    // Field order is drop order: the connection, then the database it belongs to, then the
+    // claim, so the file is closed before this process lets go of it.
     conn: Connection,
+    db: Database,
     _claim: InProcessClaim,
 }
 
@@ -64,14 +67,12 @@ impl ResultStore {
             path: path.to_path_buf(),
             holder: format!("this process, PID {}, already has it open", std::process::id()),
         })?;
-        let conn = Connection::open(path).map_err(|e| {
-            let reason = e.to_string();
-            match lock_holder(&reason) {
-                Some(holder) => ResultsError::Locked { path: path.to_path_buf(), holder },
-                None => ResultsError::Open { path: path.to_path_buf(), reason },
-            }
+        let db = Database::open(path).map_err(|reason| match lock_holder(&reason) {
+            Some(holder) => ResultsError::Locked { path: path.to_path_buf(), holder },
+            None => ResultsError::Open { path: path.to_path_buf(), reason },
         })?;
-        let store = ResultStore { path: path.to_path_buf(), conn, _claim: claim };
+        let conn = db.connection()?;
+        let store = ResultStore { path: path.to_path_buf(), conn, db, _claim: claim };
         store.ensure_schema()?;
         Ok(store)
     }
@@ -192,6 +193,20 @@ impl ResultStore {
         Ok(())
     }
 
+    /// Writes a row's accuracy columns in their own commit (the row itself was committed before
+    /// its reference ran).
+    pub fn update_accuracy(&mut self, update: &AccuracyUpdate) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE runs SET accuracy_cosine = ?, accuracy_max_abs_error = ?, accuracy_top1_agree = ?, \
+             accuracy_reference = ? WHERE run_id = ?",
+            duckdb::params![update.cosine, update.max_abs_error, update.top1_agree, update.reference, update.run_id],
+        )?;
+        if changed == 0 {
+            return Err(ResultsError::Invalid(format!("no run {:?} to update; append it first", update.run_id)));
+        }
+        Ok(())
+    }
+
     pub fn count_runs(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM runs", [], |row| row.get(0))?)
     }
@@ -211,6 +226,37 @@ impl ResultStore {
     /// Runs one SQL statement and returns its result as a [`Frame`] (a Polars DataFrame).
     pub fn sql(&self, sql: &str) -> Result<Frame> {
         Frame::from_query(self.query_arrow(sql)?)
+    }
+
+    /// Runs one *read* statement, as users' `sql()` does: DuckDB classifies it (see
+    /// `database.rs`), anything but a read is refused before it runs, and the read itself runs
+    /// in a transaction that is rolled back, so that nothing it might reach can change the file.
+    pub fn read_sql(&self, sql: &str) -> Result<Frame> {
+        self.check_read(sql)?;
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.query_arrow(sql);
+        let rolled_back = self.conn.execute_batch("ROLLBACK");
+        let result = result?;
+        rolled_back?;
+        Frame::from_query(result)
+    }
+
+    /// Whether `sql` is one statement that only reads.
+    pub fn check_read(&self, sql: &str) -> Result<()> {
+        let failed = |reason: String| ResultsError::Query { sql: sql.trim().to_string(), reason };
+        let refuse = |kind: String| ResultsError::NotRead { sql: sql.trim().to_string(), kind };
+        match self.db.statement_kinds(sql).map_err(failed)?.as_slice() {
+            [] => Err(failed("there is no statement in it".into())),
+            [StatementKind::Select] => Ok(()),
+            // EXPLAIN ANALYZE runs its statement: what it explains must be a read too.
+            [StatementKind::Explain] => match self.db.statement_kinds(explained(sql)).map_err(failed)?.as_slice() {
+                [StatementKind::Select] => Ok(()),
+                [StatementKind::Other(kind)] => Err(refuse(format!("EXPLAIN of {kind}"))),
+                _ => Err(refuse("an EXPLAIN of something other than a query".into())),
+            },
+            [StatementKind::Other(kind)] => Err(refuse(kind.to_string())),
+            _ => Err(failed("it holds several statements; sql() runs one at a time".into())),
+        }
     }
 
     /// Every row of one experiment, in grid order.
@@ -236,6 +282,23 @@ impl ResultStore {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// The statement an EXPLAIN explains: the text after `EXPLAIN`, `ANALYZE` and a parenthesised
+/// option list. Only called on what DuckDB already said is an EXPLAIN.
+fn explained(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    for word in ["explain", "analyze", "analyse"] {
+        if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word) {
+            rest = rest[word.len()..].trim_start();
+        }
+    }
+    if rest.starts_with('(') {
+        if let Some(end) = rest.find(')') {
+            rest = rest[end + 1..].trim_start();
+        }
+    }
+    rest
 }
 
 /// DuckDB's text form of a timestamp; microseconds, as the column stores them.
@@ -452,6 +515,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not JSON"), "{err}");
+    }
+
+    #[test]
+    fn sql_for_users_reads_and_cannot_erase_or_alter_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ResultStore::open(&dir.path().join("r.duckdb")).unwrap();
+        store.append(&[record("a", RunStatus::Ok), record("b", RunStatus::Ok)]).unwrap();
+        for read in [
+            "select count(*) from runs",
+            "with x as (select * from runs) select count(*) from x",
+            "describe runs",
+            "show tables",
+            "summarize runs",
+            "pragma table_info('runs')",
+            "explain select * from runs",
+            "explain analyze select count(*) from runs",
+            "from runs",
+        ] {
+            store.read_sql(read).unwrap_or_else(|e| panic!("{read}: {e}"));
+        }
+        for (write, kind) in [
+            ("delete from runs", "DELETE"),
+            ("DELETE FROM runs WHERE true", "DELETE"),
+            ("update runs set latency_ms = 0", "UPDATE"),
+            ("insert into runs select * from runs", "INSERT"),
+            ("drop table runs", "DROP"),
+            ("create table x as select 1", "CREATE"),
+            ("alter table runs drop column latency_ms", "ALTER"),
+            ("copy runs to '/tmp/webaccel-never.csv'", "COPY"),
+            ("attach ':memory:' as m", "ATTACH"),
+            ("set threads = 1", "SET"),
+            ("pragma enable_profiling", "PRAGMA"),
+            ("checkpoint", "CALL"),
+            ("explain analyze delete from runs", "EXPLAIN of DELETE"),
+        ] {
+            let err = store.read_sql(write).unwrap_err().to_string();
+            assert!(err.contains("read statements only") && err.contains(kind), "{write}: {err}");
+            assert!(err.contains(".export(path, format)") && err.contains(".to_parquet(path)"), "{err}");
+        }
+        let err = store.read_sql("select 1; delete from runs").unwrap_err().to_string();
+        assert!(err.contains("several statements"), "{err}");
+        assert!(store.read_sql("select * from query('delete from runs')").is_err());
+        assert_eq!(store.count_runs().unwrap(), 2, "every row is still there");
+        assert!(!Path::new("/tmp/webaccel-never.csv").exists());
     }
 
     #[test]

@@ -15,11 +15,12 @@ use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOpti
 use crate::accelerate::{accelerate_with, Cell};
 use crate::error::ApiError;
 use crate::frames::FrameValue;
-use crate::options::{AccelerateOptions, OptionValue};
+use crate::options::{AccelerateOptions, OptionValue, MAX_WARMUP_S};
+use crate::platform::RunPlatform;
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-pub(crate) const KEYS: [&str; 13] = [
+pub(crate) const KEYS: [&str; 14] = [
     "models",
     "platforms",
     "precisions",
@@ -33,6 +34,7 @@ pub(crate) const KEYS: [&str; 13] = [
     "accuracy",
     "mixed_precision",
     "profile_ops",
+    "threads",
 ];
 
 /// Sentences text models get when no input is given: two paraphrases and two unrelated
@@ -48,7 +50,7 @@ const DEFAULT_SENTENCES: [&str; 4] = [
 #[derive(Debug, Clone)]
 pub struct Grid {
     pub models: Vec<String>,
-    pub platforms: Vec<Platform>,
+    pub platforms: Vec<RunPlatform>,
     /// None: the model's default file.
     pub precisions: Vec<Option<u32>>,
     /// None: chosen per cell by the selection table.
@@ -56,7 +58,18 @@ pub struct Grid {
     pub base: AccelerateOptions,
     pub input: Option<Dynamic>,
     pub inputs: Map,
-    pub baseline: Option<Platform>,
+    pub baseline: Option<RunPlatform>,
+    /// Intra-op threads of the native cells.
+    pub threads: Option<u32>,
+}
+
+/// One cell of the grid: which model, where, at which precision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridCell {
+    pub model: usize,
+    pub browser: Option<BrowserKind>,
+    pub platform: RunPlatform,
+    pub precision: Option<u32>,
 }
 
 fn list<'a>(opt: &OptionValue<'a>) -> Result<Array, ApiError> {
@@ -71,14 +84,16 @@ impl Grid {
     pub fn from_map(map: &Map) -> Result<Grid, ApiError> {
         let mut grid = Grid {
             models: vec![],
-            platforms: Platform::ALL.to_vec(),
+            platforms: Platform::ALL.into_iter().map(RunPlatform::Browser).collect(),
             precisions: vec![None],
             browsers: vec![None],
             base: AccelerateOptions { warmup_s: 1.0, fallback: false, ..AccelerateOptions::default() },
             input: None,
             inputs: Map::new(),
-            baseline: Some(Platform::Wasm),
+            baseline: None,
+            threads: None,
         };
+        let mut baseline_given = false;
         for (key, value) in map {
             let opt = OptionValue { function: FUNCTION, key, value };
             match key.as_str() {
@@ -121,7 +136,8 @@ impl Grid {
                 }
                 "runs" => grid.base.runs = opt.count(1, 100_000)?,
                 "warmup" => grid.base.warmup = opt.count(0, 100_000)?,
-                "warmup_s" => grid.base.warmup_s = opt.seconds(0.0, 3600.0)?,
+                "warmup_s" => grid.base.warmup_s = opt.seconds(0.0, MAX_WARMUP_S)?,
+                "threads" => grid.threads = Some(opt.count(1, 256)?),
                 "accuracy" => grid.base.accuracy = opt.boolean()?,
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
                 "profile_ops" => grid.base.profile_ops = opt.boolean()?,
@@ -131,6 +147,7 @@ impl Grid {
                         value.clone().try_cast().ok_or_else(|| opt.bad("must be a map of model name → input".into()))?
                 }
                 "baseline" => {
+                    baseline_given = true;
                     grid.baseline = if value.is_unit() { None } else { Some(opt.platform()?) };
                 }
                 other => {
@@ -149,11 +166,67 @@ impl Grid {
                 problem: "is required: an array of model names or .onnx paths".into(),
             });
         }
+        let wasm = RunPlatform::Browser(Platform::Wasm);
+        if !baseline_given {
+            // wasm, the platform every browser has, where the grid has it.
+            grid.baseline = grid.platforms.contains(&wasm).then_some(wasm);
+        }
+        if let Some(b) = grid.baseline.filter(|b| !grid.platforms.contains(b)) {
+            return Err(ApiError::BadOption {
+                function: FUNCTION,
+                key: "baseline".into(),
+                problem: format!(
+                    "is \"{}\", which is not among the platforms; add it to `platforms`, or pass baseline: ()",
+                    b.name()
+                ),
+            });
+        }
+        if grid.threads.is_some() && !grid.platforms.contains(&RunPlatform::Native) {
+            return Err(ApiError::BadOption {
+                function: FUNCTION,
+                key: "threads".into(),
+                problem: "applies to the native cells, and `platforms` has no \"native\"".into(),
+            });
+        }
         Ok(grid)
     }
 
+    /// The grid's cells in order: models × browsers × platforms × precisions, except that a
+    /// native cell runs once per model and precision (no browser is involved).
+    pub fn cell_list(&self) -> Vec<GridCell> {
+        let mut cells = Vec::new();
+        for model in 0..self.models.len() {
+            for (b, browser) in self.browsers.iter().enumerate() {
+                for &platform in &self.platforms {
+                    if platform == RunPlatform::Native && b > 0 {
+                        continue;
+                    }
+                    for &precision in &self.precisions {
+                        let browser = if platform == RunPlatform::Native { None } else { *browser };
+                        cells.push(GridCell { model, browser, platform, precision });
+                    }
+                }
+            }
+        }
+        cells
+    }
+
     pub fn cells(&self) -> usize {
-        self.models.len() * self.browsers.len() * self.platforms.len() * self.precisions.len()
+        self.cell_list().len()
+    }
+
+    /// The options of one cell: the grid's, with what applies to this cell's platform.
+    fn cell_options(&self, cell: &GridCell) -> AccelerateOptions {
+        let native = cell.platform == RunPlatform::Native;
+        AccelerateOptions {
+            platform: Some(cell.platform),
+            browser: cell.browser,
+            precision: cell.precision,
+            threads: if native { self.threads } else { None },
+            // The profiler runs in the page: native cells are timed without it.
+            profile_ops: self.base.profile_ops && !native,
+            ..self.base.clone()
+        }
     }
 
     /// The spec as stored in `experiments`: what was asked, in plain JSON.
@@ -168,6 +241,7 @@ impl Grid {
             "warmup_s": self.base.warmup_s,
             "baseline": self.baseline.map(|p| p.name()),
             "accuracy": self.base.accuracy,
+            "threads": self.threads,
         })
         .to_string()
     }
@@ -203,6 +277,7 @@ pub trait Progress: Send + Sync {
 
 pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiError> {
     let grid = Grid::from_map(options)?;
+    services.open_store()?;
     // Inputs are checked before anything runs, so a missing one does not cost a grid.
     let inputs: Vec<Dynamic> = grid.models.iter().map(|m| grid.input_for(services, m)).collect::<Result<_, _>>()?;
     let experiment_id = uuid::Uuid::now_v7().to_string();
@@ -217,47 +292,30 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
     if let Some(p) = &progress {
         p.start(grid.cells());
     }
-    let mut index = 0;
-    for (model, input) in grid.models.iter().zip(&inputs) {
-        for browser in &grid.browsers {
-            for platform in &grid.platforms {
-                for precision in &grid.precisions {
-                    let opts = AccelerateOptions {
-                        platform: Some(*platform),
-                        browser: *browser,
-                        precision: *precision,
-                        ..grid.base.clone()
-                    };
-                    let cell = Cell { experiment_id: Some(experiment_id.clone()), cell_index: Some(index) };
-                    index += 1;
-                    let outcome = accelerate_with(services, model, input.clone(), &opts, &cell);
-                    if let Some(p) = &progress {
-                        let label = format!(
-                            "{model} {} {} {}",
-                            browser.map_or("auto", |b| b.name()),
-                            platform.name(),
-                            precision.map_or("default".into(), |b| format!("{b}-bit"))
-                        );
-                        match &outcome {
-                            Ok(a) => p.cell(&label, Ok(a.latency_ms)),
-                            Err(e) => p.cell(&label, Err(&e.to_string())),
-                        }
-                    }
-                    // A failed cell has its row (status and error); the grid goes on. Only
-                    // the results store failing stops it: rows could not be kept.
-                    if let Err(ApiError::Results(e)) = outcome {
-                        services.with_store(|store| {
-                            Ok(store.finish_experiment(
-                                &experiment_id,
-                                ExperimentStatus::Error,
-                                Some(&e.to_string()),
-                                Utc::now(),
-                            )?)
-                        })?;
-                        return Err(ApiError::Results(e));
-                    }
-                }
+    for (index, spec) in grid.cell_list().iter().enumerate() {
+        let model = &grid.models[spec.model];
+        let opts = grid.cell_options(spec);
+        let cell = Cell { experiment_id: Some(experiment_id.clone()), cell_index: Some(index as i32) };
+        let outcome = accelerate_with(services, model, inputs[spec.model].clone(), &opts, &cell);
+        if let Some(p) = &progress {
+            let label = format!(
+                "{model} {} {} {}",
+                if spec.platform == RunPlatform::Native { "host" } else { spec.browser.map_or("auto", |b| b.name()) },
+                spec.platform.name(),
+                spec.precision.map_or("default".into(), |b| format!("{b}-bit"))
+            );
+            match &outcome {
+                Ok(a) => p.cell(&label, Ok(a.latency_ms)),
+                Err(e) => p.cell(&label, Err(&e.to_string())),
             }
+        }
+        // A failed cell has its row (status and error); the grid goes on. Only the results
+        // store failing stops it: rows could not be kept.
+        if let Err(ApiError::Results(e)) = outcome {
+            services.with_store(|store| {
+                Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+            })?;
+            return Err(ApiError::Results(e));
         }
     }
     if let Some(p) = &progress {
@@ -270,13 +328,14 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
 
 /// The experiment's summary frame and its default plots: latency by platform × precision, the
 /// speedup against the baseline, and accuracy against latency.
-fn summary(services: &Services, experiment_id: &str, baseline: Option<Platform>) -> Result<FrameValue, ApiError> {
+fn summary(services: &Services, experiment_id: &str, baseline: Option<RunPlatform>) -> Result<FrameValue, ApiError> {
     let rows = services.with_store(|store| Ok(store.experiment_runs(experiment_id)?))?;
     let mut opts = SummaryOptions::latency_grid(baseline.map(|p| p.name()));
     opts.group_by.push("model_file".into());
     let summary = webaccel_results::stats::summarize_frame(&rows, &opts)?;
     let accuracy = accuracy_per_cell(&rows)?;
     let summary = join_accuracy(summary, accuracy)?;
+    let view = Arc::new(table_view(&summary, baseline.is_some())?);
     let options = PlotOptions::default();
     let mut plots = vec![plot::latency_by_platform(&summary, &options)?];
     if baseline.is_some() {
@@ -285,15 +344,18 @@ fn summary(services: &Services, experiment_id: &str, baseline: Option<Platform>)
     if summary.f64_column("accuracy_cosine")?.iter().any(Option::is_some) {
         plots.push(plot::accuracy_vs_latency(&summary, "median", "accuracy_cosine", Some("precision"), &options)?);
     }
-    Ok(FrameValue { frame: Arc::new(summary), plots, experiment_id: Some(experiment_id.to_string()) })
+    Ok(FrameValue { frame: Arc::new(summary), view: Some(view), plots, experiment_id: Some(experiment_id.to_string()) })
 }
 
-/// Each cell's accuracy (one row per cell, so the first non-null value is the cell's).
+/// Each cell's accuracy, what it was against, whether its outputs were numbers and whether its
+/// WebGPU adapter is a software one (one row per cell, so the first non-null value is the
+/// cell's).
 fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
     Ok(rows.sql(
         "SELECT model_name, browser, platform, precision, model_file, \
          max(accuracy_cosine) AS accuracy_cosine, max(accuracy_max_abs_error) AS accuracy_max_abs_error, \
-         max(accuracy_top1_agree) AS accuracy_top1_agree FROM frame \
+         max(accuracy_top1_agree) AS accuracy_top1_agree, any_value(accuracy_reference) AS accuracy_reference, \
+         bool_and(outputs_finite) AS outputs_finite, bool_or(adapter_software) AS adapter_software FROM frame \
          GROUP BY model_name, browser, platform, precision, model_file",
     )?)
 }
@@ -301,7 +363,36 @@ fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
 fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
     Ok(Frame::sql_over(
         &[("s", &summary), ("a", &accuracy)],
-        "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree FROM s LEFT JOIN a \
+        "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree, a.accuracy_reference, \
+         a.outputs_finite, a.adapter_software FROM s LEFT JOIN a \
          USING (model_name, browser, platform, precision, model_file)",
     )?)
+}
+
+/// What a notebook shows of a summary: what a reader compares, in the order they compare it
+/// (model, browser, platform, precision, n, median, p90, speedup with its interval, accuracy),
+/// the file by its short name, and WebGPU on a software adapter marked as the CPU figure it is.
+/// The frame itself keeps every column.
+fn table_view(summary: &Frame, with_speedup: bool) -> Result<Frame, ApiError> {
+    let speedup = if with_speedup {
+        "CASE WHEN speedup IS NULL THEN NULL ELSE printf('%.2f× [%.2f, %.2f]', speedup, speedup_ci_low, \
+         speedup_ci_high) || CASE WHEN baseline_browser <> browser THEN ' vs ' || baseline_browser ELSE '' END END \
+         AS speedup,"
+    } else {
+        ""
+    };
+    Ok(summary.sql(&format!(
+        "SELECT model_name AS model, browser, \
+         platform || CASE WHEN platform = 'webgpu' AND adapter_software THEN ' (CPU-emulated GPU: not a GPU figure)' \
+         ELSE '' END AS platform, \
+         precision, \
+         CASE WHEN model_file LIKE 'derived/%' THEN regexp_extract(model_file, '([^/]+)\\.onnx$', 1) \
+              WHEN model_file LIKE 'baf%' OR model_file LIKE 'Qm%' THEN left(model_file, 12) || '…' \
+              WHEN model_file LIKE '/%' THEN regexp_extract(model_file, '[^/]+$') \
+              ELSE 'packaged' END AS file, \
+         n, round(median, 3) AS median_ms, round(p90, 3) AS p90_ms, {speedup} \
+         CASE WHEN outputs_finite = false THEN 'outputs not finite' \
+              WHEN accuracy_cosine IS NULL THEN NULL ELSE printf('%.6f', accuracy_cosine) END AS cosine, \
+         errors FROM frame"
+    ))?)
 }

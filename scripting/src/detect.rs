@@ -1,10 +1,12 @@
 //! `detect()`: launch (or reuse) each known browser and report what it can really do. Each
-//! detected environment is stored once in the results database.
+//! detected environment is stored once in the results database; when the database cannot be
+//! written (another process holds it), the report says so instead of failing: detecting needs
+//! no database.
 
 use rhai::{Dynamic, Map};
 use webaccel_browser_runtime::{BrowserError, BrowserKey, BrowserKind};
 
-use crate::environment::environment;
+use crate::environment::browser_environment;
 use crate::error::ApiError;
 use crate::services::Services;
 
@@ -15,13 +17,17 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
     for kind in BrowserKind::ALL {
         let entry = match services.runtime.block_on(services.pool.get(&BrowserKey::plain(kind))) {
             Ok(pooled) => {
-                let env = environment(&pooled);
-                services.record_environment(&env)?;
+                let env = browser_environment(&pooled);
+                let stored = services.record_environment(&env);
                 let mut caps = rhai::serde::to_dynamic(&pooled.capabilities).unwrap_or(Dynamic::UNIT);
                 if let Some(mut map) = caps.write_lock::<Map>() {
                     map.insert("installed".into(), true.into());
                     map.insert("available".into(), true.into());
                     map.insert("fingerprint".into(), env.fingerprint.into());
+                    map.insert("environment_stored".into(), stored.is_ok().into());
+                    if let Err(e) = stored {
+                        map.insert("environment_error".into(), format!("environment not stored: {e}").into());
+                    }
                 }
                 caps
             }

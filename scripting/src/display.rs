@@ -6,7 +6,7 @@ use rhai::Dynamic;
 use webaccel_browser_runtime::OpTime;
 use webaccel_results::{Plot, PlotFormat};
 
-use crate::accelerate::{op_shares, Acceleration};
+use crate::acceleration::{op_shares, Acceleration};
 use crate::frames::{plot_text, FrameValue};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,8 +47,18 @@ pub fn render(value: &Dynamic) -> Option<Display> {
 
 /// A frame as a table; a `compare` summary also shows its plots under the table.
 fn frame_display(f: &FrameValue) -> Display {
-    let plain = f.frame.to_string();
-    let mut html = f.frame.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
+    let shown = f.view.as_deref().unwrap_or(&f.frame);
+    let mut plain = shown.to_string();
+    let mut html = shown.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
+    if f.view.is_some() {
+        let note = format!(
+            "{} of the frame's {} columns shown; .columns lists them all, .rows() and .sql() read them",
+            shown.column_names().len(),
+            f.frame.column_names().len()
+        );
+        plain = format!("{plain}\n{note}");
+        html.push_str(&format!("<p class=\"webaccel-note\">{}</p>", escape(&note)));
+    }
     for p in &f.plots {
         html.push_str(&format!("<div class=\"webaccel-plot\">{}</div>", inline_image(p)));
     }
@@ -107,6 +117,7 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         (None, Some(why)) => format!("null ({why})"),
         _ => "null".into(),
     };
+    let reused = |what: &str| format!("null (the session was reused: its {what} was measured by an earlier call)");
     let mut rows = vec![
         ("model", format!("{} ({})", acc.model, acc.model_type)),
         ("precision", precision),
@@ -116,6 +127,11 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
                 Some(d) => format!("{} ({d})", acc.platform),
                 None => acc.platform.clone(),
             };
+            let ran = if acc.platform == "webgpu" && acc.adapter_software == Some(true) {
+                format!("{ran} — CPU-emulated GPU: not a GPU figure")
+            } else {
+                ran
+            };
             if acc.requested_platform == acc.platform {
                 ran
             } else {
@@ -124,14 +140,26 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         }),
         ("fallback", acc.fallback_reason.clone().unwrap_or_else(|| "none".into())),
         ("selection", acc.selection_reason.clone()),
-        ("output", acc.output.summary()),
-        ("accuracy", accuracy),
         (
-            "session_create_ms",
-            format!("{}{}", ms(acc.session_create_ms), if acc.session_reused { " (reused)" } else { "" }),
+            "output",
+            match &acc.non_finite {
+                Some(why) => format!("WARNING, not all numbers: {why}; {}", acc.output.summary()),
+                None => acc.output.summary(),
+            },
         ),
-        ("precompile_ms", acc.precompile_ms.map_or("not precompiled".into(), ms)),
-        ("first_run_ms", ms(acc.first_run_ms)),
+        ("accuracy", accuracy),
+        ("session_create_ms", acc.session_create_ms.map_or_else(|| reused("creation"), ms)),
+        (
+            "precompile_ms",
+            match (acc.precompile_ms, acc.session_reused, acc.browser.as_str()) {
+                (Some(v), _, _) => ms(v),
+                (None, _, "native") => "null (native onnxruntime compiles no shaders)".into(),
+                (None, true, _) => reused("precompile run"),
+                (None, false, _) => "null (precompile_shaders: false)".into(),
+            },
+        ),
+        ("first_run_ms", acc.first_run_ms.map_or_else(|| reused("first run"), ms)),
+        ("warmup", format!("{} runs in {}", acc.warmup_runs, ms(acc.warmup_ms))),
         ("latency_ms (p50)", ms(acc.latency_ms)),
         ("p90_ms", ms(acc.p90_ms)),
         ("runs", acc.runs().to_string()),
@@ -153,6 +181,18 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         ),
         ("run_id", acc.run_id.clone()),
     ];
+    if let (Some(total), Some(on_ep)) = (acc.nodes_total, acc.nodes_on_ep) {
+        let placed = if on_ep == total {
+            format!("all {total} nodes on the {} execution provider", acc.platform)
+        } else {
+            format!("{on_ep} of {total} nodes on the {} execution provider; the rest went to the CPU", acc.platform)
+        };
+        rows.insert(rows.len() - 1, ("placement", placed));
+    }
+    if !acc.details.is_empty() {
+        let details = acc.details.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ");
+        rows.insert(rows.len() - 1, ("assumed", details));
+    }
     if let Some(ops) = &acc.ops {
         rows.insert(rows.len() - 1, ("ops (profiled)", op_summary(ops)));
     }

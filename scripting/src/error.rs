@@ -13,7 +13,7 @@ pub enum ApiError {
     #[error("option '{key}' of {function}() {problem}")]
     BadOption { function: &'static str, key: String, problem: String },
 
-    #[error("unknown platform '{0}'; valid platforms: webgpu, webnn, wasm")]
+    #[error("unknown platform '{0}'; valid platforms: webgpu, webnn, wasm, native")]
     UnknownPlatform(String),
 
     #[error("unknown browser '{name}'; valid browsers: {valid}")]
@@ -36,6 +36,15 @@ pub enum ApiError {
 
     #[error(transparent)]
     Model(#[from] ModelError),
+
+    #[error(transparent)]
+    Native(#[from] webaccel_native_runtime::NativeError),
+
+    #[error("{0}")]
+    NativeUnavailable(String),
+
+    #[error(transparent)]
+    Tensor(#[from] webaccel_browser_runtime::TensorError),
 
     #[error(transparent)]
     Results(#[from] ResultsError),

@@ -21,6 +21,9 @@ use crate::services::Services;
 #[derive(Debug, Clone)]
 pub struct FrameValue {
     pub frame: Arc<Frame>,
+    /// What a notebook shows of it, when that is less than the whole (a `compare` summary's
+    /// leading columns); `columns`, `rows()` and every method see the whole frame.
+    pub view: Option<Arc<Frame>>,
     /// Drawn with the frame (a `compare` summary's default plots).
     pub plots: Vec<Plot>,
     /// The `compare` this summarises, if any.
@@ -29,7 +32,7 @@ pub struct FrameValue {
 
 impl FrameValue {
     fn derived(&self, frame: Frame) -> FrameValue {
-        FrameValue { frame: Arc::new(frame), plots: vec![], experiment_id: None }
+        FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None }
     }
 }
 
@@ -144,7 +147,7 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
     let s = services.clone();
     engine.register_fn("sql", move |query: &str| -> Rhai<FrameValue> {
         let frame = s.query(query).map_err(err)?;
-        Ok(FrameValue { frame: Arc::new(frame), plots: vec![], experiment_id: None })
+        Ok(FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None })
     });
     let s = services.clone();
     engine.register_fn("compare", move |options: Map| -> Rhai<FrameValue> {

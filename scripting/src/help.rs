@@ -8,10 +8,12 @@ use rhai::{Engine, NativeCallContext, ParseErrorType, Scope, AST};
 
 /// webaccel's own functions, as a user types them: name, call shape, what it does.
 const API: &[(&str, &str, &str)] = &[
-    ("accelerate", "accelerate(model, input, #{options})", "Runs one model on one input in a real browser; returns outputs, timings and accuracy, and appends a row to the results database."),
+    ("accelerate", "accelerate(model, input, #{options})", "Runs one model on one input in a real browser (or on native onnxruntime: platform \"native\"); returns outputs, timings and accuracy against native onnxruntime, and appends a row to the results database."),
+    ("plan", "plan(model, input, #{options})", "What accelerate would do, without running the model: the file, the input's assumptions, each platform's candidate browsers with their measured verdicts, the browser, platform and device it would pick, and the accuracy reference, each with its reason."),
+    ("model_type", "model_type(name)", "The type webaccel gives a model (text_embedding, vision, audio, ...): the catalog's, or the name's rules refined by the graph's inputs."),
     ("compare", "compare(#{options})", "Runs a grid of models × platforms × precisions × browsers; streams every cell's row into DuckDB and returns the summary frame (median, p90, CIs, speedup, accuracy) with plots."),
     ("detect", "detect()", "What each browser can really do: version and path, WebGPU adapter, features and limits, WebNN contexts per device (with the exact error), wasm SIMD and threads."),
-    ("sql", "sql(query)", "Runs SQL over the results database (tables runs, environments, experiments) and returns a frame."),
+    ("sql", "sql(query)", "Runs one read statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, read-only PRAGMAs) over the results database (tables runs, environments, experiments) and returns a frame; nothing can erase or alter a row."),
     ("plot", "plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})", "Draws a frame as an SVG or PNG chart."),
     ("cosine", "cosine(a, b)", "Cosine similarity of two embeddings."),
     ("load_pipeline", "load_pipeline(name, #{platform, browser, parallel_loading})", "Loads a catalog pipeline's models into one page, concurrently or one after another, and times it."),
@@ -170,7 +172,7 @@ pub fn inspect(scope: &Scope, ast: &AST, code: &str, cursor: usize) -> Option<St
     if let Some((_, shape, doc)) = API.iter().find(|(n, _, _)| *n == name) {
         // The option names come from the parsers that accept them, so help cannot drift.
         let options = match name {
-            "accelerate" => &crate::options::KEYS[..],
+            "accelerate" | "plan" => &crate::options::KEYS[..],
             "compare" => &crate::compare::KEYS[..],
             _ => &[],
         };

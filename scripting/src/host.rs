@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
 
-use crate::accelerate::{accelerate, Acceleration};
+use crate::accelerate::accelerate;
+use crate::acceleration::Acceleration;
 use crate::detect::detect;
 use crate::display::{acceleration_text, render, Display};
 use crate::help::{self, Completeness};
@@ -154,14 +155,37 @@ impl ScriptHost {
             line: line_of(e.1),
         })?;
         self.ast += ast;
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.ast);
+        // A panic anywhere below (a bug, never expected) becomes this cell's error: the
+        // session, its scope and the browsers live on for the next cell.
+        let (engine, scope, ast) = (&self.engine, &mut self.scope, &self.ast);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.eval_ast_with_scope::<Dynamic>(scope, ast)
+        }));
         self.ast.clear_statements();
-        result.map_err(|e| ScriptError {
-            kind: "RuntimeError",
-            line: line_of(e.position()),
-            message: runtime_message(&e),
-        })
+        match result {
+            Ok(result) => result.map_err(|e| ScriptError {
+                kind: "RuntimeError",
+                line: line_of(e.position()),
+                message: runtime_message(&e),
+            }),
+            Err(panic) => Err(ScriptError {
+                kind: "InternalError",
+                line: None,
+                message: format!(
+                    "webaccel hit a bug and stopped this cell: {}. The session goes on; please report it",
+                    panic_text(&panic)
+                ),
+            }),
+        }
     }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// The byte offset of the `chars`-th character (the end for a position past it).
@@ -193,6 +217,17 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     let s = services.clone();
     engine.register_fn("accelerate", move |model: &str, input: Dynamic| -> Result<Acceleration, Box<EvalAltResult>> {
         Ok(accelerate(&s, model, input, &Map::new())?)
+    });
+
+    let s = services.clone();
+    engine.register_fn("model_type", move |name: &str| crate::plan::model_type(&s, name));
+    let s = services.clone();
+    engine.register_fn("plan", move |model: &str, input: Dynamic, options: Map| -> Result<Map, Box<EvalAltResult>> {
+        Ok(crate::plan::plan(&s, model, input, &options)?)
+    });
+    let s = services.clone();
+    engine.register_fn("plan", move |model: &str, input: Dynamic| -> Result<Map, Box<EvalAltResult>> {
+        Ok(crate::plan::plan(&s, model, input, &Map::new())?)
     });
 
     let s = services.clone();
@@ -258,15 +293,25 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("precompile_ms", |r: &mut Acceleration| {
             r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
         })
+        .register_get("outputs_finite", |r: &mut Acceleration| r.outputs_finite)
+        .register_get("adapter_software", |r: &mut Acceleration| {
+            r.adapter_software.map_or(Dynamic::UNIT, Dynamic::from_bool)
+        })
+        .register_get("nodes_total", |r: &mut Acceleration| r.nodes_total.map_or(Dynamic::UNIT, Dynamic::from_int))
+        .register_get("nodes_on_ep", |r: &mut Acceleration| r.nodes_on_ep.map_or(Dynamic::UNIT, Dynamic::from_int))
+        .register_get("details", |r: &mut Acceleration| r.details_map())
+        .register_get("threads", |r: &mut Acceleration| r.threads.map_or(Dynamic::UNIT, |t| Dynamic::from_int(t as i64)))
+        .register_get("warmup_runs", |r: &mut Acceleration| r.warmup_runs as i64)
+        .register_get("warmup_ms", |r: &mut Acceleration| r.warmup_ms)
         .register_get("memory_bytes", |r: &mut Acceleration| r.memory_bytes.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("memory_error", |r: &mut Acceleration| {
             r.memory_error.clone().map_or(Dynamic::UNIT, Dynamic::from)
         })
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
-        .register_get("session_create_ms", |r: &mut Acceleration| r.session_create_ms)
+        .register_get("session_create_ms", |r: &mut Acceleration| r.session_create())
         .register_get("session_reused", |r: &mut Acceleration| r.session_reused)
-        .register_get("first_run_ms", |r: &mut Acceleration| r.first_run_ms)
+        .register_get("first_run_ms", |r: &mut Acceleration| r.first_run())
         .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)
         .register_get("ops", |r: &mut Acceleration| r.ops_array())
         .register_get("p90_ms", |r: &mut Acceleration| r.p90_ms)

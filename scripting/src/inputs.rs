@@ -9,7 +9,7 @@ use std::path::Path;
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{DType, InputMetadata, Sequence, Tensor};
 use webaccel_models::audio;
-use webaccel_models::{vision, AudioProcessing, Encoded, Processing, VisionProcessing};
+use webaccel_models::{vision, AudioProcessing, Encoded, Processing, TextTokenizer, VisionProcessing};
 
 use crate::error::ApiError;
 use crate::services::Services;
@@ -36,6 +36,17 @@ pub struct ModelInput {
     pub sequence: Option<Sequence>,
     /// The outputs post-processing reads; empty means all.
     pub fetches: Vec<String>,
+    /// The assumptions made in building it, for the row's `details`: the normalisation and
+    /// resize an image got, what the batch counts, text cut at the model's limit.
+    pub details: BTreeMap<String, String>,
+}
+
+/// The most elements a user-given tensor may have: 2^28 (1 GiB of float32), far above any
+/// input webaccel's models take, and far below what would exhaust memory.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+fn details(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 pub fn prepare(
@@ -62,6 +73,14 @@ pub fn prepare(
                     Tensor::from_i64(name.clone(), dims.clone(), values)
                 })
                 .collect();
+            let truncation = match encoded.truncated {
+                0 => format!("none (every sentence fits in {} tokens)", TextTokenizer::MAX_TOKENS),
+                n => format!("{n} of {} sentences cut at {} tokens", encoded.batch, TextTokenizer::MAX_TOKENS),
+            };
+            let details = details(&[
+                ("batch", format!("{} sentences, padded to {} tokens; throughput counts sentences", encoded.batch, encoded.tokens)),
+                ("truncation", truncation),
+            ]);
             Ok(ModelInput {
                 tensors,
                 items: encoded.batch,
@@ -69,6 +88,7 @@ pub fn prepare(
                 source: Source::Sentences { encoded, single },
                 sequence: None,
                 fetches: vec![p.output.clone()],
+                details,
             })
         }
         Processing::Vision(p) => images(model, p, &inputs[0], input),
@@ -101,6 +121,15 @@ pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> 
         data.extend(vision::preprocess_file(Path::new(path), p)?);
     }
     let count = paths.len();
+    let order = match p.channel_order {
+        webaccel_models::ChannelOrder::Rgb => "RGB",
+        webaccel_models::ChannelOrder::Bgr => "BGR",
+    };
+    let details = details(&[
+        ("resize", format!("shorter side to {} px (Lanczos), centre crop {} × {} px", p.resize_short, p.crop, p.crop)),
+        ("normalisation", format!("x/255, then (x − mean {:?}) / std {:?} per channel, {order} order", p.mean, p.std)),
+        ("batch", format!("{count} images; throughput counts images")),
+    ]);
     Ok(ModelInput {
         tensors: vec![Tensor::from_f32(name, vec![count, 3, side, side], &data)],
         source: Source::Images { count, single },
@@ -108,6 +137,7 @@ pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> 
         dims: vec![count as u64],
         sequence: None,
         fetches: vec![p.output.clone()],
+        details,
     })
 }
 
@@ -130,6 +160,7 @@ fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput,
             expected: format!("{expected}, with at least one sample"),
         });
     }
+    let sample_count = samples.len();
     let (rows, count) = audio::frames(&samples, p);
     let state_len: usize = p.state.dims.iter().product();
     let mut tensors = vec![
@@ -148,6 +179,16 @@ fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput,
             over: p.input.clone(),
             carry: BTreeMap::from([(p.state.output.clone(), p.state.input.clone())]),
         }),
+        details: details(&[
+            (
+                "audio",
+                format!(
+                    "{sample_count} samples at {} Hz in {count} frames of {} samples, each with the {} before it",
+                    p.sample_rate, p.frame, p.context
+                ),
+            ),
+            ("batch", format!("{count} frames, run in order carrying state; one timed run is the whole sequence; throughput counts frames")),
+        ]),
         fetches: vec![p.output.clone()],
     })
 }
@@ -207,7 +248,18 @@ pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Resul
         let (dims, values) = tensor_values(value).ok_or_else(needs)?;
         let fits = dims.len() == m.shape.len()
             && dims.iter().zip(&m.shape).all(|(d, s)| s.as_u64().is_none_or(|fixed| fixed == *d as u64 || fixed == 0));
-        if !fits || dims.iter().product::<usize>() != values.len() {
+        // Checked: dims come from the user, and their product can overflow.
+        let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS);
+        let Some(elements) = elements else {
+            return Err(ApiError::BadInput {
+                model: model.to_string(),
+                expected: format!(
+                    "input '{}' with at most {MAX_ELEMENTS} elements; dims {dims:?} ask for more",
+                    m.name
+                ),
+            });
+        };
+        if !fits || elements != values.len() {
             return Err(ApiError::BadInput {
                 model: model.to_string(),
                 expected: format!(
@@ -242,7 +294,8 @@ pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Resul
         };
         out.push(tensor);
     }
-    Ok(ModelInput { tensors: out, source: Source::Tensors, items, dims: vec![], sequence: None, fetches: vec![] })
+    let details = details(&[("batch", format!("{items}: the first dimension of the largest input; throughput counts it"))]);
+    Ok(ModelInput { tensors: out, source: Source::Tensors, items, dims: vec![], sequence: None, fetches: vec![], details })
 }
 
 /// Dims and row-major values of a nested array, or of `#{dims, data}`.
@@ -295,6 +348,16 @@ mod tests {
         assert_eq!(got.items, 2);
         let flat: Dynamic = engine.eval("#{x: #{dims: [1, 2], data: [5, 6]}}").unwrap();
         assert_eq!(tensors("m", flat, &declared()).unwrap().tensors[0].to_f32().unwrap(), vec![5.0, 6.0]);
+    }
+
+    #[test]
+    fn dimensions_whose_product_overflows_are_an_error_not_a_panic() {
+        let engine = rhai::Engine::new();
+        for dims in ["[4611686018427387904, 2]", "[1099511627776, 1099511627776]", "[268435457, 2]"] {
+            let input: Dynamic = engine.eval(&format!("#{{x: #{{dims: {dims}, data: [1.0]}}}}")).unwrap();
+            let err = tensors("m", input, &declared()).unwrap_err().to_string();
+            assert!(err.contains(&format!("at most {MAX_ELEMENTS} elements")), "{dims}: {err}");
+        }
     }
 
     #[test]

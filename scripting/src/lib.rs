@@ -3,6 +3,7 @@
 //! `ScriptHost`; neither knows what the API does inside.
 
 pub mod accelerate;
+pub mod acceleration;
 pub mod compare;
 pub mod detect;
 pub mod detect_report;
@@ -14,13 +15,20 @@ pub mod help;
 pub mod host;
 pub mod inputs;
 pub mod ipfs;
+mod measure;
 pub mod options;
 pub mod outputs;
 pub mod pipeline;
+pub mod plan;
+mod placement;
+pub mod platform;
 pub mod pool_settings;
+mod reference;
+mod row;
 pub mod services;
+mod target;
 
-pub use accelerate::Acceleration;
+pub use acceleration::Acceleration;
 pub use compare::Progress;
 pub use display::{render, Display};
 pub use error::ApiError;

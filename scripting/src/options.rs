@@ -2,14 +2,19 @@
 //! typo never silently falls back to a default.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{BrowserKey, BrowserKind, Platform, ProfileChoice};
+use webaccel_browser_runtime::{refused_switch, BrowserKey, BrowserKind, Platform, ProfileChoice, RUN_LIMIT};
 
 use crate::error::ApiError;
+use crate::platform::RunPlatform;
+
+/// The longest warm-up a call may ask for: it must leave time for the timed runs inside the
+/// run limit (the page refuses runs that would not fit once it knows what one costs).
+pub const MAX_WARMUP_S: f64 = RUN_LIMIT.as_secs_f64() * 2.0 / 3.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccelerateOptions {
     /// None: choose automatically, starting from the fastest platform (webnn) and falling back.
-    pub platform: Option<Platform>,
+    pub platform: Option<RunPlatform>,
     /// None: choose by the seed's table, checked against measured capabilities.
     pub browser: Option<BrowserKind>,
     /// WebNN device type: cpu, gpu or npu.
@@ -46,6 +51,8 @@ pub struct AccelerateOptions {
     /// For a user's model: its type (vision, text_embedding, ...); detected from its name when
     /// not given.
     pub model_type: Option<String>,
+    /// Intra-op threads for platform native (1 when not given, as the page's wasm has one).
+    pub threads: Option<u32>,
 }
 
 impl Default for AccelerateOptions {
@@ -67,12 +74,13 @@ impl Default for AccelerateOptions {
             mixed_precision: None,
             accuracy: true,
             model_type: None,
+            threads: None,
         }
     }
 }
 
 const FUNCTION: &str = "accelerate";
-pub(crate) const KEYS: [&str; 17] = [
+pub(crate) const KEYS: [&str; 18] = [
     "platform",
     "browser",
     "device",
@@ -90,6 +98,7 @@ pub(crate) const KEYS: [&str; 17] = [
     "accuracy",
     "model_type",
     "task",
+    "threads",
 ];
 
 /// The model types of the detection rules, and the tasks that map onto them.
@@ -129,6 +138,12 @@ impl AccelerateOptions {
                     if dir.is_empty() {
                         return Err(opt.bad("must name a directory".into()));
                     }
+                    if !std::path::Path::new(&dir).is_absolute() {
+                        return Err(opt.bad(format!(
+                            "must be an absolute path, not \"{dir}\": a relative one would land wherever the kernel \
+                             happens to run"
+                        )));
+                    }
                     opts.profile_dir = Some(dir.into());
                 }
                 "precompile_shaders" => opts.precompile_shaders = opt.boolean()?,
@@ -149,6 +164,9 @@ impl AccelerateOptions {
                     if let Some(f) = opts.flags.iter().find(|f| !f.starts_with("--")) {
                         return Err(opt.bad(format!("holds {f:?}; each flag starts with --")));
                     }
+                    if let Some((f, why)) = opts.flags.iter().find_map(|f| refused_switch(f).map(|why| (f, why))) {
+                        return Err(opt.bad(format!("holds {f}, which webaccel refuses: {why}")));
+                    }
                 }
                 "device" => {
                     let device = opt.string()?;
@@ -166,9 +184,8 @@ impl AccelerateOptions {
                 }
                 "runs" => opts.runs = opt.count(1, 100_000)?,
                 "warmup" => opts.warmup = opt.count(0, 100_000)?,
-                "warmup_s" => {
-                    opts.warmup_s = opt.seconds(0.0, 3600.0)?;
-                }
+                "warmup_s" => opts.warmup_s = opt.seconds(0.0, MAX_WARMUP_S)?,
+                "threads" => opts.threads = Some(opt.count(1, 256)?),
                 other => {
                     return Err(ApiError::UnknownOption {
                         function: FUNCTION,
@@ -178,14 +195,33 @@ impl AccelerateOptions {
                 }
             }
         }
-        if opts.device.is_some() && opts.platform.is_some_and(|p| p != Platform::Webnn) {
-            return Err(ApiError::BadOption {
-                function: FUNCTION,
-                key: "device".into(),
-                problem: "applies only to platform \"webnn\"".into(),
-            });
-        }
+        opts.check()?;
         Ok(opts)
+    }
+
+    /// The checks across options.
+    pub fn check(&self) -> Result<(), ApiError> {
+        let bad = |key: &str, problem: &str| {
+            Err(ApiError::BadOption { function: FUNCTION, key: key.into(), problem: problem.into() })
+        };
+        if self.device.is_some() && self.platform.is_some_and(|p| p != RunPlatform::Browser(Platform::Webnn)) {
+            return bad("device", "applies only to platform \"webnn\"");
+        }
+        if self.threads.is_some() && self.platform != Some(RunPlatform::Native) {
+            return bad(
+                "threads",
+                "applies only to platform \"native\"; browser pages run wasm with one thread, as set at launch",
+            );
+        }
+        if self.platform == Some(RunPlatform::Native) {
+            if self.profile_ops {
+                return bad("profile_ops", "profiles ORT in the page, so it applies to browser platforms, not native");
+            }
+            if self.browser.is_some() {
+                return bad("browser", "does not apply to platform \"native\", which runs in this process");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -238,9 +274,17 @@ impl OptionValue<'_> {
         Ok(secs)
     }
 
-    pub fn platform(&self) -> Result<Platform, ApiError> {
+    pub fn platform(&self) -> Result<RunPlatform, ApiError> {
         let name = self.string()?;
-        Platform::parse(&name).ok_or(ApiError::UnknownPlatform(name))
+        RunPlatform::parse(&name).ok_or(ApiError::UnknownPlatform(name))
+    }
+
+    /// A platform inside a browser page (not native).
+    pub fn browser_platform(&self) -> Result<Platform, ApiError> {
+        match self.platform()? {
+            RunPlatform::Browser(p) => Ok(p),
+            RunPlatform::Native => Err(self.bad("must be a browser platform (webgpu, webnn or wasm)".into())),
+        }
     }
 
     /// A browser name; `extra_valid` lists any further names the caller accepts itself.
@@ -266,7 +310,7 @@ mod tests {
         assert_eq!(AccelerateOptions::from_map(&Map::new()).unwrap(), AccelerateOptions::default());
         let o = AccelerateOptions::from_map(&map(&[("platform", "webgpu".into()), ("runs", Dynamic::from(3_i64))]))
             .unwrap();
-        assert_eq!((o.platform, o.runs), (Some(Platform::Webgpu), 3));
+        assert_eq!((o.platform, o.runs), (Some(RunPlatform::Browser(Platform::Webgpu)), 3));
         let o = AccelerateOptions::from_map(&map(&[("fallback", false.into()), ("browser", "headless-shell".into())]))
             .unwrap();
         assert_eq!((o.fallback, o.browser), (false, Some(BrowserKind::HeadlessShell)));
@@ -284,7 +328,7 @@ mod tests {
     #[test]
     fn unknown_platform_names_the_valid_ones() {
         let err = AccelerateOptions::from_map(&map(&[("platform", "cuda".into())])).unwrap_err().to_string();
-        assert!(err.contains("'cuda'") && err.contains("webgpu, webnn, wasm"), "{err}");
+        assert!(err.contains("'cuda'") && err.contains("webgpu, webnn, wasm, native"), "{err}");
     }
 
     #[test]
@@ -304,5 +348,36 @@ mod tests {
         let flags: rhai::Array = vec!["enable-unsafe-webgpu".into()];
         let err = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap_err().to_string();
         assert!(err.contains("starts with --"), "{err}");
+    }
+
+    #[test]
+    fn options_that_could_hurt_are_refused_with_the_reason() {
+        let err = AccelerateOptions::from_map(&map(&[("profile_dir", "profile".into())])).unwrap_err().to_string();
+        assert!(err.contains("absolute path") && err.contains("\"profile\""), "{err}");
+        for (flag, why) in [
+            ("--renderer-cmd-prefix=xterm -e gdb --args", "launch another program"),
+            ("--gpu-launcher=/bin/sh", "launch another program"),
+            ("--utility-cmd-prefix=strace", "launch another program"),
+            ("--browser-subprocess-path=/tmp/x", "launch another program"),
+            ("--remote-debugging-port=9222", "control connection"),
+            ("--remote-debugging-pipe", "control connection"),
+            ("--user-data-dir=/tmp/p", "profile_dir"),
+            ("--pref=remote.active-protocols=1", "remote agent"),
+        ] {
+            let flags: rhai::Array = vec![flag.into()];
+            let err = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap_err().to_string();
+            assert!(err.contains(flag) && err.contains(why), "{flag}: {err}");
+        }
+        let fine: rhai::Array = vec!["--enable-features=Vulkan".into(), "--pref=dom.webgpu.enabled=false".into()];
+        AccelerateOptions::from_map(&map(&[("flags", fine.into())])).unwrap();
+        let err = AccelerateOptions::from_map(&map(&[("warmup_s", Dynamic::from_float(3000.0))])).unwrap_err();
+        assert!(err.to_string().contains(&format!("between 0 and {MAX_WARMUP_S}")), "{err}");
+        let err = AccelerateOptions::from_map(&map(&[("threads", Dynamic::from(2_i64)), ("platform", "wasm".into())]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only to platform \"native\""), "{err}");
+        let o = AccelerateOptions::from_map(&map(&[("threads", Dynamic::from(2_i64)), ("platform", "native".into())]))
+            .unwrap();
+        assert_eq!((o.platform, o.threads), (Some(RunPlatform::Native), Some(2)));
     }
 }

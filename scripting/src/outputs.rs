@@ -3,7 +3,7 @@
 //! model. Also the numbers that compare two runs' outputs (the accuracy columns).
 
 use rhai::{Array, Dynamic, Map};
-use webaccel_browser_runtime::{RunOutput, Tensor};
+use webaccel_browser_runtime::Tensor;
 use webaccel_models::{cosine, mean_pool, vision, Processing};
 
 use crate::error::ApiError;
@@ -17,14 +17,31 @@ pub enum Output {
     Tensors(Vec<Tensor>),
 }
 
-fn output<'a>(run: &'a RunOutput, name: &str) -> Result<&'a Tensor, ApiError> {
-    run.outputs.iter().find(|t| t.name == name).ok_or_else(|| ApiError::MissingOutput {
+fn output<'a>(outputs: &'a [Tensor], name: &str) -> Result<&'a Tensor, ApiError> {
+    outputs.iter().find(|t| t.name == name).ok_or_else(|| ApiError::MissingOutput {
         wanted: name.to_string(),
-        actual: run.outputs.iter().map(|t| t.name.clone()).collect(),
+        actual: outputs.iter().map(|t| t.name.clone()).collect(),
     })
 }
 
-pub fn post_process(processing: Option<&Processing>, run: &RunOutput, input: &ModelInput) -> Result<Output, ApiError> {
+/// What is not a number among a run's outputs ("output y: 2 NaN and 1 ±Inf of 4 values"), or
+/// None when every value is finite. fp16 overflow is the usual cause: a value past 65504
+/// becomes Inf, and Inf − Inf is NaN.
+pub fn non_finite(outputs: &[Tensor]) -> Option<String> {
+    let bad: Vec<String> = outputs
+        .iter()
+        .filter_map(|t| {
+            let (nan, inf) = t.non_finite();
+            (nan + inf > 0).then(|| {
+                format!("output {} holds {nan} NaN and {inf} ±Inf of {} values", t.name, t.element_count().unwrap_or(0))
+            })
+        })
+        .collect();
+    (!bad.is_empty()).then(|| bad.join("; "))
+}
+
+pub fn post_process(processing: Option<&Processing>, outputs: &[Tensor], input: &ModelInput) -> Result<Output, ApiError> {
+    let run = outputs;
     Ok(match (processing, &input.source) {
         (Some(Processing::Text(p)), Source::Sentences { encoded, single }) => {
             let hidden = output(run, &p.output)?;
@@ -43,7 +60,7 @@ pub fn post_process(processing: Option<&Processing>, run: &RunOutput, input: &Mo
             }
         }
         (Some(Processing::Audio(p)), Source::Frames { .. }) => Output::Frames(output(run, &p.output)?.to_f32()?),
-        _ => Output::Tensors(run.outputs.clone()),
+        _ => Output::Tensors(run.to_vec()),
     })
 }
 
@@ -168,8 +185,15 @@ pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
         Output::Frames(_) => cosine(&a.concat(), &b.concat()) as f64,
         _ => a.iter().zip(&b).map(|(x, y)| cosine(x, y) as f64).sum::<f64>() / a.len() as f64,
     };
-    let max_abs_error =
-        a.iter().zip(&b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs() as f64)).fold(0.0, f64::max);
+    // NaN propagates (f64::max would skip it and report 0 for all-NaN outputs).
+    let max_abs_error = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs() as f64))
+        .fold(0.0, |m: f64, d| if m.is_nan() || d.is_nan() { f64::NAN } else { m.max(d) });
+    if !max_abs_error.is_finite() || !cos.is_finite() {
+        return None;
+    }
     let share = |agree: usize, n: usize| Some(agree as f64 / n as f64);
     let top1 = match got {
         Output::Classes { .. } => share(a.iter().zip(&b).filter(|(x, y)| argmax(x) == argmax(y)).count(), a.len()),
@@ -210,6 +234,21 @@ mod tests {
         assert_eq!(a.top1, Some(0.5));
         assert!((a.max_abs_error - 0.3).abs() < 1e-6, "{a:?}");
         assert!(a.cosine < 1.0 && a.cosine > 0.8);
+    }
+
+    #[test]
+    fn outputs_that_are_not_numbers_have_no_agreement() {
+        // f64::max skips NaN, which once gave an all-NaN output a max |error| of 0.
+        let e = |v: Vec<Vec<f32>>| Output::Embeddings { vectors: v, single: false };
+        let nan = e(vec![vec![f32::NAN, f32::NAN], vec![f32::NAN, f32::NAN]]);
+        let fine = e(vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert_eq!(agreement(&nan, &fine), None);
+        assert_eq!(agreement(&fine, &nan), None);
+        let one_nan = e(vec![vec![1.0, f32::NAN], vec![0.0, 1.0]]);
+        assert_eq!(agreement(&one_nan, &fine), None);
+        let t = Tensor::from_f32("y", vec![4], &[1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(non_finite(&[t]).unwrap(), "output y holds 1 NaN and 2 ±Inf of 4 values");
+        assert_eq!(non_finite(&[Tensor::from_f32("y", vec![1], &[0.5])]), None);
     }
 
     #[test]

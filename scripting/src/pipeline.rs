@@ -23,7 +23,7 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
     for (key, value) in options {
         let opt = OptionValue { function: FUNCTION, key, value };
         match key.as_str() {
-            "platform" => platform = opt.platform()?,
+            "platform" => platform = opt.browser_platform()?,
             "browser" => browser = opt.browser("")?,
             "parallel_loading" => parallel = opt.boolean()?,
             other => {
@@ -63,7 +63,8 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
     for (stage, info) in spec.stages.iter().zip(&sessions) {
         let mut m = Map::new();
         m.insert("name".into(), stage.name.clone().into());
-        m.insert("session_create_ms".into(), Dynamic::from_float(info.session_create_ms));
+        // Fresh keys per call, so each session was created by this call and has its time.
+        m.insert("session_create_ms".into(), info.session_create_ms.map_or(Dynamic::UNIT, Dynamic::from_float));
         stages.push(Dynamic::from(m));
     }
     let mut out = Map::new();
@@ -72,7 +73,10 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
     out.insert("platform".into(), platform.name().into());
     out.insert("parallel_loading".into(), parallel.into());
     out.insert("wall_ms".into(), Dynamic::from_float(wall_ms));
-    out.insert("sum_of_loads_ms".into(), Dynamic::from_float(sessions.iter().map(|s| s.session_create_ms).sum()));
+    out.insert(
+        "sum_of_loads_ms".into(),
+        Dynamic::from_float(sessions.iter().map(|s| s.session_create_ms.unwrap_or(0.0)).sum()),
+    );
     out.insert("stages".into(), stages.into());
     Ok(out)
 }

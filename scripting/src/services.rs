@@ -4,16 +4,43 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use webaccel_browser_runtime::{default_ort_dir, BrowserPool, PageSettings};
+use webaccel_browser_runtime::{
+    default_ort_dir, BrowserPool, InputMetadata, LoadRequest, PageSettings, Platform, PooledBrowser,
+};
 use webaccel_ipfs::Resolver;
 use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
-use webaccel_results::{EnvironmentRecord, Frame, ResultStore, RunRecord};
+use webaccel_native_runtime::{NativeRuntime, NativeSession};
+use webaccel_results::{AccuracyUpdate, EnvironmentRecord, Frame, ResultStore, RunRecord};
 
 use crate::compare::Progress;
 use crate::error::ApiError;
 use crate::outputs::Output;
+use crate::target::ModelPath;
+
+/// Locks a mutex even if a panic poisoned it: a panic in one cell becomes that cell's error
+/// (the host catches it), and the state these mutexes guard (caches, the store handle) stays
+/// usable by the next cell.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a graph declares: its inputs (with element types and shapes) and its outputs' names.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub inputs: Vec<InputMetadata>,
+    pub outputs: Vec<String>,
+}
+
+/// Native sessions are kept per file and thread count; the reference's are apart from the
+/// timed ones, so a timed session is prepared the same way whether or not a reference ran.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct NativeKey {
+    sha256: String,
+    threads: u32,
+    reference: bool,
+}
 
 /// Where things live; every field has an environment-variable default.
 #[derive(Debug, Clone)]
@@ -49,6 +76,11 @@ pub struct Services {
     progress: Mutex<Option<Arc<dyn Progress>>>,
     /// The content store and gateway client, opened on first use.
     ipfs: Mutex<Option<Arc<Resolver>>>,
+    /// Native onnxruntime, loaded on first use; why not, when it cannot be.
+    native: OnceLock<Result<Arc<NativeRuntime>, String>>,
+    native_sessions: Mutex<HashMap<NativeKey, NativeSession>>,
+    /// Users' graphs as inspected once per file (by sha256).
+    graphs: Mutex<HashMap<String, Graph>>,
 }
 
 impl Services {
@@ -69,6 +101,9 @@ impl Services {
             references: Mutex::new(HashMap::new()),
             progress: Mutex::new(None),
             ipfs: Mutex::new(None),
+            native: OnceLock::new(),
+            native_sessions: Mutex::new(HashMap::new()),
+            graphs: Mutex::new(HashMap::new()),
             config,
         }))
     }
@@ -76,20 +111,107 @@ impl Services {
     /// Runs `f` on the results store, opening the database on first use. DuckDB is blocking,
     /// but its calls are small and happen between browser calls, never inside the runtime.
     pub(crate) fn with_store<T>(&self, f: impl FnOnce(&mut ResultStore) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let mut store = self.store.lock().expect("results store poisoned");
+        let mut store = lock(&self.store);
         if store.is_none() {
             *store = Some(ResultStore::open(&self.config.db_path)?);
         }
         f(store.as_mut().expect("opened above"))
     }
 
-    /// A query on the results database, as a frame (Arrow all the way, no per-row work).
+    /// Opens the results database now (and so checks its lock): a call that will write rows
+    /// fails at once on a locked file, before it has measured anything it would then lose.
+    pub(crate) fn open_store(&self) -> Result<(), ApiError> {
+        self.with_store(|_| Ok(()))
+    }
+
+    /// A user's query on the results database, as a frame (Arrow all the way, no per-row
+    /// work). Read statements only: no query can erase or alter a measurement.
     pub fn query(&self, sql: &str) -> Result<Frame, ApiError> {
-        self.with_store(|store| Ok(store.sql(sql)?))
+        self.with_store(|store| Ok(store.read_sql(sql)?))
+    }
+
+    pub(crate) fn update_accuracy(&self, update: &AccuracyUpdate) -> Result<(), ApiError> {
+        self.with_store(|store| Ok(store.update_accuracy(update)?))
+    }
+
+    /// Native onnxruntime, loaded on first use (`WEBACCEL_ONNXRUNTIME`, else the venv's wheel);
+    /// why not, when it cannot be.
+    pub(crate) fn native(&self) -> Result<Arc<NativeRuntime>, String> {
+        self.native
+            .get_or_init(|| {
+                NativeRuntime::find()
+                    .and_then(|path| NativeRuntime::open(&path))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    fn with_native<T>(
+        &self,
+        file: &ModelPath,
+        key: NativeKey,
+        f: impl FnOnce(&mut NativeSession, bool) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let native = self.native().map_err(ApiError::NativeUnavailable)?;
+        let mut sessions = lock(&self.native_sessions);
+        let created = !sessions.contains_key(&key);
+        if created {
+            let session = native.load(&file.path, key.threads as usize)?;
+            sessions.insert(key.clone(), session);
+        }
+        f(sessions.get_mut(&key).expect("inserted above"), created)
+    }
+
+    /// Runs `f` on the timed native session for `file` at `threads` (created now when `f` is
+    /// told `true`).
+    pub(crate) fn with_native_session<T>(
+        &self,
+        file: &ModelPath,
+        threads: u32,
+        f: impl FnOnce(&mut NativeSession, bool) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.with_native(file, NativeKey { sha256: file.sha256.clone(), threads, reference: false }, f)
+    }
+
+    /// Runs `f` on the reference's own native session for `file` (one thread).
+    pub(crate) fn with_reference_session<T>(
+        &self,
+        file: &ModelPath,
+        f: impl FnOnce(&mut NativeSession) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.with_native(file, NativeKey { sha256: file.sha256.clone(), threads: 1, reference: true }, |s, _| f(s))
+    }
+
+    /// What a user's graph declares, inspected once per file: by native onnxruntime, or where
+    /// it is unavailable (or cannot read the file) by a wasm session in `pooled`'s page, which
+    /// is released afterwards and never shared with a timed session.
+    pub(crate) fn graph(&self, file: &ModelPath, pooled: Option<&PooledBrowser>) -> Result<Graph, ApiError> {
+        if let Some(known) = lock(&self.graphs).get(&file.sha256) {
+            return Ok(known.clone());
+        }
+        let native = self.native().map_err(ApiError::NativeUnavailable).and_then(|native| {
+            let session = native.load(&file.path, 1)?;
+            Ok(Graph { inputs: session.inputs.clone(), outputs: session.output_names.clone() })
+        });
+        let graph = match (native, pooled) {
+            (Ok(graph), _) => graph,
+            (Err(e), None) => return Err(e),
+            (Err(_), Some(pooled)) => {
+                let key = format!("{}:inspect", file.sha256);
+                let loaded =
+                    self.runtime.block_on(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)));
+                let _ = self.runtime.block_on(pooled.session.unload(&key));
+                let info = loaded?;
+                Graph { inputs: info.inputs, outputs: info.output_names }
+            }
+        };
+        lock(&self.graphs).insert(file.sha256.clone(), graph.clone());
+        Ok(graph)
     }
 
     pub(crate) fn ipfs(&self) -> Result<Arc<Resolver>, ApiError> {
-        let mut slot = self.ipfs.lock().expect("ipfs resolver poisoned");
+        let mut slot = lock(&self.ipfs);
         if slot.is_none() {
             *slot = Some(Arc::new(Resolver::open_default()?));
         }
@@ -98,11 +220,11 @@ impl Services {
 
     /// Who hears about a `compare` grid's progress (the CLI's progress bar).
     pub fn set_progress(&self, progress: Arc<dyn Progress>) {
-        *self.progress.lock().expect("progress poisoned") = Some(progress);
+        *lock(&self.progress) = Some(progress);
     }
 
     pub(crate) fn progress(&self) -> Option<Arc<dyn Progress>> {
-        self.progress.lock().expect("progress poisoned").clone()
+        lock(&self.progress).clone()
     }
 
     pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
@@ -111,24 +233,24 @@ impl Services {
 
     /// Stores an environment the first time this process sees it.
     pub fn record_environment(&self, env: &EnvironmentRecord) -> Result<(), ApiError> {
-        if self.environments.lock().expect("environment set poisoned").contains(&env.fingerprint) {
+        if lock(&self.environments).contains(&env.fingerprint) {
             return Ok(());
         }
         self.with_store(|store| Ok(store.record_environment(env)?))?;
-        self.environments.lock().expect("environment set poisoned").insert(env.fingerprint.clone());
+        lock(&self.environments).insert(env.fingerprint.clone());
         Ok(())
     }
 
     pub(crate) fn reference_output(&self, key: &str) -> Option<Output> {
-        self.references.lock().expect("reference cache poisoned").get(key).cloned()
+        lock(&self.references).get(key).cloned()
     }
 
     pub(crate) fn keep_reference_output(&self, key: String, output: Output) {
-        self.references.lock().expect("reference cache poisoned").insert(key, output);
+        lock(&self.references).insert(key, output);
     }
 
     pub fn tokenizer(&self, path: &Path) -> Result<Arc<TextTokenizer>, ApiError> {
-        let mut cache = self.tokenizers.lock().expect("tokenizer cache poisoned");
+        let mut cache = lock(&self.tokenizers);
         if let Some(t) = cache.get(path) {
             return Ok(t.clone());
         }

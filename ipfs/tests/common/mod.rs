@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod helia;
+pub mod hostile;
 pub mod proxy;

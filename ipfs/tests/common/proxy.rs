@@ -41,6 +41,12 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Running {
+    pub fn new(url: String, task: tokio::task::JoinHandle<()>) -> Self {
+        Running { url, task }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();

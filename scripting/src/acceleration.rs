@@ -1,0 +1,126 @@
+//! The value `accelerate` returns to scripts: what ran, where, its outputs, its timings and how
+//! its outputs compare with the reference. A figure this call did not measure is None, and
+//! scripts see `()`.
+
+use std::collections::BTreeMap;
+
+use rhai::{Dynamic, Map};
+use webaccel_browser_runtime::OpTime;
+
+use crate::outputs::{Agreement, Output};
+
+#[derive(Debug, Clone)]
+pub struct Acceleration {
+    pub run_id: String,
+    pub model: String,
+    pub model_type: String,
+    /// None for a user's model, whose precision webaccel does not know.
+    pub precision: Option<u32>,
+    pub weights: String,
+    pub compute: String,
+    pub mixed_precision: Option<bool>,
+    /// The file that ran: its path in its package, `derived/...`, or the user's path.
+    pub file: String,
+    pub requested_platform: String,
+    pub platform: String,
+    pub device: Option<String>,
+    /// The browser, or `native` for native onnxruntime.
+    pub browser: String,
+    pub browser_version: String,
+    /// Intra-op threads of a native run.
+    pub threads: Option<u32>,
+    pub fallback_reason: Option<String>,
+    pub selection_reason: String,
+    pub output: Output,
+    /// Whether every output value is a number (no NaN, no ±Inf).
+    pub outputs_finite: bool,
+    /// What is not finite, when something is.
+    pub non_finite: Option<String>,
+    pub accuracy: Option<Agreement>,
+    /// What the accuracy was measured against, or why it was not.
+    pub accuracy_reference: Option<String>,
+    /// Whether the WebGPU adapter is a software one (SwiftShader, lavapipe, a fallback
+    /// adapter): such WebGPU figures are CPU figures.
+    pub adapter_software: Option<bool>,
+    /// Where ORT placed the graph's nodes: in all, and on the requested execution provider.
+    pub nodes_total: Option<i64>,
+    pub nodes_on_ep: Option<i64>,
+    /// The assumptions webaccel made for this input (normalisation, resize, batch, truncation).
+    pub details: BTreeMap<String, String>,
+    /// None when the session was reused: its creation was measured by an earlier call.
+    pub session_create_ms: Option<f64>,
+    pub session_reused: bool,
+    pub precompile_ms: Option<f64>,
+    /// The session's first run, when it happened in this call.
+    pub first_run_ms: Option<f64>,
+    pub warmup_runs: u32,
+    pub warmup_ms: f64,
+    pub run_ms: Vec<f64>,
+    pub latency_ms: f64,
+    pub p90_ms: f64,
+    pub throughput_items_per_s: f64,
+    pub memory_bytes: Option<i64>,
+    /// Why memory is null when it was asked for.
+    pub memory_error: Option<String>,
+    /// With `profile_ops`: kernel time per run by operator type, largest first.
+    pub ops: Option<Vec<OpTime>>,
+}
+
+/// Each operator type with its share of all kernel time (0 when nothing was timed).
+pub fn op_shares(ops: &[OpTime]) -> impl Iterator<Item = (&OpTime, f64)> {
+    let total: f64 = ops.iter().map(|o| o.ms).sum();
+    ops.iter().map(move |o| (o, if total > 0.0 { o.ms / total } else { 0.0 }))
+}
+
+fn float_or_unit(v: Option<f64>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+impl Acceleration {
+    pub fn output(&self) -> Dynamic {
+        self.output.to_dynamic()
+    }
+
+    /// `ops` for scripts: `[#{op, ms, share}]`, share being the op's part of all kernel time.
+    pub fn ops_array(&self) -> Dynamic {
+        let Some(ops) = &self.ops else { return Dynamic::UNIT };
+        let rows: rhai::Array = op_shares(ops)
+            .map(|(o, share)| {
+                let mut m = Map::new();
+                m.insert("op".into(), o.op.clone().into());
+                m.insert("ms".into(), Dynamic::from_float(o.ms));
+                m.insert("share".into(), Dynamic::from_float(share));
+                Dynamic::from_map(m)
+            })
+            .collect();
+        rows.into()
+    }
+
+    /// `accuracy` for scripts: `#{cosine, max_abs_error, top1_agree, reference}`, each figure
+    /// `()` when it was not measured (`reference` then says why).
+    pub fn accuracy_map(&self) -> Dynamic {
+        let mut m = Map::new();
+        let a = self.accuracy.as_ref();
+        m.insert("cosine".into(), float_or_unit(a.map(|a| a.cosine)));
+        m.insert("max_abs_error".into(), float_or_unit(a.map(|a| a.max_abs_error)));
+        m.insert("top1_agree".into(), float_or_unit(a.and_then(|a| a.top1)));
+        m.insert("reference".into(), self.accuracy_reference.clone().map_or(Dynamic::UNIT, Dynamic::from));
+        Dynamic::from_map(m)
+    }
+
+    pub fn details_map(&self) -> Dynamic {
+        Dynamic::from_map(self.details.iter().map(|(k, v)| (k.as_str().into(), v.clone().into())).collect())
+    }
+
+    pub fn runs(&self) -> usize {
+        self.run_ms.len()
+    }
+
+    pub fn session_create(&self) -> Dynamic {
+        float_or_unit(self.session_create_ms)
+    }
+
+    pub fn first_run(&self) -> Dynamic {
+        float_or_unit(self.first_run_ms)
+    }
+}
