@@ -21,7 +21,7 @@ pub use error::BrowserError;
 pub use launch::{refused_switch, BrowserKind, ControlProtocol, LaunchedBrowser, ProfileChoice};
 pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
 pub use session::{
-    BrowserSession, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions,
-    RunOutput, Timeouts, RUN_LIMIT,
+    BrowserSession, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions, RunOutput,
+    Timeouts, RUN_LIMIT,
 };
 pub use webaccel_tensor::{DType, InputMetadata, Sequence, Tensor, TensorError};

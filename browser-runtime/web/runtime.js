@@ -336,6 +336,8 @@ async function measureMemory(timeoutMs) {
 // session from its creation and prints the whole profile once, so a session gives one profile.
 // Kernel times are CPU-side: on webgpu they are dispatch times, and WebNN runs its whole graph
 // as one node.
+const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan']);
+
 // A recurrent model's run is `steps` session runs (one per frame), so its kernel times are
 // summed over a whole run, the unit its latency is measured in.
 async function opTimes(session, runs, steps) {
@@ -361,6 +363,9 @@ async function opTimes(session, runs, steps) {
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < from) continue;
     const op = e.args?.op_name ?? e.name;
+    // A control-flow node's time is its subgraph's, whose nodes are profiled one by one too:
+    // counting both would count that time twice (Silero's If was two thirds of "all kernels").
+    if (CONTROL_FLOW.has(op)) continue;
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
   }
   return [...byOp]

@@ -150,11 +150,11 @@ pub enum FetchError {
     Client(String),
 
     #[error(
-        "fetching {cid} did not finish within {seconds:.0} s (every gateway and retry included){}; a slow or \
+        "fetching {cid} did not finish within {seconds} s (every gateway and retry included){}; a slow or \
          hostile gateway, or a very large file: check WEBACCEL_GATEWAYS, or raise WEBACCEL_IPFS_DEADLINE_S",
         if failures.is_empty() { String::new() } else { format!(" after: {}", list(failures)) }
     )]
-    Deadline { cid: Cid, seconds: f64, failures: Vec<GatewayFailure> },
+    Deadline { cid: String, seconds: u32, failures: Vec<GatewayFailure> },
 
     #[error("WEBACCEL_IPFS_DEADLINE_S is {0:?}; give a positive number of seconds")]
     BadDeadline(String),
@@ -257,7 +257,11 @@ impl GatewayClient {
         let deadline = self.config.deadline;
         match tokio::time::timeout(deadline, self.fetch_from_gateways(cid, out, limit, &mut failures)).await {
             Ok(done) => done,
-            Err(_) => Err(FetchError::Deadline { cid: *cid, seconds: deadline.as_secs_f64(), failures }),
+            Err(_) => Err(FetchError::Deadline {
+                cid: cid.to_string(),
+                seconds: deadline.as_secs().min(u32::MAX as u64) as u32,
+                failures,
+            }),
         }
     }
 

@@ -326,8 +326,7 @@ mod tests {
             (leaf_cid, Bytes::from(leaf)),
         ]);
         let file = Arc::new(tempfile::tempfile().unwrap());
-        let err =
-            assemble(&root_cid, &mut MemorySource(blocks.clone()), file.clone(), 150_000).await.unwrap_err();
+        let err = assemble(&root_cid, &mut MemorySource(blocks.clone()), file.clone(), 150_000).await.unwrap_err();
         assert!(matches!(err, WalkError::Expands { limit: 150_000 }), "{err}");
         assert!(file.metadata().unwrap().len() <= 150_000, "nothing was written past the limit");
         // A root declaring more than the limit is refused before anything is written.

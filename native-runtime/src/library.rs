@@ -112,10 +112,7 @@ fn version_of(build_info: &str, path: &Path) -> String {
         .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
         .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()));
     let from_name = || {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("libonnxruntime.so."))
-            .map(str::to_string)
+        path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("libonnxruntime.so.")).map(str::to_string)
     };
     from_branch.map(str::to_string).or_else(from_name).unwrap_or_else(|| "(unknown version)".into())
 }

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use ort::session::{HasSelectedOutputs, OutputSelector};
 use ort::session::{RunOptions, Session};
 use ort::value::DynValue;
-use ort::session::{HasSelectedOutputs, OutputSelector};
 use webaccel_tensor::{InputMetadata, Sequence, Tensor};
 
 use crate::error::NativeError;
@@ -117,13 +117,7 @@ impl NativeSession {
             // No timed run and the first run was earlier: one more, untimed, for the outputs.
             outputs = self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), true)?.1;
         }
-        Ok(NativeRunOutput {
-            first_run_ms,
-            warmup_runs,
-            warmup_ms,
-            run_ms,
-            outputs: outputs.unwrap_or_default(),
-        })
+        Ok(NativeRunOutput { first_run_ms, warmup_runs, warmup_ms, run_ms, outputs: outputs.unwrap_or_default() })
     }
 
     /// One inference (a whole sequence, for a recurrent model); the outputs are read back only
@@ -139,13 +133,12 @@ impl NativeSession {
     ) -> Result<(Duration, Option<Vec<Tensor>>), NativeError> {
         let Some(sequence) = sequence else {
             let t0 = Instant::now();
-            let out = self.session.run_with_options(feeds.iter().map(|(n, v)| (n.as_str(), v.view())).collect::<Vec<_>>(), options)?;
+            let out = self
+                .session
+                .run_with_options(feeds.iter().map(|(n, v)| (n.as_str(), v.view())).collect::<Vec<_>>(), options)?;
             let took = t0.elapsed();
-            let kept = if keep {
-                Some(fetches.iter().map(|n| output(&out, n)).collect::<Result<Vec<_>, _>>()?)
-            } else {
-                None
-            };
+            let kept =
+                if keep { Some(fetches.iter().map(|n| output(&out, n)).collect::<Result<Vec<_>, _>>()?) } else { None };
             return Ok((took, kept));
         };
         let t0 = Instant::now();
@@ -155,7 +148,12 @@ impl NativeSession {
 
     /// Runs `sequence.over` row by row, feeding each step's `carry` outputs into the next step's
     /// inputs, and stacks each fetched output along a new first dimension.
-    fn steps(&mut self, inputs: &[Tensor], fetches: &[String], sequence: &Sequence) -> Result<Vec<Tensor>, NativeError> {
+    fn steps(
+        &mut self,
+        inputs: &[Tensor],
+        fetches: &[String],
+        sequence: &Sequence,
+    ) -> Result<Vec<Tensor>, NativeError> {
         let over = inputs.iter().find(|t| t.name == sequence.over).ok_or_else(|| NativeError::Input {
             name: sequence.over.clone(),
             problem: "the sequence input is not among the inputs".into(),
@@ -185,7 +183,9 @@ impl NativeSession {
                 .iter()
                 .map(|t| Ok((t.name.clone(), to_value(if t.name == sequence.over { &row } else { t })?)))
                 .collect::<Result<_, NativeError>>()?;
-            let out = self.session.run_with_options(feeds.iter().map(|(n, v)| (n.as_str(), v.view())).collect::<Vec<_>>(), &options)?;
+            let out = self
+                .session
+                .run_with_options(feeds.iter().map(|(n, v)| (n.as_str(), v.view())).collect::<Vec<_>>(), &options)?;
             for (from, to) in &sequence.carry {
                 let mut next = output(&out, from)?;
                 next.name = to.clone();

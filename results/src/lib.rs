@@ -21,11 +21,11 @@ pub mod schema;
 pub mod stats;
 pub mod store;
 
+pub use database::StatementKind;
 pub use error::ResultsError;
 pub use export::ExportFormat;
 pub use frame::Frame;
 pub use plot::{Plot, PlotFormat, PlotKind, PlotOptions, PlotSpec};
-pub use database::StatementKind;
 pub use record::{
     median_p90, AccuracyUpdate, EnvironmentRecord, ExperimentRecord, ExperimentStatus, RunRecord, RunStatus,
 };

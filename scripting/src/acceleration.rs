@@ -47,15 +47,7 @@ pub struct Acceleration {
     pub nodes_on_ep: Option<i64>,
     /// The assumptions webaccel made for this input (normalisation, resize, batch, truncation).
     pub details: BTreeMap<String, String>,
-    /// None when the session was reused: its creation was measured by an earlier call.
-    pub session_create_ms: Option<f64>,
-    pub session_reused: bool,
-    pub precompile_ms: Option<f64>,
-    /// The session's first run, when it happened in this call.
-    pub first_run_ms: Option<f64>,
-    pub warmup_runs: u32,
-    pub warmup_ms: f64,
-    pub run_ms: Vec<f64>,
+    pub timings: Timings,
     pub latency_ms: f64,
     pub p90_ms: f64,
     pub throughput_items_per_s: f64,
@@ -64,6 +56,21 @@ pub struct Acceleration {
     pub memory_error: Option<String>,
     /// With `profile_ops`: kernel time per run by operator type, largest first.
     pub ops: Option<Vec<OpTime>>,
+}
+
+/// What one call timed. A figure this call did not measure is None: a reused session reports
+/// no creation, no precompile run and no first run (an earlier call measured those).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timings {
+    pub session_create_ms: Option<f64>,
+    pub session_reused: bool,
+    pub precompile_ms: Option<f64>,
+    pub first_run_ms: Option<f64>,
+    /// Untimed warm-up runs this call made, and their total time.
+    pub warmup_runs: u32,
+    pub warmup_ms: f64,
+    /// Each timed run, in order.
+    pub run_ms: Vec<f64>,
 }
 
 /// Each operator type with its share of all kernel time (0 when nothing was timed).
@@ -113,14 +120,14 @@ impl Acceleration {
     }
 
     pub fn runs(&self) -> usize {
-        self.run_ms.len()
+        self.timings.run_ms.len()
     }
 
     pub fn session_create(&self) -> Dynamic {
-        float_or_unit(self.session_create_ms)
+        float_or_unit(self.timings.session_create_ms)
     }
 
     pub fn first_run(&self) -> Dynamic {
-        float_or_unit(self.first_run_ms)
+        float_or_unit(self.timings.first_run_ms)
     }
 }

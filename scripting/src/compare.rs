@@ -313,7 +313,12 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
         // store failing stops it: rows could not be kept.
         if let Err(ApiError::Results(e)) = outcome {
             services.with_store(|store| {
-                Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+                Ok(store.finish_experiment(
+                    &experiment_id,
+                    ExperimentStatus::Error,
+                    Some(&e.to_string()),
+                    Utc::now(),
+                )?)
             })?;
             return Err(ApiError::Results(e));
         }

@@ -8,6 +8,7 @@ use webaccel_browser_runtime::{BrowserError, BrowserKey, BrowserKind};
 
 use crate::environment::browser_environment;
 use crate::error::ApiError;
+use crate::row::adapter_software;
 use crate::services::Services;
 
 /// A map keyed by browser name. A browser that is absent or failed to start is
@@ -21,6 +22,10 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
                 let stored = services.record_environment(&env);
                 let mut caps = rhai::serde::to_dynamic(&pooled.capabilities).unwrap_or(Dynamic::UNIT);
                 if let Some(mut map) = caps.write_lock::<Map>() {
+                    if let Some(mut webgpu) = map.get_mut("webgpu").and_then(|w| w.write_lock::<Map>()) {
+                        let software = adapter_software(&pooled);
+                        webgpu.insert("software".into(), software.map_or(Dynamic::UNIT, Dynamic::from_bool));
+                    }
                     map.insert("installed".into(), true.into());
                     map.insert("available".into(), true.into());
                     map.insert("fingerprint".into(), env.fingerprint.into());

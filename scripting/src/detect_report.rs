@@ -39,6 +39,9 @@ pub fn summary(report: &Value) -> String {
             yes_no(&wasm["threads"]["available"]),
             yes_no(&b["crossOriginIsolated"]),
         ));
+        if let Some(why) = b["environment_error"].as_str() {
+            out.push_str(&format!("  results {why}\n"));
+        }
     }
     out
 }
@@ -104,6 +107,9 @@ fn webgpu(gpu: &Value) -> String {
     let mut line = if named.is_empty() { "an unnamed adapter".to_string() } else { named.join(" ") };
     if adapter["isFallbackAdapter"] == true {
         line.push_str(" (fallback adapter)");
+    }
+    if gpu["software"] == true {
+        line.push_str(" (CPU-emulated: not a GPU)");
     }
     let features = gpu["features"].as_array().map_or(0, Vec::len);
     let f16 = gpu["features"].as_array().is_some_and(|f| f.iter().any(|x| x == "shader-f16"));

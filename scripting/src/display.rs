@@ -46,17 +46,33 @@ pub fn render(value: &Dynamic) -> Option<Display> {
 }
 
 /// A frame as a table; a `compare` summary also shows its plots under the table.
-fn frame_display(f: &FrameValue) -> Display {
+/// What a frame shows of itself (its view, when it has one) and the note that says so.
+fn shown(f: &FrameValue) -> (&webaccel_results::Frame, Option<String>) {
     let shown = f.view.as_deref().unwrap_or(&f.frame);
-    let mut plain = shown.to_string();
-    let mut html = shown.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
-    if f.view.is_some() {
-        let note = format!(
+    let note = f.view.is_some().then(|| {
+        format!(
             "{} of the frame's {} columns shown; .columns lists them all, .rows() and .sql() read them",
             shown.column_names().len(),
             f.frame.column_names().len()
-        );
-        plain = format!("{plain}\n{note}");
+        )
+    });
+    (shown, note)
+}
+
+/// A frame as text, as `print` and a terminal show it.
+pub fn frame_text(f: &FrameValue) -> String {
+    let (frame, note) = shown(f);
+    match note {
+        Some(note) => format!("{frame}\n{note}"),
+        None => frame.to_string(),
+    }
+}
+
+fn frame_display(f: &FrameValue) -> Display {
+    let plain = frame_text(f);
+    let (frame, note) = shown(f);
+    let mut html = frame.to_html().unwrap_or_else(|e| format!("<pre>{}</pre>", escape(&e.to_string())));
+    if let Some(note) = note {
         html.push_str(&format!("<p class=\"webaccel-note\">{}</p>", escape(&note)));
     }
     for p in &f.plots {
@@ -148,18 +164,18 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
             },
         ),
         ("accuracy", accuracy),
-        ("session_create_ms", acc.session_create_ms.map_or_else(|| reused("creation"), ms)),
+        ("session_create_ms", acc.timings.session_create_ms.map_or_else(|| reused("creation"), ms)),
         (
             "precompile_ms",
-            match (acc.precompile_ms, acc.session_reused, acc.browser.as_str()) {
+            match (acc.timings.precompile_ms, acc.timings.session_reused, acc.browser.as_str()) {
                 (Some(v), _, _) => ms(v),
                 (None, _, "native") => "null (native onnxruntime compiles no shaders)".into(),
                 (None, true, _) => reused("precompile run"),
                 (None, false, _) => "null (precompile_shaders: false)".into(),
             },
         ),
-        ("first_run_ms", acc.first_run_ms.map_or_else(|| reused("first run"), ms)),
-        ("warmup", format!("{} runs in {}", acc.warmup_runs, ms(acc.warmup_ms))),
+        ("first_run_ms", acc.timings.first_run_ms.map_or_else(|| reused("first run"), ms)),
+        ("warmup", format!("{} runs in {}", acc.timings.warmup_runs, ms(acc.timings.warmup_ms))),
         ("latency_ms (p50)", ms(acc.latency_ms)),
         ("p90_ms", ms(acc.p90_ms)),
         ("runs", acc.runs().to_string()),

@@ -36,9 +36,10 @@ pub fn browser_environment(pooled: &PooledBrowser) -> EnvironmentRecord {
 /// Native onnxruntime: its version and library, the thread count, and the CPU it ran on.
 pub fn native_environment(native: &NativeRuntime, threads: u32) -> EnvironmentRecord {
     let flags = serde_json::json!([format!("--intra-op-threads={threads}")]).to_string();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| info.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
+        info.lines()
+            .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+    });
     let capabilities = serde_json::json!({
         "onnxruntime": native.version,
         "library": native.library,

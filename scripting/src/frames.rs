@@ -198,8 +198,8 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         .register_get("experiment_id", |f: &mut FrameValue| {
             f.experiment_id.clone().map_or(Dynamic::UNIT, Dynamic::from)
         })
-        .register_fn("to_string", |f: &mut FrameValue| f.frame.to_string())
-        .register_fn("to_debug", |f: &mut FrameValue| f.frame.to_string());
+        .register_fn("to_string", |f: &mut FrameValue| crate::display::frame_text(f))
+        .register_fn("to_debug", |f: &mut FrameValue| crate::display::frame_text(f));
 
     engine
         .register_type_with_name::<Plot>("Plot")

@@ -291,7 +291,7 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         })
         .register_get("selection_reason", |r: &mut Acceleration| r.selection_reason.clone())
         .register_get("precompile_ms", |r: &mut Acceleration| {
-            r.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
+            r.timings.precompile_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
         })
         .register_get("outputs_finite", |r: &mut Acceleration| r.outputs_finite)
         .register_get("adapter_software", |r: &mut Acceleration| {
@@ -300,9 +300,11 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("nodes_total", |r: &mut Acceleration| r.nodes_total.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("nodes_on_ep", |r: &mut Acceleration| r.nodes_on_ep.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("details", |r: &mut Acceleration| r.details_map())
-        .register_get("threads", |r: &mut Acceleration| r.threads.map_or(Dynamic::UNIT, |t| Dynamic::from_int(t as i64)))
-        .register_get("warmup_runs", |r: &mut Acceleration| r.warmup_runs as i64)
-        .register_get("warmup_ms", |r: &mut Acceleration| r.warmup_ms)
+        .register_get("threads", |r: &mut Acceleration| {
+            r.threads.map_or(Dynamic::UNIT, |t| Dynamic::from_int(t as i64))
+        })
+        .register_get("warmup_runs", |r: &mut Acceleration| r.timings.warmup_runs as i64)
+        .register_get("warmup_ms", |r: &mut Acceleration| r.timings.warmup_ms)
         .register_get("memory_bytes", |r: &mut Acceleration| r.memory_bytes.map_or(Dynamic::UNIT, Dynamic::from_int))
         .register_get("memory_error", |r: &mut Acceleration| {
             r.memory_error.clone().map_or(Dynamic::UNIT, Dynamic::from)
@@ -310,7 +312,7 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
         .register_get("session_create_ms", |r: &mut Acceleration| r.session_create())
-        .register_get("session_reused", |r: &mut Acceleration| r.session_reused)
+        .register_get("session_reused", |r: &mut Acceleration| r.timings.session_reused)
         .register_get("first_run_ms", |r: &mut Acceleration| r.first_run())
         .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)
         .register_get("ops", |r: &mut Acceleration| r.ops_array())
@@ -318,7 +320,7 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("throughput_items_per_s", |r: &mut Acceleration| r.throughput_items_per_s)
         .register_get("runs", |r: &mut Acceleration| r.runs() as i64)
         .register_get("run_ms", |r: &mut Acceleration| {
-            r.run_ms.iter().map(|&x| Dynamic::from_float(x)).collect::<rhai::Array>()
+            r.timings.run_ms.iter().map(|&x| Dynamic::from_float(x)).collect::<rhai::Array>()
         })
         .register_fn("to_string", |r: &mut Acceleration| acceleration_text(r))
         .register_fn("to_debug", |r: &mut Acceleration| acceleration_text(r));

@@ -78,7 +78,13 @@ pub fn prepare(
                 n => format!("{n} of {} sentences cut at {} tokens", encoded.batch, TextTokenizer::MAX_TOKENS),
             };
             let details = details(&[
-                ("batch", format!("{} sentences, padded to {} tokens; throughput counts sentences", encoded.batch, encoded.tokens)),
+                (
+                    "batch",
+                    format!(
+                        "{} sentences, padded to {} tokens; throughput counts sentences",
+                        encoded.batch, encoded.tokens
+                    ),
+                ),
                 ("truncation", truncation),
             ]);
             Ok(ModelInput {
@@ -294,8 +300,17 @@ pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Resul
         };
         out.push(tensor);
     }
-    let details = details(&[("batch", format!("{items}: the first dimension of the largest input; throughput counts it"))]);
-    Ok(ModelInput { tensors: out, source: Source::Tensors, items, dims: vec![], sequence: None, fetches: vec![], details })
+    let details =
+        details(&[("batch", format!("{items}: the first dimension of the largest input; throughput counts it"))]);
+    Ok(ModelInput {
+        tensors: out,
+        source: Source::Tensors,
+        items,
+        dims: vec![],
+        sequence: None,
+        fetches: vec![],
+        details,
+    })
 }
 
 /// Dims and row-major values of a nested array, or of `#{dims, data}`.

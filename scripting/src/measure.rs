@@ -16,6 +16,7 @@ use webaccel_models::detection::{self, InputSignature};
 use webaccel_models::{ChannelOrder, Processing, VisionProcessing};
 use webaccel_native_runtime::{NativeRun, NativeRuntime};
 
+use crate::acceleration::Timings;
 use crate::error::ApiError;
 use crate::inputs::{self, ModelInput};
 use crate::options::AccelerateOptions;
@@ -55,14 +56,7 @@ pub(crate) struct Measured {
     pub runner: Runner,
     pub platform: RunPlatform,
     pub selection_reason: String,
-    /// None when the session was already loaded (measured by an earlier call).
-    pub session_create_ms: Option<f64>,
-    pub session_reused: bool,
-    pub precompile_ms: Option<f64>,
-    pub first_run_ms: Option<f64>,
-    pub warmup_runs: u32,
-    pub warmup_ms: f64,
-    pub run_ms: Vec<f64>,
+    pub timings: Timings,
     pub outputs: Vec<Tensor>,
     pub memory: Option<MemoryReport>,
     pub op_profile: Option<Vec<OpTime>>,
@@ -151,8 +145,13 @@ fn in_browser(
     let overrides =
         (platform == Platform::Webnn).then(|| dimension_overrides(target, &input, &declared)).filter(|o| !o.is_empty());
     let key = session_key(&target.file.sha256, platform, device.as_deref(), overrides.as_ref(), opts.profile_ops);
-    let request =
-        LoadRequest { platform, device, free_dimension_overrides: overrides, profile: opts.profile_ops, placement: true };
+    let request = LoadRequest {
+        platform,
+        device,
+        free_dimension_overrides: overrides,
+        profile: opts.profile_ops,
+        placement: true,
+    };
     let load = match services.runtime.block_on(pooled.session.load(&key, &target.file.path, &request)) {
         Ok(load) => load,
         // The page could not create a session for this platform: another platform may.
@@ -180,13 +179,15 @@ fn in_browser(
             runner: Runner::Browser(pooled),
             platform: RunPlatform::Browser(platform),
             selection_reason,
-            session_create_ms: load.session_create_ms,
-            session_reused: load.cached,
-            precompile_ms: run.precompile_ms,
-            first_run_ms: run.first_run_ms,
-            warmup_runs: run.warmup_runs,
-            warmup_ms: run.warmup_ms,
-            run_ms: run.run_ms,
+            timings: Timings {
+                session_create_ms: load.session_create_ms,
+                session_reused: load.cached,
+                precompile_ms: run.precompile_ms,
+                first_run_ms: run.first_run_ms,
+                warmup_runs: run.warmup_runs,
+                warmup_ms: run.warmup_ms,
+                run_ms: run.run_ms,
+            },
             outputs: run.outputs,
             memory: run.memory,
             op_profile: run.op_profile,
@@ -243,13 +244,15 @@ fn on_native(
         runner: Runner::Native(native.clone()),
         platform: RunPlatform::Native,
         selection_reason: format!("platform native: {} in this process, {threads} intra-op thread(s)", native.label()),
-        session_reused: session_create_ms.is_none(),
-        session_create_ms,
-        precompile_ms: None,
-        first_run_ms: out.first_run_ms,
-        warmup_runs: out.warmup_runs,
-        warmup_ms: out.warmup_ms,
-        run_ms: out.run_ms,
+        timings: Timings {
+            session_reused: session_create_ms.is_none(),
+            session_create_ms,
+            precompile_ms: None,
+            first_run_ms: out.first_run_ms,
+            warmup_runs: out.warmup_runs,
+            warmup_ms: out.warmup_ms,
+            run_ms: out.run_ms,
+        },
         outputs: out.outputs,
         memory,
         op_profile: None,

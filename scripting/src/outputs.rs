@@ -40,7 +40,11 @@ pub fn non_finite(outputs: &[Tensor]) -> Option<String> {
     (!bad.is_empty()).then(|| bad.join("; "))
 }
 
-pub fn post_process(processing: Option<&Processing>, outputs: &[Tensor], input: &ModelInput) -> Result<Output, ApiError> {
+pub fn post_process(
+    processing: Option<&Processing>,
+    outputs: &[Tensor],
+    input: &ModelInput,
+) -> Result<Output, ApiError> {
     let run = outputs;
     Ok(match (processing, &input.source) {
         (Some(Processing::Text(p)), Source::Sentences { encoded, single }) => {

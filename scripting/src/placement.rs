@@ -29,7 +29,12 @@ pub(crate) fn platform_chain(requested: Option<RunPlatform>, fallback: bool) -> 
 
 /// Whether measured capabilities include the platform, and what this file needs of it; the
 /// browser's own error (or the missing feature) when not.
-pub(crate) fn platform_status(caps: &Capabilities, platform: Platform, device: Option<&str>, fp16: bool) -> Result<(), String> {
+pub(crate) fn platform_status(
+    caps: &Capabilities,
+    platform: Platform,
+    device: Option<&str>,
+    fp16: bool,
+) -> Result<(), String> {
     match platform {
         Platform::Wasm => Ok(()),
         // Without shader-f16, ORT-web's WebGPU EP still creates an fp16 session, but its
@@ -95,7 +100,9 @@ pub(crate) fn pick_browser(
                 Err(why) => Availability::LacksPlatform(why),
             },
             // Where it was looked for is in `detect()`; the reason says how to point at one.
-            Err(BrowserError::NotFound { env_var, .. }) => Availability::NotInstalled(format!("{env_var} to point at one")),
+            Err(BrowserError::NotFound { env_var, .. }) => {
+                Availability::NotInstalled(format!("{env_var} to point at one"))
+            }
             Err(e) => Availability::Failed(e.to_string()),
         }
     });
@@ -104,7 +111,6 @@ pub(crate) fn pick_browser(
         _ => Err(selection.reason),
     })
 }
-
 
 #[cfg(test)]
 mod tests {

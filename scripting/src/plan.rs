@@ -65,12 +65,10 @@ fn candidates(services: &Services, target: &Target, platform: Platform, opts: &A
         .into_iter()
         .map(|kind| {
             let verdict = match services.runtime.block_on(services.pool.get(&opts.browser_key(kind))) {
-                Ok(pooled) => {
-                    match platform_status(&pooled.capabilities, platform, opts.device.as_deref(), fp16) {
-                        Ok(()) => format!("{} {} has {}", kind.name(), pooled.capabilities.version, platform.name()),
-                        Err(why) => format!("{} lacks {}: {why}", kind.name(), platform.name()),
-                    }
-                }
+                Ok(pooled) => match platform_status(&pooled.capabilities, platform, opts.device.as_deref(), fp16) {
+                    Ok(()) => format!("{} {} has {}", kind.name(), pooled.capabilities.version, platform.name()),
+                    Err(why) => format!("{} lacks {}: {why}", kind.name(), platform.name()),
+                },
                 Err(BrowserError::NotFound { env_var, .. }) => {
                     format!("{}: not installed ({env_var} to point at one)", kind.name())
                 }
@@ -92,7 +90,10 @@ fn reference_plan(services: &Services, target: &Target, platform: Option<RunPlat
     };
     match services.native() {
         Ok(native) if same && platform == Some(RunPlatform::Native) => {
-            format!("none: this run would be the reference ({what} on {}); a row is not compared with itself", native.label())
+            format!(
+                "none: this run would be the reference ({what} on {}); a row is not compared with itself",
+                native.label()
+            )
         }
         Ok(native) => format!("{what} on {}", native.label()),
         Err(why) => format!("{what} on wasm in the same browser (native onnxruntime is unavailable: {why})"),
@@ -103,9 +104,14 @@ pub fn plan(services: &Services, model: &str, input: Dynamic, options: &Map) -> 
     let opts = AccelerateOptions::from_map(options)?;
     let target = resolve(services, model, &opts)?;
     let (model_type, type_reason) = if target.type_given {
-        (target.model_type.clone(), if target.processing.is_some() { type_of(services, model).1 } else {
-            "given by the model_type option".into()
-        })
+        (
+            target.model_type.clone(),
+            if target.processing.is_some() {
+                type_of(services, model).1
+            } else {
+                "given by the model_type option".into()
+            },
+        )
     } else {
         type_of(services, &target.file.path.display().to_string())
     };

@@ -50,7 +50,9 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
         Ok(native) => {
             let label = format!("{} on {}", reference.describe(), native.label());
             if measured.platform == RunPlatform::Native && same_file {
-                return Accuracy::none(format!("none: this run is the reference ({label}); a row is not compared with itself"));
+                return Accuracy::none(format!(
+                    "none: this run is the reference ({label}); a row is not compared with itself"
+                ));
             }
             let run = |input: &ModelInput| -> Result<Vec<Tensor>, ApiError> {
                 let file = reference.locate(services)?;

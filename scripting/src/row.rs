@@ -100,17 +100,18 @@ pub(crate) fn measured_row(
     }
     row.batch_size = Some(measured.input.items as i32);
     row.selection_reason = Some(measured.selection_reason.clone());
-    let (latency, p90) = median_p90(&measured.run_ms);
-    row.session_create_ms = measured.session_create_ms;
-    row.session_reused = Some(measured.session_reused);
-    row.precompile_ms = measured.precompile_ms;
-    row.first_run_ms = measured.first_run_ms;
-    row.warmup_runs = Some(measured.warmup_runs as i32);
-    row.warmup_ms = Some(measured.warmup_ms);
+    let t = &measured.timings;
+    let (latency, p90) = median_p90(&t.run_ms);
+    row.session_create_ms = t.session_create_ms;
+    row.session_reused = Some(t.session_reused);
+    row.precompile_ms = t.precompile_ms;
+    row.first_run_ms = t.first_run_ms;
+    row.warmup_runs = Some(t.warmup_runs as i32);
+    row.warmup_ms = Some(t.warmup_ms);
     row.latency_ms = latency;
     row.p90_ms = p90;
-    row.runs = Some(measured.run_ms.len() as i32);
-    row.latencies_ms = Some(measured.run_ms.clone());
+    row.runs = Some(t.run_ms.len() as i32);
+    row.latencies_ms = Some(t.run_ms.clone());
     row.throughput_items_per_s = latency.filter(|l| *l > 0.0).map(|l| measured.input.items as f64 / (l / 1000.0));
     if let Some(memory) = &measured.memory {
         row.memory_bytes = memory.bytes;

@@ -58,7 +58,11 @@ impl Reference {
 
 /// A file known by CID, through the content store: a hit, or else the packaged copy (already
 /// sha256-checked) imported under its CID, or else a verified fetch from the gateways.
-pub(crate) fn through_store(services: &Services, cid: &str, local: Option<&Path>) -> Result<(PathBuf, FetchRecord), ApiError> {
+pub(crate) fn through_store(
+    services: &Services,
+    cid: &str,
+    local: Option<&Path>,
+) -> Result<(PathBuf, FetchRecord), ApiError> {
     let resolver = services.ipfs()?;
     let parsed = webaccel_ipfs::parse_cid(cid).map_err(webaccel_ipfs::Error::from)?;
     if let Some(hit) = services.runtime.block_on(resolver.cached(&parsed))? {
