@@ -331,6 +331,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_panic_is_that_cells_error_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            db_path: dir.path().join("results.duckdb"),
+            models_dir: dir.path().join("models"),
+            ort_dir: dir.path().to_path_buf(),
+        };
+        let mut host = ScriptHost::new(config, Arc::new(|_, _| {})).unwrap();
+        // Stands for a bug anywhere under a native function.
+        host.engine.register_fn("explode", || -> i64 { panic!("index out of bounds: the len is 0") });
+        assert!(host.eval("let kept = 41;").unwrap().is_unit());
+        let err = host.eval("explode()").unwrap_err();
+        assert_eq!(err.kind, "InternalError");
+        assert!(err.message.contains("index out of bounds") && err.message.contains("session goes on"), "{err}");
+        assert_eq!(host.eval("kept + 1").unwrap().as_int().unwrap(), 42);
+    }
+
+    #[test]
     fn completion_offers_what_results_frames_and_plots_really_have() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
