@@ -71,7 +71,7 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
         tabs.len()
     });
     let started = Instant::now();
-    let result = browser.session.run("minilm", &inputs(), &RunOptions::timed(0, 50_000)).await;
+    let result = browser.session.run("minilm", &inputs(), &long_run()).await;
     assert!(killer.await.unwrap() > 0, "no web content process found under {main}");
     assert!(matches!(result, Err(BrowserError::ChannelClosed { .. })), "{:?}", result.err());
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -92,6 +92,12 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
     );
     drop(off);
     pool.shutdown().await;
+}
+
+/// A run long enough to be killed in the middle of (its limit raised past what it needs, so the
+/// page does not refuse it up front).
+fn long_run() -> RunOptions {
+    RunOptions { limit: Duration::from_secs(3600), ..RunOptions::timed(0, 50_000) }
 }
 
 /// The same for every browser: isolation, a real model on wasm, a page error, the data
@@ -149,7 +155,7 @@ async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: Browse
         kill_9(pid);
     });
     let started = Instant::now();
-    let result = browser.session.run("minilm", &inputs(), &RunOptions::timed(0, 50_000)).await;
+    let result = browser.session.run("minilm", &inputs(), &long_run()).await;
     killer.await.unwrap();
     assert!(matches!(result, Err(BrowserError::Crashed { .. })), "{:?}", result.err());
     assert!(started.elapsed() < Duration::from_secs(60));
