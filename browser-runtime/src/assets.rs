@@ -1,11 +1,17 @@
-//! The loopback asset server. It serves the in-page runtime, onnxruntime-web from npm and the
-//! model files the host registers, accepts each page's data channel (a WebSocket, see
-//! `channel`) and holds the large tensor bodies that channel moves as plain HTTP bodies, all
-//! under one unguessable path token so that no other page on this machine can read or post
-//! them, or connect.
+//! The asset server. It serves the in-page runtime, onnxruntime-web from npm and the model
+//! files the host registers, accepts each page's data channel (a WebSocket, see `channel`) and
+//! holds the large tensor bodies that channel moves as plain HTTP bodies, all under one
+//! unguessable path token so that no other page can read or post them, or connect.
+//!
+//! Local pages reach it on loopback (`http://127.0.0.1`, a secure context). A remote browser
+//! (a Grid node) cannot reach this machine's loopback, and a page from `http://10.x` is no
+//! secure context (no WebGPU, no cross-origin isolation), so for remote pages the same routes
+//! are also served over TLS on an address the nodes can reach (`serve_remote`), with a
+//! self-signed certificate made for this process. Every URL a page is given is relative to the
+//! page, so one page never cares which of the two it was loaded from.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +66,10 @@ pub struct AssetServer {
     addr: SocketAddr,
     token: String,
     slots: Arc<Mutex<Slots>>,
+    app: Router,
     task: tokio::task::JoinHandle<()>,
+    /// The TLS listener for remote pages, once one was asked for: its base URL and task.
+    remote: tokio::sync::Mutex<Option<(String, tokio::task::JoinHandle<()>)>>,
 }
 
 impl AssetServer {
@@ -111,13 +120,40 @@ impl AssetServer {
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
         });
+        let served = app.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = axum::serve(listener, served).await {
                 tracing::error!("asset server stopped: {e}");
             }
         });
         tracing::debug!(%addr, "asset server listening");
-        Ok(AssetServer { addr, token, slots, task })
+        Ok(AssetServer { addr, token, slots, app, task, remote: tokio::sync::Mutex::new(None) })
+    }
+
+    /// Serves the same routes over TLS on `ip` (an address remote browsers can reach), once per
+    /// process, and returns that listener's base URL. The certificate is self-signed for `ip`
+    /// and made now; remote sessions are created with `acceptInsecureCerts`.
+    pub async fn serve_remote(&self, ip: IpAddr) -> Result<String> {
+        let mut remote = self.remote.lock().await;
+        if let Some((base, _)) = remote.as_ref() {
+            return Ok(base.clone());
+        }
+        let failed = |what: &str, e: String| BrowserError::AssetServer(format!("{what} for remote pages on {ip}: {e}"));
+        let listener =
+            tokio::net::TcpListener::bind((ip, 0)).await.map_err(|e| failed("cannot listen", e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| failed("no address", e.to_string()))?;
+        let acceptor = crate::tls::acceptor(ip).map_err(|e| failed("no TLS certificate", e))?;
+        let listener = crate::tls::TlsListener::new(listener, acceptor);
+        let app = self.app.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("remote asset server stopped: {e}");
+            }
+        });
+        let base = format!("https://{addr}/{}/", self.token);
+        tracing::debug!(%addr, "asset server listening for remote pages");
+        *remote = Some((base.clone(), task));
+        Ok(base)
     }
 
     /// The base URL every page of this server lives under, ending in `/`.
@@ -125,7 +161,7 @@ impl AssetServer {
         format!("http://{}/{}/", self.addr, self.token)
     }
 
-    /// Makes a model file available to pages and returns its URL.
+    /// Makes a model file available to pages and returns its URL, relative to the page.
     pub fn register_model(&self, path: &Path) -> Result<String> {
         if !path.is_file() {
             return Err(BrowserError::ModelMissing(path.to_path_buf()));
@@ -133,21 +169,22 @@ impl AssetServer {
         let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("model.onnx").to_string();
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         if let Some((id, _)) = slots.models.iter().find(|(_, p)| p.as_path() == path) {
-            return Ok(format!("{}models/{id}/{file}", self.base_url()));
+            return Ok(format!("models/{id}/{file}"));
         }
         slots.next_id += 1;
         let id = format!("m{}", slots.next_id);
         slots.models.insert(id.clone(), path.to_path_buf());
-        Ok(format!("{}models/{id}/{file}", self.base_url()))
+        Ok(format!("models/{id}/{file}"))
     }
 
-    /// Stores an input body; returns the URL the page fetches it from (once) and its slot id.
+    /// Stores an input body; returns the URL the page fetches it from (once, relative to the
+    /// page) and its slot id.
     pub fn put_input(&self, bytes: Vec<u8>) -> (String, String) {
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         slots.next_id += 1;
         let id = format!("t{}", slots.next_id);
         slots.inputs.insert(id.clone(), Bytes::from(bytes));
-        (format!("{}tensors/{id}", self.base_url()), id)
+        (format!("tensors/{id}"), id)
     }
 
     /// Forgets an input the page never fetched (a call that failed half way).
@@ -155,12 +192,13 @@ impl AssetServer {
         self.slots.lock().expect("asset slots poisoned").inputs.remove(id);
     }
 
-    /// A fresh URL for the page to POST a body to, and the slot id to collect it with.
+    /// A fresh URL (relative to the page) for it to POST a body to, and the slot id to collect
+    /// it with.
     pub fn output_slot(&self) -> (String, String) {
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         slots.next_id += 1;
         let id = format!("o{}", slots.next_id);
-        (format!("{}tensors/{id}", self.base_url()), id)
+        (format!("tensors/{id}"), id)
     }
 
     /// The body posted to an output slot, if any; the slot is gone afterwards.
@@ -168,21 +206,25 @@ impl AssetServer {
         self.slots.lock().expect("asset slots poisoned").outputs.remove(id)
     }
 
-    /// A data channel for one page: the WebSocket URL the page connects to, and where the
-    /// accepted socket arrives. Each URL accepts one connection.
+    /// A data channel for one page: the WebSocket path the page connects to (relative to the
+    /// page: `ws:` or `wss:` as the page's own scheme), and where the accepted socket arrives.
+    /// Each path accepts one connection.
     pub fn open_channel(&self) -> (String, oneshot::Receiver<WebSocket>) {
         let (tx, rx) = oneshot::channel();
         let mut slots = self.slots.lock().expect("asset slots poisoned");
         slots.next_id += 1;
         let id = format!("c{}", slots.next_id);
         slots.channels.insert(id.clone(), tx);
-        (format!("ws://{}/{}/channel/{id}", self.addr, self.token), rx)
+        (format!("channel/{id}"), rx)
     }
 }
 
 impl Drop for AssetServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some((_, task)) = self.remote.get_mut().take() {
+            task.abort();
+        }
     }
 }
 

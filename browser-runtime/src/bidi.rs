@@ -60,9 +60,28 @@ impl Bidi {
     /// Connects to `url` (the browser's `ws://host:port`) and starts a session.
     pub async fn connect(url: &str) -> Result<Self, BidiError> {
         let endpoint = format!("{}/session", url.trim_end_matches('/'));
-        let (socket, _) = tokio_tungstenite::connect_async(endpoint.as_str())
+        let mut bidi = Bidi::open(&endpoint).await?;
+        let started = bidi.command("session.new", json!({"capabilities": {}})).await?;
+        let capabilities = &started["capabilities"];
+        bidi.browser_name = capabilities["browserName"].as_str().unwrap_or_default().to_string();
+        bidi.browser_version = capabilities["browserVersion"].as_str().unwrap_or_default().to_string();
+        Ok(bidi)
+    }
+
+    /// Connects to the BiDi URL of a session that already exists (a Selenium Grid session made
+    /// with `webSocketUrl: true`): there is no `session.new` to send, and the name and version
+    /// are the ones the session was created with.
+    pub async fn attach(url: &str, browser_name: &str, browser_version: &str) -> Result<Self, BidiError> {
+        let mut bidi = Bidi::open(url).await?;
+        bidi.browser_name = browser_name.to_string();
+        bidi.browser_version = browser_version.to_string();
+        Ok(bidi)
+    }
+
+    async fn open(endpoint: &str) -> Result<Self, BidiError> {
+        let (socket, _) = tokio_tungstenite::connect_async(endpoint)
             .await
-            .map_err(|e| BidiError::Connect { url: endpoint.clone(), reason: e.to_string() })?;
+            .map_err(|e| BidiError::Connect { url: endpoint.to_string(), reason: e.to_string() })?;
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<Message>();
         let waiting = Arc::new(Calls::new());
@@ -92,13 +111,7 @@ impl Bidi {
             routed.close();
             let _ = alive_tx.send(false);
         });
-        let mut bidi =
-            Bidi { outgoing, waiting, alive, task, browser_name: String::new(), browser_version: String::new() };
-        let started = bidi.command("session.new", json!({"capabilities": {}})).await?;
-        let capabilities = &started["capabilities"];
-        bidi.browser_name = capabilities["browserName"].as_str().unwrap_or_default().to_string();
-        bidi.browser_version = capabilities["browserVersion"].as_str().unwrap_or_default().to_string();
-        Ok(bidi)
+        Ok(Bidi { outgoing, waiting, alive, task, browser_name: String::new(), browser_version: String::new() })
     }
 
     /// Sends `method` with `params` and waits for its result.

@@ -52,12 +52,26 @@ pub struct PageCapabilities {
     pub webnn: BTreeMap<String, Availability>,
 }
 
+/// The Grid node a remote browser runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteNode {
+    pub hub: String,
+    pub uri: String,
+    pub os: String,
+    /// The slot's `browserName`.
+    pub browser_name: String,
+}
+
 /// One browser's capabilities: the page's report plus what the host knows of the process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub browser: String,
     pub version: String,
+    /// The executable, or for a remote browser its node's URI.
     pub executable: PathBuf,
+    /// For a remote browser: the node (part of its environment's fingerprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<RemoteNode>,
     #[serde(flatten)]
     pub page: PageCapabilities,
 }

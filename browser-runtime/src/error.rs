@@ -50,6 +50,11 @@ pub enum BrowserError {
 
     #[error(transparent)]
     Tensor(#[from] webaccel_tensor::TensorError),
+
+    /// A Selenium Grid problem: the hub, the slot, or the session; the text names the hub, what
+    /// was asked for and what to do.
+    #[error("{0}")]
+    Grid(String),
 }
 
 pub type Result<T, E = BrowserError> = std::result::Result<T, E>;

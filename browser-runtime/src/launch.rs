@@ -137,7 +137,7 @@ impl BrowserKind {
 /// Chromium switches for measuring, not browsing: no background traffic (this machine's
 /// network is closed, and stray requests add noise), no throttling of a page that is not
 /// visible, no first-run or crash-reporting side effects.
-const CHROMIUM_SWITCHES: &[&str] = &[
+pub(crate) const CHROMIUM_SWITCHES: &[&str] = &[
     "--remote-debugging-port=0",
     "--no-first-run",
     "--no-default-browser-check",
@@ -204,27 +204,42 @@ pub fn refused_switch(flag: &str) -> Option<&'static str> {
 /// agent already sets its recommended automation prefs (no updates, telemetry or first-run
 /// pages); these add WebGPU, which Firefox ESR keeps behind a pref and a GPU blocklist
 /// (lavapipe, a CPU Vulkan driver, is on it).
-const FIREFOX_PREFS: &[(&str, &str)] = &[
+pub(crate) const FIREFOX_PREFS: &[(&str, &str)] = &[
     ("dom.webgpu.enabled", "true"),
     ("gfx.webgpu.ignore-blocklist", "true"),
     // Timers in a page nobody looks at would otherwise be clamped.
     ("dom.min_background_timeout_value", "0"),
 ];
 
-/// A browser process webaccel drives. webaccel spawns it itself, in its own process group,
-/// so that dropping it kills the whole tree (zygotes, GPU and renderer or content processes),
-/// not just the main process; its profile directory is removed after the processes are gone.
+/// A browser webaccel drives: a process it spawned itself, in its own process group, so that
+/// dropping it kills the whole tree (zygotes, GPU and renderer or content processes), not just
+/// the main process, and removes its profile directory after the processes are gone; or a
+/// browser on a Selenium Grid node (`grid.rs`), whose session is deleted on the hub.
 pub struct LaunchedBrowser {
     pub kind: BrowserKind,
+    /// How rows name it: the kind's name, or `grid:<slot>`.
+    pub name: String,
+    /// The executable, or for a remote browser the node's URI.
     pub executable: PathBuf,
     pub version: String,
     /// Every switch it was started with, in order, and for Firefox the preferences set in its
     /// profile as `--pref=name=value` (part of the environment's fingerprint).
     pub flags: Vec<String>,
     pub(crate) control: Control,
+    pub(crate) alive: watch::Receiver<bool>,
+    pub(crate) host: Host,
+}
+
+/// Where the browser runs.
+pub(crate) enum Host {
+    Local(LocalProcess),
+    Remote(crate::grid::GridSession),
+}
+
+/// A browser process on this machine, killed with its group and descendants on drop.
+pub(crate) struct LocalProcess {
     child: tokio::process::Child,
     pid: u32,
-    alive: watch::Receiver<bool>,
     profile: Profile,
 }
 
@@ -362,16 +377,32 @@ impl LaunchedBrowser {
             }
         };
         tracing::debug!(browser = kind.name(), %version, pid, "launched");
-        Ok(LaunchedBrowser { kind, executable, flags, version, control, child, pid, alive, profile })
+        let host = Host::Local(LocalProcess { child, pid, profile });
+        Ok(LaunchedBrowser { kind, name: kind.name().to_string(), executable, flags, version, control, alive, host })
     }
 
-    pub fn profile_dir(&self) -> &Path {
-        self.profile.path()
+    /// The profile directory of a local browser.
+    pub fn profile_dir(&self) -> Option<&Path> {
+        match &self.host {
+            Host::Local(local) => Some(local.profile.path()),
+            Host::Remote(_) => None,
+        }
     }
 
-    /// The browser's main process id (also its process group id).
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// A local browser's main process id (also its process group id).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.host {
+            Host::Local(local) => Some(local.pid),
+            Host::Remote(_) => None,
+        }
+    }
+
+    /// The Grid node a remote browser runs on.
+    pub fn node(&self) -> Option<&crate::grid::Slot> {
+        match &self.host {
+            Host::Local(_) => None,
+            Host::Remote(session) => Some(&session.slot),
+        }
     }
 
     pub fn is_alive(&self) -> bool {
@@ -388,7 +419,12 @@ impl LaunchedBrowser {
     /// nothing would clean up). A kept profile is meant to carry its caches to the next
     /// browser, so that browser is asked to close and flush first.
     pub async fn shutdown(mut self) {
-        if matches!(self.profile, Profile::Kept(_)) && self.is_alive() {
+        if let Host::Remote(session) = &self.host {
+            session.delete().await;
+            return;
+        }
+        let kept = matches!(&self.host, Host::Local(LocalProcess { profile: Profile::Kept(_), .. }));
+        if kept && self.is_alive() {
             let close = async {
                 match &mut self.control {
                     Control::Cdp { browser, .. } => {
@@ -400,8 +436,10 @@ impl LaunchedBrowser {
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
-            if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
-                tracing::debug!(pid = self.pid, "browser did not close in time; killing it");
+            if let Host::Local(local) = &mut self.host {
+                if tokio::time::timeout(Duration::from_secs(5), local.child.wait()).await.is_err() {
+                    tracing::debug!(pid = local.pid, "browser did not close in time; killing it");
+                }
             }
         }
         // Drop kills what is left of the group, waits for it, and removes a fresh profile.
@@ -413,6 +451,12 @@ impl Drop for LaunchedBrowser {
         if let Control::Cdp { handler, .. } = &self.control {
             handler.abort();
         }
+        // Then the host goes: a local process tree is killed, a Grid session deleted.
+    }
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
         // Only what this browser started is killed: its process group, and its descendants
         // that left the group (found before the group dies and they are re-parented). Nothing
         // is chosen by what its command line says, so no other process can be hit, whatever
@@ -440,7 +484,7 @@ impl Drop for LaunchedBrowser {
             return;
         }
         let profile = self.profile.path().to_path_buf();
-        tracing::debug!(browser = self.kind.name(), profile = %profile.display(), "browser gone; removing its profile");
+        tracing::debug!(profile = %profile.display(), "browser gone; removing its profile");
         for _ in 0..10 {
             match std::fs::remove_dir_all(&profile) {
                 Ok(()) => break,
@@ -586,7 +630,9 @@ fn json_string(text: &str) -> String {
 
 /// Connects chromiumoxide to the DevTools endpoint: the control, its liveness and the
 /// browser's product version.
-async fn connect_cdp(ws_url: String) -> std::result::Result<(Control, watch::Receiver<bool>, String), String> {
+pub(crate) async fn connect_cdp(
+    ws_url: String,
+) -> std::result::Result<(Control, watch::Receiver<bool>, String), String> {
     let config = HandlerConfig {
         // Model loads and long timed loops are bounded by the session's own timeouts.
         request_timeout: Duration::from_secs(3600),

@@ -11,15 +11,18 @@ mod calls;
 pub mod capabilities;
 pub mod channel;
 pub mod error;
+pub mod grid;
 pub mod launch;
 pub mod pool;
 pub mod session;
+mod tls;
 
 pub use assets::{default_ort_dir, AssetServer};
-pub use capabilities::Capabilities;
+pub use capabilities::{Capabilities, RemoteNode};
 pub use error::BrowserError;
+pub use grid::{GridConfig, Slot};
 pub use launch::{refused_switch, BrowserKind, ControlProtocol, LaunchedBrowser, ProfileChoice};
-pub use pool::{BrowserKey, BrowserPool, PoolLimits, PooledBrowser};
+pub use pool::{BrowserKey, BrowserPool, BrowserTarget, PoolLimits, PooledBrowser};
 pub use session::{
     BrowserSession, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions, RunOutput,
     Timeouts, RUN_LIMIT,

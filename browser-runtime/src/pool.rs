@@ -13,27 +13,63 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::assets::AssetServer;
 use crate::capabilities::Capabilities;
 use crate::error::{BrowserError, Result};
+use crate::grid::{GridConfig, Slot};
 use crate::launch::{sweep_stale_profiles, BrowserKind, ProfileChoice};
 use crate::session::{BrowserSession, PageSettings};
 
-/// Which warm browser a call wants: the kind, and any extra switches (sorted, so the same set
-/// in another order is the same browser).
+/// A browser as scripts name it: one this machine launches, or a Selenium Grid slot
+/// (`grid:<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BrowserTarget {
+    Local(BrowserKind),
+    Remote(String),
+}
+
+impl BrowserTarget {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.strip_prefix("grid:") {
+            Some(slot) if !slot.is_empty() => Some(BrowserTarget::Remote(slot.to_string())),
+            Some(_) => None,
+            None => BrowserKind::parse(name).map(BrowserTarget::Local),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            BrowserTarget::Local(kind) => kind.name().to_string(),
+            BrowserTarget::Remote(slot) => format!("grid:{slot}"),
+        }
+    }
+}
+
+impl From<BrowserKind> for BrowserTarget {
+    fn from(kind: BrowserKind) -> Self {
+        BrowserTarget::Local(kind)
+    }
+}
+
+/// Which warm browser a call wants: the browser, and any extra switches (sorted, so the same
+/// set in another order is the same browser).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BrowserKey {
-    pub kind: BrowserKind,
+    pub target: BrowserTarget,
     pub extra_flags: Vec<String>,
     pub profile: ProfileChoice,
 }
 
 impl BrowserKey {
-    pub fn new(kind: BrowserKind, mut extra_flags: Vec<String>, profile: ProfileChoice) -> Self {
+    pub fn new(target: impl Into<BrowserTarget>, mut extra_flags: Vec<String>, profile: ProfileChoice) -> Self {
         extra_flags.sort();
         extra_flags.dedup();
-        BrowserKey { kind, extra_flags, profile }
+        BrowserKey { target: target.into(), extra_flags, profile }
     }
 
-    pub fn plain(kind: BrowserKind) -> Self {
-        BrowserKey { kind, extra_flags: Vec::new(), profile: ProfileChoice::Fresh }
+    pub fn plain(target: impl Into<BrowserTarget>) -> Self {
+        BrowserKey { target: target.into(), extra_flags: Vec::new(), profile: ProfileChoice::Fresh }
+    }
+
+    pub fn name(&self) -> String {
+        self.target.name()
     }
 }
 
@@ -65,6 +101,9 @@ struct Entry {
 
 pub struct BrowserPool {
     ort_dir: PathBuf,
+    /// The Selenium Grid hubs remote slots come from (none by default: `WEBACCEL_GRID`).
+    grid: SyncMutex<GridConfig>,
+    http: std::sync::OnceLock<reqwest::Client>,
     assets: OnceCell<Arc<AssetServer>>,
     settings: PageSettings,
     limits: SyncMutex<PoolLimits>,
@@ -80,8 +119,14 @@ impl BrowserPool {
         // Profiles of webaccel processes that were killed outright (kill -9) would otherwise
         // pile up in the temp directory.
         sweep_stale_profiles(Duration::from_secs(60));
+        let grid = GridConfig::from_env().unwrap_or_else(|e| {
+            tracing::warn!("ignoring WEBACCEL_GRID / WEBACCEL_ADVERTISE: {e}");
+            GridConfig::default()
+        });
         Arc::new(BrowserPool {
             ort_dir,
+            grid: SyncMutex::new(grid),
+            http: std::sync::OnceLock::new(),
             assets: OnceCell::new(),
             settings,
             limits: SyncMutex::new(PoolLimits::default()),
@@ -99,6 +144,50 @@ impl BrowserPool {
         *self.limits.lock().expect("pool limits poisoned") = limits;
     }
 
+    pub fn grid(&self) -> GridConfig {
+        self.grid.lock().expect("grid config poisoned").clone()
+    }
+
+    pub fn set_grid(&self, grid: GridConfig) {
+        *self.grid.lock().expect("grid config poisoned") = grid;
+    }
+
+    fn http(&self) -> Result<&reqwest::Client> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let http = crate::grid::client()?;
+        Ok(self.http.get_or_init(|| http))
+    }
+
+    /// Every slot the configured hubs offer now (none without hubs).
+    pub async fn grid_slots(&self) -> Result<Vec<Slot>> {
+        let hubs = self.grid().hubs;
+        if hubs.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::grid::slots(self.http()?, &hubs).await
+    }
+
+    /// The slot named `name`, or an error that lists what the hubs offer.
+    async fn slot(&self, name: &str) -> Result<Slot> {
+        let grid = self.grid();
+        if grid.hubs.is_empty() {
+            return Err(BrowserError::Grid(format!(
+                "grid:{name} asked for, but no Selenium Grid hub is configured; configure_browsers(#{{grid: \
+                 \"http://hub:4444\"}}) or set WEBACCEL_GRID"
+            )));
+        }
+        let slots = self.grid_slots().await?;
+        slots.iter().find(|s| s.name == name).cloned().ok_or_else(|| {
+            BrowserError::Grid(format!(
+                "no slot grid:{name} on {}; the hubs offer {}. Tag a node's stereotype with \"webaccel:name\": \"{name}\"",
+                grid.hubs.join(", "),
+                if slots.is_empty() { "none".to_string() } else { slots.iter().map(Slot::full_name).collect::<Vec<_>>().join(", ") }
+            ))
+        })
+    }
+
     async fn assets(&self) -> Result<Arc<AssetServer>> {
         self.assets.get_or_try_init(|| async { AssetServer::start(&self.ort_dir).await.map(Arc::new) }).await.cloned()
     }
@@ -112,7 +201,7 @@ impl BrowserPool {
                 entry.last_used = Instant::now();
                 return Ok(entry.pooled.clone());
             }
-            tracing::info!(browser = key.kind.name(), "browser is gone; launching a fresh one");
+            tracing::info!(browser = %key.name(), "browser is gone; launching a fresh one");
             browsers.remove(key);
         }
         let max = self.limits().max_connections.max(1);
@@ -127,13 +216,28 @@ impl BrowserPool {
                 return Err(BrowserError::PoolFull { max_connections: max });
             };
             if let Some(entry) = browsers.remove(&victim) {
-                tracing::debug!(browser = victim.kind.name(), "closing to stay within max_connections");
+                tracing::debug!(browser = %victim.name(), "closing to stay within max_connections");
                 close(entry.pooled).await;
             }
         }
-        let session =
-            BrowserSession::open(key.kind, &key.extra_flags, &key.profile, self.assets().await?, self.settings.clone())
-                .await?;
+        let assets = self.assets().await?;
+        let session = match &key.target {
+            BrowserTarget::Local(kind) => {
+                BrowserSession::open(*kind, &key.extra_flags, &key.profile, assets, self.settings.clone()).await?
+            }
+            BrowserTarget::Remote(name) => {
+                if key.profile != ProfileChoice::Fresh {
+                    return Err(BrowserError::Grid(format!(
+                        "grid:{name}: profile_dir applies to browsers on this machine; a Grid node keeps its own profiles"
+                    )));
+                }
+                let slot = self.slot(name).await?;
+                let advertise = self.grid().advertise_for(&slot.hub)?;
+                let http = self.http()?;
+                BrowserSession::open_remote(http, &slot, &key.extra_flags, assets, self.settings.clone(), advertise)
+                    .await?
+            }
+        };
         let capabilities = session.capabilities().await?;
         let pooled = Arc::new(PooledBrowser { key: key.clone(), session, capabilities });
         browsers.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
@@ -148,7 +252,7 @@ impl BrowserPool {
             .await
             .keys()
             .map(|k| {
-                let mut name = k.kind.name().to_string();
+                let mut name = k.name();
                 for flag in &k.extra_flags {
                     name = format!("{name} {flag}");
                 }
@@ -173,7 +277,7 @@ impl BrowserPool {
             .collect();
         for key in stale {
             if let Some(entry) = browsers.remove(&key) {
-                tracing::debug!(browser = key.kind.name(), "closing idle browser");
+                tracing::debug!(browser = %key.name(), "closing idle browser");
                 close(entry.pooled).await;
             }
         }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::assets::AssetServer;
 use crate::bidi::{Bidi, BidiError};
-use crate::capabilities::{Capabilities, PageCapabilities};
+use crate::capabilities::{Capabilities, PageCapabilities, RemoteNode};
 use crate::channel::{aligned, ChannelError, PageChannel, Reply};
 use crate::error::{BrowserError, Result};
 use crate::launch::{BrowserKind, Control, LaunchedBrowser, ProfileChoice};
@@ -240,6 +240,9 @@ pub struct BrowserSession {
     /// Run requests and tensors go here; set once the page has connected.
     channel: OnceLock<PageChannel>,
     settings: PageSettings,
+    /// Where the page was loaded from: the loopback server, or its TLS listener for a remote
+    /// browser. Every other URL the page gets is relative to it.
+    base: String,
     pub timeouts: Timeouts,
 }
 
@@ -253,7 +256,34 @@ impl BrowserSession {
         settings: PageSettings,
     ) -> Result<Self> {
         let browser = LaunchedBrowser::launch(kind, extra_flags, profile).await?;
-        let page_url = format!("{}index.html", assets.base_url());
+        let base = assets.base_url();
+        Self::start(browser, assets, settings, base).await
+    }
+
+    /// A browser in a Selenium Grid slot, its page served over TLS on `advertise` (an address
+    /// of this machine the node can reach); from there on the same as a local one.
+    pub async fn open_remote(
+        http: &reqwest::Client,
+        slot: &crate::grid::Slot,
+        extra_flags: &[String],
+        assets: Arc<AssetServer>,
+        settings: PageSettings,
+        advertise: std::net::IpAddr,
+    ) -> Result<Self> {
+        let base = assets.serve_remote(advertise).await?;
+        let browser = LaunchedBrowser::remote(http, slot, extra_flags).await?;
+        Self::start(browser, assets, settings, base).await
+    }
+
+    /// Opens the runtime page at `base` in `browser`, imports the runtime, configures ORT and
+    /// connects the data channel.
+    async fn start(
+        browser: LaunchedBrowser,
+        assets: Arc<AssetServer>,
+        settings: PageSettings,
+        base: String,
+    ) -> Result<Self> {
+        let page_url = format!("{base}index.html");
         let (page_tx, page_alive) = watch::channel(true);
         let open_page = async {
             Ok::<_, BrowserError>(match &browser.control {
@@ -283,7 +313,7 @@ impl BrowserSession {
         // on a browser that just started must not.
         let probe = Timeouts::default().probe;
         let page = tokio::time::timeout(probe, open_page).await.map_err(|_| BrowserError::Timeout {
-            browser: kind.name().to_string(),
+            browser: browser.name.clone(),
             during: "opening the runtime page".into(),
             seconds: probe.as_secs(),
         })??;
@@ -296,9 +326,10 @@ impl BrowserSession {
             hung: AtomicBool::new(false),
             channel: OnceLock::new(),
             settings,
+            base,
             timeouts: Timeouts::default(),
         };
-        let base = session.assets.base_url();
+        let base = session.base.clone();
         let probe = session.timeouts.probe;
         session
             .eval::<bool>(
@@ -342,7 +373,8 @@ impl BrowserSession {
         &self.browser.flags
     }
 
-    pub fn profile_dir(&self) -> &Path {
+    /// A local browser's profile directory.
+    pub fn profile_dir(&self) -> Option<&Path> {
         self.browser.profile_dir()
     }
 
@@ -358,9 +390,15 @@ impl BrowserSession {
         let page: PageCapabilities =
             self.eval("measuring capabilities", "window.webaccel.capabilities()".into(), self.timeouts.probe).await?;
         Ok(Capabilities {
-            browser: self.browser.kind.name().to_string(),
+            browser: self.browser.name.clone(),
             version: self.browser.version.clone(),
             executable: self.browser.executable.clone(),
+            node: self.browser.node().map(|slot| RemoteNode {
+                hub: slot.hub.clone(),
+                uri: slot.node_uri.clone(),
+                os: slot.os.clone(),
+                browser_name: slot.browser_name.clone(),
+            }),
             page,
         })
     }
@@ -577,7 +615,7 @@ impl BrowserSession {
             Raced::TimedOut => {
                 self.hung.store(true, Ordering::Relaxed);
                 Err(BrowserError::Timeout {
-                    browser: self.browser.kind.name().to_string(),
+                    browser: self.browser.name.clone(),
                     during: during.to_string(),
                     seconds: limit.as_secs(),
                 })
@@ -586,7 +624,7 @@ impl BrowserSession {
     }
 
     fn crashed(&self, during: &str) -> BrowserError {
-        BrowserError::Crashed { browser: self.browser.kind.name().to_string(), during: during.to_string() }
+        BrowserError::Crashed { browser: self.browser.name.clone(), during: during.to_string() }
     }
 }
 

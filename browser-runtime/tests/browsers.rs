@@ -63,7 +63,8 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
     // during a long run. The page's data channel closes, the call fails saying so, and the
     // session is retired (the pool replaces it).
     browser.session.load("minilm", &minilm_path(), &LoadRequest::new(Platform::Wasm)).await.unwrap();
-    let main = pid_of_profile(browser.session.profile_dir()).expect("Firefox's main process is visible");
+    let main = pid_of_profile(browser.session.profile_dir().expect("a local browser"))
+        .expect("Firefox's main process is visible");
     let killer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let tabs = web_content_processes(main);
@@ -76,7 +77,10 @@ async fn firefox_capabilities_runs_crash_and_cleanup() {
     assert!(matches!(result, Err(BrowserError::ChannelClosed { .. })), "{:?}", result.err());
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(!browser.session.is_alive());
-    assert!(pid_of_profile(browser.session.profile_dir()).is_some(), "the browser itself should have lived on");
+    assert!(
+        pid_of_profile(browser.session.profile_dir().expect("a local browser")).is_some(),
+        "the browser itself should have lived on"
+    );
     drop(browser);
     runs_crash_and_cleanup(&pool, BrowserKind::Firefox).await;
 
@@ -148,7 +152,7 @@ async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: Browse
     }
 
     // Kill the browser during a long run: the call fails promptly with Crashed.
-    let profile = browser.session.profile_dir().to_path_buf();
+    let profile = browser.session.profile_dir().expect("a local browser").to_path_buf();
     let pid = pid_of_profile(&profile).expect("the browser's main process is visible");
     let killer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -165,7 +169,7 @@ async fn runs_crash_and_cleanup(pool: &std::sync::Arc<BrowserPool>, kind: Browse
     // The next call gets a fresh browser with a new profile; the dead one's profile is gone.
     let fresh = pool.get(&BrowserKey::plain(kind)).await.unwrap();
     assert!(fresh.session.is_alive());
-    let fresh_profile = fresh.session.profile_dir().to_path_buf();
+    let fresh_profile = fresh.session.profile_dir().expect("a local browser").to_path_buf();
     assert_ne!(fresh_profile, profile);
     assert!(!profile.exists(), "the crashed browser's profile directory was left behind");
     drop(fresh);

@@ -513,7 +513,11 @@ const METHODS = { run, echo };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function connect(url) {
+// `path` is relative to the page; the socket takes the page's own scheme (wss for a page served
+// over TLS to a remote browser).
+export function connect(path) {
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(url);
     socket.binaryType = 'arraybuffer';

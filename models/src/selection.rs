@@ -54,22 +54,29 @@ pub enum Availability {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     /// The browser chosen, or None when no browser has the platform.
-    pub browser: Option<&'static str>,
+    pub browser: Option<String>,
     /// Why: the rule, and each browser passed over with its reason.
     pub reason: String,
 }
 
-/// Walks the preferred browser then the substitutes, asking `availability` about each (it may
-/// launch the browser to measure it), and stops at the first that has the platform.
+/// Walks the preferred browser, the substitutes, then `remote` (Selenium Grid slots,
+/// `grid:<name>`, after every local browser: a remote machine is chosen when this one cannot
+/// serve), asking `availability` about each (it may launch the browser to measure it), and stops
+/// at the first that has the platform.
 pub fn choose(
     model_type: &str,
     platform: &str,
-    mut availability: impl FnMut(&'static str) -> Availability,
+    remote: &[String],
+    mut availability: impl FnMut(&str) -> Availability,
 ) -> Selection {
     let pref = preferred(model_type, platform);
     let mut passed_over = Vec::new();
-    let order = std::iter::once(pref.browser).chain(SUBSTITUTES.into_iter().filter(|b| *b != pref.browser));
+    let order = std::iter::once(pref.browser)
+        .chain(SUBSTITUTES.into_iter().filter(|b| *b != pref.browser))
+        .map(str::to_string)
+        .chain(remote.iter().cloned());
     for browser in order {
+        let browser = browser.as_str();
         match availability(browser) {
             Availability::HasPlatform => {
                 let reason = if passed_over.is_empty() {
@@ -77,7 +84,7 @@ pub fn choose(
                 } else {
                     format!("{}; {}; chose {browser}, which has {platform}", pref.rule, passed_over.join("; "))
                 };
-                return Selection { browser: Some(browser), reason };
+                return Selection { browser: Some(browser.to_string()), reason };
             }
             Availability::LacksPlatform(why) => passed_over.push(format!("{browser} lacks {platform} ({why})")),
             Availability::NotInstalled(why) => passed_over.push(format!("{browser}: not installed ({why})")),
@@ -115,21 +122,21 @@ mod tests {
 
     #[test]
     fn preferred_browser_present_with_the_platform_wins() {
-        let s = choose("text_embedding", "webnn", |b| if b == "edge" { HasPlatform } else { panic!("asked {b}") });
-        assert_eq!(s.browser, Some("edge"));
+        let s = choose("text_embedding", "webnn", &[], |b| if b == "edge" { HasPlatform } else { panic!("asked {b}") });
+        assert_eq!(s.browser.as_deref(), Some("edge"));
         assert_eq!(s.reason, "text on webnn prefers edge; edge has webnn");
     }
 
     #[test]
     fn absent_edge_for_webnn_falls_to_the_browser_that_has_it() {
         // This machine: no Edge or Chrome; Debian Chromium lacks WebNN; headless-shell has it.
-        let s = choose("text_embedding", "webnn", |b| match b {
+        let s = choose("text_embedding", "webnn", &[], |b| match b {
             "edge" | "chrome" => NotInstalled("searched /opt".into()),
             "chromium" => LacksPlatform("NotSupportedError".into()),
             "headless-shell" => HasPlatform,
             other => panic!("asked {other}"),
         });
-        assert_eq!(s.browser, Some("headless-shell"));
+        assert_eq!(s.browser.as_deref(), Some("headless-shell"));
         assert!(s.reason.starts_with("text on webnn prefers edge; edge: not installed"), "{}", s.reason);
         assert!(s.reason.contains("chromium lacks webnn (NotSupportedError)"), "{}", s.reason);
         assert!(s.reason.ends_with("chose headless-shell, which has webnn"), "{}", s.reason);
@@ -137,13 +144,13 @@ mod tests {
 
     #[test]
     fn audio_on_webgpu_says_why_firefox_was_passed_over() {
-        let s = choose("audio", "webgpu", |b| match b {
+        let s = choose("audio", "webgpu", &[], |b| match b {
             "firefox" => LacksPlatform("no adapter".into()),
             "chrome" | "edge" => NotInstalled("searched".into()),
             "chromium" => HasPlatform,
             other => panic!("asked {other}"),
         });
-        assert_eq!(s.browser, Some("chromium"));
+        assert_eq!(s.browser.as_deref(), Some("chromium"));
         assert!(
             s.reason.starts_with("audio on webgpu prefers firefox; firefox lacks webgpu (no adapter)"),
             "{}",
@@ -153,27 +160,45 @@ mod tests {
 
     #[test]
     fn vision_on_webgpu_substitutes_chromium_for_chrome() {
-        let s = choose("vision", "webgpu", |b| match b {
+        let s = choose("vision", "webgpu", &[], |b| match b {
             "chrome" | "edge" => NotInstalled("searched".into()),
             "chromium" => HasPlatform,
             other => panic!("asked {other}"),
         });
-        assert_eq!(s.browser, Some("chromium"));
+        assert_eq!(s.browser.as_deref(), Some("chromium"));
     }
 
     #[test]
     fn a_browser_that_fails_to_start_is_passed_over() {
-        let s = choose("multimodal", "wasm", |b| match b {
+        let s = choose("multimodal", "wasm", &[], |b| match b {
             "chrome" => Failed("crashed at launch".into()),
             _ => HasPlatform,
         });
-        assert_eq!(s.browser, Some("edge"));
+        assert_eq!(s.browser.as_deref(), Some("edge"));
         assert!(s.reason.contains("chrome failed to start (crashed at launch)"));
     }
 
     #[test]
+    fn a_remote_slot_is_chosen_when_no_local_browser_has_the_platform() {
+        let remote = vec!["grid:lab-rtx".to_string()];
+        let s = choose("vision", "webnn", &remote, |b| {
+            if b == "grid:lab-rtx" {
+                HasPlatform
+            } else {
+                LacksPlatform("no".into())
+            }
+        });
+        assert_eq!(s.browser.as_deref(), Some("grid:lab-rtx"));
+        assert!(
+            s.reason.contains("firefox lacks webnn") && s.reason.ends_with("chose grid:lab-rtx, which has webnn"),
+            "{}",
+            s.reason
+        );
+    }
+
+    #[test]
     fn no_browser_with_the_platform_is_reported_not_invented() {
-        let s = choose("text", "webnn", |_| LacksPlatform("no".into()));
+        let s = choose("text", "webnn", &[], |_| LacksPlatform("no".into()));
         assert_eq!(s.browser, None);
         assert!(s.reason.ends_with("no browser has webnn"), "{}", s.reason);
     }

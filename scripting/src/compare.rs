@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use rhai::{Array, Dynamic, Map};
-use webaccel_browser_runtime::{BrowserKind, Platform};
+use webaccel_browser_runtime::{BrowserTarget, Platform};
 use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOptions, SummaryOptions};
 
 use crate::accelerate::{accelerate_with, Cell};
@@ -54,7 +54,7 @@ pub struct Grid {
     /// None: the model's default file.
     pub precisions: Vec<Option<u32>>,
     /// None: chosen per cell by the selection table.
-    pub browsers: Vec<Option<BrowserKind>>,
+    pub browsers: Vec<Option<BrowserTarget>>,
     pub base: AccelerateOptions,
     pub input: Option<Dynamic>,
     pub inputs: Map,
@@ -67,7 +67,7 @@ pub struct Grid {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridCell {
     pub model: usize,
-    pub browser: Option<BrowserKind>,
+    pub browser: Option<BrowserTarget>,
     pub platform: RunPlatform,
     pub precision: Option<u32>,
 }
@@ -202,7 +202,7 @@ impl Grid {
                         continue;
                     }
                     for &precision in &self.precisions {
-                        let browser = if platform == RunPlatform::Native { None } else { *browser };
+                        let browser = if platform == RunPlatform::Native { None } else { browser.clone() };
                         cells.push(GridCell { model, browser, platform, precision });
                     }
                 }
@@ -220,7 +220,7 @@ impl Grid {
         let native = cell.platform == RunPlatform::Native;
         AccelerateOptions {
             platform: Some(cell.platform),
-            browser: cell.browser,
+            browser: cell.browser.clone(),
             precision: cell.precision,
             threads: if native { self.threads } else { None },
             // The profiler runs in the page: native cells are timed without it.
@@ -235,7 +235,7 @@ impl Grid {
             "models": self.models,
             "platforms": self.platforms.iter().map(|p| p.name()).collect::<Vec<_>>(),
             "precisions": self.precisions,
-            "browsers": self.browsers.iter().map(|b| b.map_or("auto", |k| k.name())).collect::<Vec<_>>(),
+            "browsers": self.browsers.iter().map(|b| b.as_ref().map_or_else(|| "auto".to_string(), |k| k.name())).collect::<Vec<_>>(),
             "runs": self.base.runs,
             "warmup": self.base.warmup,
             "warmup_s": self.base.warmup_s,
@@ -300,7 +300,11 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
         if let Some(p) = &progress {
             let label = format!(
                 "{model} {} {} {}",
-                if spec.platform == RunPlatform::Native { "host" } else { spec.browser.map_or("auto", |b| b.name()) },
+                if spec.platform == RunPlatform::Native {
+                    "host".to_string()
+                } else {
+                    spec.browser.as_ref().map_or_else(|| "auto".to_string(), |b| b.name())
+                },
                 spec.platform.name(),
                 spec.precision.map_or("default".into(), |b| format!("{b}-bit"))
             );

@@ -4,19 +4,31 @@
 //! no database.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{BrowserError, BrowserKey, BrowserKind};
+use webaccel_browser_runtime::{BrowserError, BrowserKey, BrowserKind, BrowserTarget};
 
 use crate::environment::browser_environment;
 use crate::error::ApiError;
 use crate::row::adapter_software;
 use crate::services::Services;
 
-/// A map keyed by browser name. A browser that is absent or failed to start is
-/// reported with `available: false` and the reason, never left out.
+/// A map keyed by browser name: every local browser webaccel knows, then every slot the
+/// configured Selenium Grid hubs offer (`grid:<name>`), each with the same measured report. A
+/// browser that is absent or failed to start is reported with `available: false` and the
+/// reason, never left out; hubs that do not answer are reported under `grid`.
 pub fn detect(services: &Services) -> Result<Map, ApiError> {
     let mut report = Map::new();
-    for kind in BrowserKind::ALL {
-        let entry = match services.runtime.block_on(services.pool.get(&BrowserKey::plain(kind))) {
+    let mut targets: Vec<BrowserTarget> = BrowserKind::ALL.into_iter().map(BrowserTarget::Local).collect();
+    match services.runtime.block_on(services.pool.grid_slots()) {
+        Ok(slots) => targets.extend(slots.into_iter().map(|s| BrowserTarget::Remote(s.name))),
+        Err(e) => {
+            let mut map = Map::new();
+            map.insert("available".into(), false.into());
+            map.insert("error".into(), e.to_string().into());
+            report.insert("grid".into(), map.into());
+        }
+    }
+    for target in targets {
+        let entry = match services.runtime.block_on(services.pool.get(&BrowserKey::plain(target.clone()))) {
             Ok(pooled) => {
                 let env = browser_environment(&pooled);
                 let stored = services.record_environment(&env);
@@ -50,7 +62,7 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
                 map.into()
             }
         };
-        report.insert(kind.name().into(), entry);
+        report.insert(target.name().into(), entry);
     }
     Ok(report)
 }

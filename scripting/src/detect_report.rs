@@ -4,7 +4,7 @@
 
 use rhai::{Dynamic, Map};
 use serde_json::Value;
-use webaccel_browser_runtime::BrowserKind;
+use webaccel_browser_runtime::BrowserTarget;
 
 use crate::display::escape;
 
@@ -14,7 +14,7 @@ use crate::display::escape;
 pub fn is_report(map: &Map) -> bool {
     !map.is_empty()
         && map.iter().all(|(name, b)| {
-            BrowserKind::parse(name).is_some()
+            BrowserTarget::parse(name).is_some()
                 && b.read_lock::<Map>().is_some_and(|b| b.get("available").is_some_and(Dynamic::is_bool))
         })
 }

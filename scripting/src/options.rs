@@ -2,7 +2,9 @@
 //! typo never silently falls back to a default.
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{refused_switch, BrowserKey, BrowserKind, Platform, ProfileChoice, RUN_LIMIT};
+use webaccel_browser_runtime::{
+    refused_switch, BrowserKey, BrowserKind, BrowserTarget, Platform, ProfileChoice, RUN_LIMIT,
+};
 
 use crate::error::ApiError;
 use crate::platform::RunPlatform;
@@ -16,7 +18,7 @@ pub struct AccelerateOptions {
     /// None: choose automatically, starting from the fastest platform (webnn) and falling back.
     pub platform: Option<RunPlatform>,
     /// None: choose by the seed's table, checked against measured capabilities.
-    pub browser: Option<BrowserKind>,
+    pub browser: Option<BrowserTarget>,
     /// WebNN device type: cpu, gpu or npu.
     pub device: Option<String>,
     pub precision: Option<u32>,
@@ -119,9 +121,9 @@ fn task_model_type(name: &str) -> Option<&'static str> {
 }
 
 impl AccelerateOptions {
-    pub fn browser_key(&self, kind: BrowserKind) -> BrowserKey {
+    pub fn browser_key(&self, target: impl Into<BrowserTarget>) -> BrowserKey {
         let profile = self.profile_dir.clone().map_or(ProfileChoice::Fresh, ProfileChoice::Kept);
-        BrowserKey::new(kind, self.flags.clone(), profile)
+        BrowserKey::new(target, self.flags.clone(), profile)
     }
 
     pub fn from_map(map: &Map) -> Result<Self, ApiError> {
@@ -287,12 +289,13 @@ impl OptionValue<'_> {
         }
     }
 
-    /// A browser name; `extra_valid` lists any further names the caller accepts itself.
-    pub fn browser(&self, extra_valid: &str) -> Result<BrowserKind, ApiError> {
+    /// A browser name (a local one, or a Grid slot as `grid:<name>`); `extra_valid` lists any
+    /// further names the caller accepts itself.
+    pub fn browser(&self, extra_valid: &str) -> Result<BrowserTarget, ApiError> {
         let name = self.string()?;
-        BrowserKind::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
+        BrowserTarget::parse(&name).ok_or_else(|| ApiError::UnknownBrowser {
             name,
-            valid: BrowserKind::ALL.map(|k| k.name()).join(", ") + extra_valid,
+            valid: BrowserKind::ALL.map(|k| k.name()).join(", ") + ", grid:<slot>" + extra_valid,
         })
     }
 }
@@ -313,7 +316,9 @@ mod tests {
         assert_eq!((o.platform, o.runs), (Some(RunPlatform::Browser(Platform::Webgpu)), 3));
         let o = AccelerateOptions::from_map(&map(&[("fallback", false.into()), ("browser", "headless-shell".into())]))
             .unwrap();
-        assert_eq!((o.fallback, o.browser), (false, Some(BrowserKind::HeadlessShell)));
+        assert_eq!((o.fallback, o.browser), (false, Some(BrowserTarget::Local(BrowserKind::HeadlessShell))));
+        let o = AccelerateOptions::from_map(&map(&[("browser", "grid:lab-rtx".into())])).unwrap();
+        assert_eq!(o.browser, Some(BrowserTarget::Remote("lab-rtx".into())));
         let flags: rhai::Array = vec!["--enable-features=X".into()];
         let o = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap();
         assert_eq!(o.flags, ["--enable-features=X"]);

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{BrowserKind, LoadRequest, Platform};
+use webaccel_browser_runtime::{BrowserKind, BrowserTarget, LoadRequest, Platform};
 
 use crate::error::ApiError;
 use crate::options::OptionValue;
@@ -18,7 +18,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 
 pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<Map, ApiError> {
     let mut platform = Platform::Wasm;
-    let mut browser = BrowserKind::Chromium;
+    let mut browser = BrowserTarget::Local(BrowserKind::Chromium);
     let mut parallel = true;
     for (key, value) in options {
         let opt = OptionValue { function: FUNCTION, key, value };

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use webaccel_browser_runtime::{BrowserError, BrowserKind, Capabilities, Platform, PooledBrowser};
+use webaccel_browser_runtime::{BrowserError, BrowserTarget, Capabilities, Platform, PooledBrowser};
 use webaccel_models::selection::{self, Availability};
 
 use crate::error::ApiError;
@@ -77,21 +77,31 @@ pub(crate) fn pick_browser(
 ) -> Result<Result<(Arc<PooledBrowser>, String), String>, ApiError> {
     let fp16 = target.weights.starts_with("fp16");
     let device = opts.device.as_deref();
-    if let Some(kind) = opts.browser {
+    if let Some(explicit) = &opts.browser {
         // An explicit browser always wins; failing to start it is an error, not a fallback.
-        let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(kind)))?;
+        let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(explicit.clone())))?;
         let caps = &pooled.capabilities;
+        let name = explicit.name();
         return Ok(match platform_status(caps, platform, device, fp16) {
-            Ok(()) => Ok((pooled.clone(), format!("browser {} given explicitly", kind.name()))),
-            Err(why) => Err(format!("{} {} lacks {}: {why}", kind.name(), caps.version, platform.name())),
+            Ok(()) => Ok((pooled.clone(), format!("browser {name} given explicitly"))),
+            Err(why) => Err(format!("{name} {} lacks {}: {why}", caps.version, platform.name())),
         });
     }
     let mut chosen = None;
-    let selection = selection::choose(&target.model_type, platform.name(), |name| {
-        let Some(kind) = BrowserKind::parse(name) else {
+    // Grid slots are candidates too, after the local browsers; a hub that does not answer
+    // leaves only the local ones.
+    let remote: Vec<String> = services
+        .runtime
+        .block_on(services.pool.grid_slots())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.full_name())
+        .collect();
+    let selection = selection::choose(&target.model_type, platform.name(), &remote, |name| {
+        let Some(candidate) = BrowserTarget::parse(name) else {
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };
-        match services.runtime.block_on(services.pool.get(&opts.browser_key(kind))) {
+        match services.runtime.block_on(services.pool.get(&opts.browser_key(candidate))) {
             Ok(pooled) => match platform_status(&pooled.capabilities, platform, device, fp16) {
                 Ok(()) => {
                     chosen = Some(pooled);

@@ -21,7 +21,7 @@ pub(crate) fn requested_row(model: &str, opts: &AccelerateOptions, cell: &Cell) 
         requested_platform: Some(platform.clone()),
         platform,
         device: opts.device.clone(),
-        browser: opts.browser.map_or("auto", |b| b.name()).to_string(),
+        browser: opts.browser.as_ref().map_or_else(|| "auto".to_string(), |b| b.name()),
         experiment_id: cell.experiment_id.clone(),
         cell_index: cell.cell_index,
         ..RunRecord::default()

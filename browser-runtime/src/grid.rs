@@ -1,0 +1,415 @@
+//! Remote browsers through Selenium Grid 4: one more way to get a browser, so that everything
+//! after it (the page, the data channel, loads and runs) is the code local browsers use.
+//!
+//! A hub's `/status` lists its nodes and their slots; each slot is offered as `grid:<name>`,
+//! `<name>` being its `webaccel:name` capability (Grid matches custom prefixed capabilities,
+//! so a request for `webaccel:name` lands on that node), else `<browserName>@<node host>`. A
+//! session is created on the hub (`POST /session`, which wants `application/json;
+//! charset=utf-8`), asking for `se:cdpEnabled` (Chromium family: the hub then answers with
+//! `se:cdp`, a browser-level DevTools endpoint proxied through it) or `webSocketUrl` (Firefox:
+//! a BiDi endpoint through the hub, on a session that already exists), and for
+//! `acceptInsecureCerts`, since remote pages are served over TLS with a self-signed certificate.
+//! The session is kept alive across quiet phases (a hub reaps idle sessions) and deleted when the
+//! browser is dropped.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::bidi::Bidi;
+use crate::error::{BrowserError, Result};
+use crate::launch::{
+    connect_cdp, refused_switch, BrowserKind, Control, Host, LaunchedBrowser, CHROMIUM_SWITCHES, FIREFOX_PREFS,
+};
+
+/// How long the hub may take to start a browser for a session request. A free matching slot
+/// starts in seconds; a request still waiting after this is a slot that is busy or gone.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Short calls (`/status`, keep-alive, delete).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A WebDriver command this often counts as activity, so the hub's session timeout does not
+/// reap a browser that sits warm in the pool.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Where the hubs are, and the address remote pages reach this machine at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GridConfig {
+    /// Hub base URLs (`http://host:4444`).
+    pub hubs: Vec<String>,
+    /// The address the asset server listens on for remote pages; None: the local address that
+    /// routes to the hub.
+    pub advertise: Option<IpAddr>,
+}
+
+impl GridConfig {
+    /// `WEBACCEL_GRID` (hub URLs, comma-separated) and `WEBACCEL_ADVERTISE`.
+    pub fn from_env() -> Result<Self> {
+        let hubs = std::env::var("WEBACCEL_GRID").unwrap_or_default();
+        let hubs = parse_hubs(hubs.split(',').filter(|h| !h.trim().is_empty()))?;
+        let advertise = match std::env::var("WEBACCEL_ADVERTISE") {
+            Ok(ip) if !ip.trim().is_empty() => Some(parse_advertise(&ip)?),
+            _ => None,
+        };
+        Ok(GridConfig { hubs, advertise })
+    }
+
+    /// The address remote pages load from: `advertise`, else the local address the system
+    /// would use to reach `hub` (no packet is sent).
+    pub fn advertise_for(&self, hub: &str) -> Result<IpAddr> {
+        if let Some(ip) = self.advertise {
+            return Ok(ip);
+        }
+        let url = reqwest::Url::parse(hub).map_err(|e| bad_hub(hub, &e.to_string()))?;
+        let port = url.port_or_known_default().unwrap_or(4444);
+        let host = url.host_str().ok_or_else(|| bad_hub(hub, "it names no host"))?;
+        let target: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+            .map_err(|e| bad_hub(hub, &e.to_string()))?
+            .next()
+            .ok_or_else(|| bad_hub(hub, "its host does not resolve"))?;
+        let probe = UdpSocket::bind(if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
+            .and_then(|s| s.connect(target).map(|_| s))
+            .and_then(|s| s.local_addr())
+            .map_err(|e| BrowserError::Grid(format!("no local address routes to the hub {hub}: {e}; set advertise")))?;
+        Ok(probe.ip())
+    }
+}
+
+fn bad_hub(hub: &str, why: &str) -> BrowserError {
+    BrowserError::Grid(format!("{hub:?} is not a hub URL like http://hub:4444 ({why})"))
+}
+
+/// Hub URLs, checked and without a trailing slash.
+pub fn parse_hubs<S: AsRef<str>>(hubs: impl IntoIterator<Item = S>) -> Result<Vec<String>> {
+    hubs.into_iter()
+        .map(|h| {
+            let h = h.as_ref().trim().trim_end_matches('/');
+            let url = reqwest::Url::parse(h).map_err(|e| bad_hub(h, &e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad_hub(h, "it must be http:// or https:// with a host"));
+            }
+            Ok(h.to_string())
+        })
+        .collect()
+}
+
+pub fn parse_advertise(ip: &str) -> Result<IpAddr> {
+    ip.trim().parse().map_err(|_| BrowserError::Grid(format!("advertise {ip:?} is not an IP address of this machine")))
+}
+
+/// One slot a hub offers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slot {
+    /// As scripts name it, without the `grid:` prefix.
+    pub name: String,
+    pub hub: String,
+    /// The slot's `browserName` (`chrome`, `MicrosoftEdge`, `firefox`, `safari`).
+    pub browser_name: String,
+    pub node_uri: String,
+    /// The node's operating system, as it reports it (`Linux 6.1 amd64`).
+    pub os: String,
+    /// A session is running in it now.
+    pub busy: bool,
+    /// Whether the slot was tagged with `webaccel:name` (then the request names it).
+    pub tagged: bool,
+}
+
+impl Slot {
+    /// How webaccel drives this slot's browser.
+    pub fn kind(&self) -> BrowserKind {
+        if self.browser_name.eq_ignore_ascii_case("firefox") {
+            BrowserKind::Firefox
+        } else {
+            BrowserKind::Chromium
+        }
+    }
+
+    pub fn full_name(&self) -> String {
+        format!("grid:{}", self.name)
+    }
+}
+
+pub(crate) fn client() -> Result<reqwest::Client> {
+    // reqwest is built without a bundled crypto provider; the workspace builds ring.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .connect_timeout(CALL_TIMEOUT)
+        .build()
+        .map_err(|e| BrowserError::Grid(format!("cannot set up the HTTP client: {e}")))
+}
+
+fn unreachable(hub: &str, e: impl std::fmt::Display) -> BrowserError {
+    BrowserError::Grid(format!(
+        "the Selenium Grid hub {hub} did not answer ({e}); start it (java -jar selenium-server.jar hub), check the \
+         address, or change configure_browsers(#{{grid: ...}}) / WEBACCEL_GRID"
+    ))
+}
+
+/// The slots `/status` lists on every hub, in hub and node order.
+pub async fn slots(http: &reqwest::Client, hubs: &[String]) -> Result<Vec<Slot>> {
+    let mut out = Vec::new();
+    for hub in hubs {
+        let status: Value = http
+            .get(format!("{hub}/status"))
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unreachable(hub, e))?
+            .json()
+            .await
+            .map_err(|e| unreachable(hub, e))?;
+        out.extend(parse_status(hub, &status));
+    }
+    Ok(out)
+}
+
+/// The slots of one hub's `/status` answer.
+fn parse_status(hub: &str, status: &Value) -> Vec<Slot> {
+    let mut out = Vec::new();
+    for node in status["value"]["nodes"].as_array().into_iter().flatten() {
+        if node["availability"] != "UP" {
+            continue;
+        }
+        let uri = node["uri"].as_str().unwrap_or_default().to_string();
+        let host = reqwest::Url::parse(&uri).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        let os =
+            ["name", "version", "arch"].iter().filter_map(|k| node["osInfo"][k].as_str()).collect::<Vec<_>>().join(" ");
+        for slot in node["slots"].as_array().into_iter().flatten() {
+            let stereotype = &slot["stereotype"];
+            let browser_name = stereotype["browserName"].as_str().unwrap_or("chrome").to_string();
+            let tag = stereotype["webaccel:name"].as_str();
+            out.push(Slot {
+                name: tag.map_or_else(|| format!("{browser_name}@{host}"), str::to_string),
+                hub: hub.to_string(),
+                browser_name,
+                node_uri: uri.clone(),
+                os: os.clone(),
+                busy: !slot["session"].is_null(),
+                tagged: tag.is_some(),
+            });
+        }
+    }
+    out
+}
+
+/// A session on a hub, deleted when dropped.
+pub(crate) struct GridSession {
+    pub slot: Slot,
+    pub id: String,
+    /// The capabilities the hub answered with.
+    pub capabilities: Value,
+    http: reqwest::Client,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl GridSession {
+    /// Asks `slot`'s hub for a session with `capabilities` (merged over what names the slot).
+    pub async fn create(http: &reqwest::Client, slot: &Slot, mut capabilities: Value) -> Result<Self> {
+        capabilities["browserName"] = json!(slot.browser_name);
+        capabilities["acceptInsecureCerts"] = json!(true);
+        if slot.tagged {
+            capabilities["webaccel:name"] = json!(slot.name);
+        }
+        let body = json!({"capabilities": {"alwaysMatch": capabilities}});
+        let asked = body["capabilities"]["alwaysMatch"].to_string();
+        let refused = |why: String| {
+            BrowserError::Grid(format!(
+                "the hub {} gave no session for grid:{} ({why}); asked for {asked}. Check that the node is up and free \
+                 (detect() lists the slots), or that its driver can start the browser",
+                slot.hub, slot.name
+            ))
+        };
+        let response = http
+            .post(format!("{}/session", slot.hub))
+            .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string())
+            .timeout(CREATE_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    refused(format!("no slot was free within {} s", CREATE_TIMEOUT.as_secs()))
+                } else {
+                    unreachable(&slot.hub, e)
+                }
+            })?;
+        let status = response.status();
+        let answer: Value = response.json().await.map_err(|e| refused(format!("HTTP {status}, {e}")))?;
+        if !status.is_success() {
+            let message = answer["value"]["message"].as_str().unwrap_or("no message");
+            return Err(refused(format!("HTTP {status}: {}", message.lines().next().unwrap_or(message))));
+        }
+        let id = answer["value"]["sessionId"].as_str().ok_or_else(|| refused("no sessionId".into()))?.to_string();
+        let capabilities = answer["value"]["capabilities"].clone();
+        let keepalive = tokio::spawn(keep_alive(http.clone(), slot.hub.clone(), id.clone()));
+        Ok(GridSession { slot: slot.clone(), id, capabilities, http: http.clone(), keepalive })
+    }
+
+    /// Deletes the session on the hub (its node then closes the browser).
+    pub async fn delete(&self) {
+        self.keepalive.abort();
+        let url = format!("{}/session/{}", self.slot.hub, self.id);
+        if let Err(e) = self.http.delete(&url).timeout(CALL_TIMEOUT).send().await {
+            tracing::debug!("deleting the Grid session {url}: {e}");
+        }
+    }
+}
+
+impl Drop for GridSession {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+        // `delete` is awaited on shutdown; a session dropped elsewhere is deleted in the
+        // background while the runtime lives.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (http, url) = (self.http.clone(), format!("{}/session/{}", self.slot.hub, self.id));
+            runtime.spawn(async move {
+                let _ = http.delete(&url).timeout(CALL_TIMEOUT).send().await;
+            });
+        }
+    }
+}
+
+async fn keep_alive(http: reqwest::Client, hub: String, id: String) {
+    loop {
+        tokio::time::sleep(KEEPALIVE).await;
+        let url = format!("{hub}/session/{id}/url");
+        if let Err(e) = http.get(&url).timeout(CALL_TIMEOUT).send().await {
+            tracing::debug!("Grid keep-alive {url}: {e}");
+        }
+    }
+}
+
+/// What a remote browser is started with: webaccel's switches (the driver picks the debugging
+/// port and the profile), headless, and the user's `extra`. As root on Linux Chromium needs
+/// `--no-sandbox`; on other systems the sandbox stays. Returns the capabilities and the switches
+/// to record.
+fn chromium_capabilities(slot: &Slot, extra: &[String]) -> (Value, Vec<String>) {
+    let mut args: Vec<String> =
+        CHROMIUM_SWITCHES.iter().filter(|s| !s.starts_with("--remote-debugging-port")).map(|s| s.to_string()).collect();
+    args.push("--headless=new".into());
+    if slot.os.to_ascii_lowercase().starts_with("linux") {
+        args.push("--no-sandbox".into());
+    }
+    args.extend(extra.iter().cloned());
+    let options =
+        if slot.browser_name.eq_ignore_ascii_case("MicrosoftEdge") { "ms:edgeOptions" } else { "goog:chromeOptions" };
+    (json!({"se:cdpEnabled": true, options: {"args": args}}), args)
+}
+
+/// Firefox's: headless, webaccel's prefs and the user's `--pref=` ones, BiDi through the hub.
+fn firefox_capabilities(extra: &[String]) -> (Value, Vec<String>) {
+    let mut prefs = serde_json::Map::new();
+    let typed = |v: &str| -> Value {
+        match v {
+            "true" => json!(true),
+            "false" => json!(false),
+            _ => v.parse::<i64>().map_or_else(|_| json!(v), |n| json!(n)),
+        }
+    };
+    for (name, value) in FIREFOX_PREFS {
+        prefs.insert(name.to_string(), typed(value));
+    }
+    let mut args = vec!["-headless".to_string()];
+    for flag in extra {
+        match flag.strip_prefix("--pref=").and_then(|p| p.split_once('=')) {
+            Some((name, value)) => {
+                prefs.insert(name.to_string(), typed(value));
+            }
+            None => args.push(flag.clone()),
+        }
+    }
+    let mut recorded = args.clone();
+    recorded.extend(
+        prefs.iter().map(|(k, v)| format!("--pref={k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))),
+    );
+    (json!({"webSocketUrl": true, "moz:firefoxOptions": {"args": args, "prefs": prefs}}), recorded)
+}
+
+impl LaunchedBrowser {
+    /// A browser in `slot`, through its hub: a session created there, then the same control
+    /// protocol as a local browser (DevTools over `se:cdp`, or BiDi over the Grid's URL).
+    pub(crate) async fn remote(http: &reqwest::Client, slot: &Slot, extra: &[String]) -> Result<Self> {
+        let name = slot.full_name();
+        if let Some((flag, why)) = extra.iter().find_map(|f| refused_switch(f).map(|why| (f, why))) {
+            return Err(BrowserError::Grid(format!("{name}: the switch {flag} is refused: {why}")));
+        }
+        let kind = slot.kind();
+        let (capabilities, flags) = match kind {
+            BrowserKind::Firefox => firefox_capabilities(extra),
+            _ => chromium_capabilities(slot, extra),
+        };
+        let session = GridSession::create(http, slot, capabilities).await?;
+        let caps = &session.capabilities;
+        let failed =
+            |why: String| BrowserError::Grid(format!("{name}: {why} (session {} on {})", session.id, slot.hub));
+        let (control, alive, version) = match kind {
+            BrowserKind::Firefox => {
+                let url = caps["webSocketUrl"].as_str().ok_or_else(|| failed("the hub gave no webSocketUrl".into()))?;
+                let version = caps["browserVersion"].as_str().unwrap_or_default();
+                let bidi = Bidi::attach(url, &slot.browser_name, version).await.map_err(|e| failed(e.to_string()))?;
+                let alive = bidi.liveness();
+                (Control::Bidi(Arc::new(bidi)), alive, format!("Firefox/{version}"))
+            }
+            _ => {
+                let url = caps["se:cdp"].as_str().ok_or_else(|| {
+                    failed("the hub gave no se:cdp endpoint (is the node a Chromium-family browser with CDP?)".into())
+                })?;
+                connect_cdp(url.to_string()).await.map_err(failed)?
+            }
+        };
+        tracing::debug!(browser = %name, %version, node = %slot.node_uri, "remote browser ready");
+        Ok(LaunchedBrowser {
+            kind,
+            name,
+            executable: PathBuf::from(&slot.node_uri),
+            version,
+            flags,
+            control,
+            alive,
+            host: Host::Remote(session),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_named_by_their_tag_or_browser_and_host() {
+        let status = json!({"value": {"ready": true, "nodes": [
+            {"availability": "UP", "uri": "http://10.231.0.11:5555", "osInfo": {"name": "Linux", "version": "6.1", "arch": "amd64"},
+             "slots": [{"session": null, "stereotype": {"browserName": "chrome", "webaccel:name": "lab-a"}}]},
+            {"availability": "UP", "uri": "http://10.0.0.9:5555", "osInfo": {"name": "Windows 11"},
+             "slots": [{"session": {"sessionId": "x"}, "stereotype": {"browserName": "MicrosoftEdge"}},
+                       {"session": null, "stereotype": {"browserName": "firefox"}}]},
+            {"availability": "DOWN", "uri": "http://10.0.0.8:5555", "slots": [{"stereotype": {"browserName": "chrome"}}]}
+        ]}});
+        let slots = parse_status("http://hub:4444", &status);
+        let names: Vec<String> = slots.iter().map(Slot::full_name).collect();
+        assert_eq!(names, ["grid:lab-a", "grid:MicrosoftEdge@10.0.0.9", "grid:firefox@10.0.0.9"]);
+        assert_eq!((slots[0].os.as_str(), slots[0].tagged, slots[0].busy), ("Linux 6.1 amd64", true, false));
+        assert!(slots[1].busy && !slots[1].tagged);
+        assert_eq!((slots[1].kind(), slots[2].kind()), (BrowserKind::Chromium, BrowserKind::Firefox));
+    }
+
+    #[test]
+    fn hub_urls_and_addresses_are_checked() {
+        assert_eq!(
+            parse_hubs(["http://10.231.0.1:4444/", " https://grid.lab "]).unwrap(),
+            ["http://10.231.0.1:4444", "https://grid.lab"]
+        );
+        let err = parse_hubs(["ftp://x"]).unwrap_err().to_string();
+        assert!(err.contains("not a hub URL"), "{err}");
+        assert!(parse_advertise("10.231.0.1").is_ok());
+        assert!(parse_advertise("lab").unwrap_err().to_string().contains("not an IP address"));
+        let routed = GridConfig { hubs: vec![], advertise: None }.advertise_for("http://127.0.0.1:4444").unwrap();
+        assert!(routed.is_loopback(), "{routed}");
+    }
+}
