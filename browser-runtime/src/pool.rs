@@ -108,6 +108,9 @@ pub struct BrowserPool {
     settings: PageSettings,
     limits: SyncMutex<PoolLimits>,
     browsers: Mutex<HashMap<BrowserKey, Entry>>,
+    /// One lock per key while it launches: two calls for the same browser wait for one launch,
+    /// while different browsers (this machine's and Grid nodes') launch at the same time.
+    launching: SyncMutex<HashMap<BrowserKey, Arc<Mutex<()>>>>,
     reaper: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
     /// Held for the whole of a shutdown, so a second one (a signal arriving while the kernel
     /// is already closing) waits for the first to finish instead of returning early.
@@ -131,6 +134,7 @@ impl BrowserPool {
             settings,
             limits: SyncMutex::new(PoolLimits::default()),
             browsers: Mutex::new(HashMap::new()),
+            launching: SyncMutex::new(HashMap::new()),
             reaper: std::sync::OnceLock::new(),
             closing: Mutex::new(()),
         })
@@ -195,6 +199,8 @@ impl BrowserPool {
     /// A live session for `key`, launching (or relaunching) it when needed.
     pub async fn get(self: &Arc<Self>, key: &BrowserKey) -> Result<Arc<PooledBrowser>> {
         self.start_reaper();
+        let launch_lock = self.launching.lock().expect("launch locks poisoned").entry(key.clone()).or_default().clone();
+        let _launching = launch_lock.lock().await;
         let mut browsers = self.browsers.lock().await;
         if let Some(entry) = browsers.get_mut(key) {
             if entry.pooled.session.is_alive() {
@@ -220,6 +226,8 @@ impl BrowserPool {
                 close(entry.pooled).await;
             }
         }
+        // The pool is free for other browsers while this one launches.
+        drop(browsers);
         let assets = self.assets().await?;
         let session = match &key.target {
             BrowserTarget::Local(kind) => {
@@ -240,7 +248,7 @@ impl BrowserPool {
         };
         let capabilities = session.capabilities().await?;
         let pooled = Arc::new(PooledBrowser { key: key.clone(), session, capabilities });
-        browsers.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
+        self.browsers.lock().await.insert(key.clone(), Entry { pooled: pooled.clone(), last_used: Instant::now() });
         Ok(pooled)
     }
 

@@ -194,7 +194,12 @@ pub fn migration(v: i32) -> Option<String> {
             Some(sql)
         }
         4 => Some(added_columns(&columns, 4)),
-        5 => Some(added_columns(&columns, 5)),
+        5 => {
+            // A grid run across machines at once: its wall time against the sum of its cells'.
+            let mut sql = added_columns(&columns, 5);
+            sql.push_str("ALTER TABLE experiments ADD COLUMN wall_ms DOUBLE;\nALTER TABLE experiments ADD COLUMN cells_ms DOUBLE;\n");
+            Some(sql)
+        }
         _ => None,
     }
 }
@@ -219,6 +224,8 @@ pub fn experiments_schema() -> SchemaRef {
         Field::new("spec", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("error", DataType::Utf8, true),
+        Field::new("wall_ms", DataType::Float64, true),
+        Field::new("cells_ms", DataType::Float64, true),
     ]))
 }
 
@@ -231,6 +238,8 @@ pub fn experiment_batch(e: &ExperimentRecord) -> Result<RecordBatch> {
         Arc::new(StringArray::from(vec![e.spec.as_str()])),
         Arc::new(StringArray::from(vec![ExperimentStatus::Running.as_str()])),
         Arc::new(StringArray::from(vec![None::<&str>])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
+        Arc::new(Float64Array::from(vec![None::<f64>])),
     ];
     Ok(RecordBatch::try_new(experiments_schema(), arrays)?)
 }

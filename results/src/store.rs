@@ -193,6 +193,15 @@ impl ResultStore {
         Ok(())
     }
 
+    /// Records a finished experiment's wall time and the sum of its cells' times.
+    pub fn record_experiment_times(&mut self, experiment_id: &str, wall_ms: f64, cells_ms: f64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE experiments SET wall_ms = ?, cells_ms = ? WHERE experiment_id = ?",
+            duckdb::params![wall_ms, cells_ms, experiment_id],
+        )?;
+        Ok(())
+    }
+
     /// Writes a row's accuracy columns in their own commit (the row itself was committed before
     /// its reference ran).
     pub fn update_accuracy(&mut self, update: &AccuracyUpdate) -> Result<()> {

@@ -12,7 +12,6 @@ use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{BrowserTarget, Platform};
 use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOptions, SummaryOptions};
 
-use crate::accelerate::{accelerate_with, Cell};
 use crate::error::ApiError;
 use crate::frames::FrameValue;
 use crate::options::{AccelerateOptions, OptionValue, MAX_WARMUP_S};
@@ -20,7 +19,7 @@ use crate::platform::RunPlatform;
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-pub(crate) const KEYS: [&str; 14] = [
+pub(crate) const KEYS: [&str; 15] = [
     "models",
     "platforms",
     "precisions",
@@ -35,6 +34,7 @@ pub(crate) const KEYS: [&str; 14] = [
     "mixed_precision",
     "profile_ops",
     "threads",
+    "parallel",
 ];
 
 /// Sentences text models get when no input is given: two paraphrases and two unrelated
@@ -61,6 +61,8 @@ pub struct Grid {
     pub baseline: Option<RunPlatform>,
     /// Intra-op threads of the native cells.
     pub threads: Option<u32>,
+    /// Run cells on different machines at the same time (each machine one cell at a time).
+    pub parallel: bool,
 }
 
 /// One cell of the grid: which model, where, at which precision.
@@ -92,6 +94,7 @@ impl Grid {
             inputs: Map::new(),
             baseline: None,
             threads: None,
+            parallel: false,
         };
         let mut baseline_given = false;
         for (key, value) in map {
@@ -138,6 +141,7 @@ impl Grid {
                 "warmup" => grid.base.warmup = opt.count(0, 100_000)?,
                 "warmup_s" => grid.base.warmup_s = opt.seconds(0.0, MAX_WARMUP_S)?,
                 "threads" => grid.threads = Some(opt.count(1, 256)?),
+                "parallel" => grid.parallel = opt.boolean()?,
                 "accuracy" => grid.base.accuracy = opt.boolean()?,
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
                 "profile_ops" => grid.base.profile_ops = opt.boolean()?,
@@ -216,7 +220,7 @@ impl Grid {
     }
 
     /// The options of one cell: the grid's, with what applies to this cell's platform.
-    fn cell_options(&self, cell: &GridCell) -> AccelerateOptions {
+    pub(crate) fn cell_options(&self, cell: &GridCell) -> AccelerateOptions {
         let native = cell.platform == RunPlatform::Native;
         AccelerateOptions {
             platform: Some(cell.platform),
@@ -242,6 +246,7 @@ impl Grid {
             "baseline": self.baseline.map(|p| p.name()),
             "accuracy": self.base.accuracy,
             "threads": self.threads,
+            "parallel": self.parallel,
         })
         .to_string()
     }
@@ -292,47 +297,23 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
     if let Some(p) = &progress {
         p.start(grid.cells());
     }
-    for (index, spec) in grid.cell_list().iter().enumerate() {
-        let model = &grid.models[spec.model];
-        let opts = grid.cell_options(spec);
-        let cell = Cell { experiment_id: Some(experiment_id.clone()), cell_index: Some(index as i32) };
-        let outcome = accelerate_with(services, model, inputs[spec.model].clone(), &opts, &cell);
-        if let Some(p) = &progress {
-            let label = format!(
-                "{model} {} {} {}",
-                if spec.platform == RunPlatform::Native {
-                    "host".to_string()
-                } else {
-                    spec.browser.as_ref().map_or_else(|| "auto".to_string(), |b| b.name())
-                },
-                spec.platform.name(),
-                spec.precision.map_or("default".into(), |b| format!("{b}-bit"))
-            );
-            match &outcome {
-                Ok(a) => p.cell(&label, Ok(a.latency_ms)),
-                Err(e) => p.cell(&label, Err(&e.to_string())),
-            }
-        }
-        // A failed cell has its row (status and error); the grid goes on. Only the results
-        // store failing stops it: rows could not be kept.
-        if let Err(ApiError::Results(e)) = outcome {
-            services.with_store(|store| {
-                Ok(store.finish_experiment(
-                    &experiment_id,
-                    ExperimentStatus::Error,
-                    Some(&e.to_string()),
-                    Utc::now(),
-                )?)
-            })?;
-            return Err(ApiError::Results(e));
-        }
+    let run = crate::cells::run(services, &grid, &inputs, &experiment_id, progress.as_deref());
+    if let Err(e) = run.outcome {
+        services.with_store(|store| {
+            Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+        })?;
+        return Err(e);
     }
     if let Some(p) = &progress {
         p.finish();
     }
-    services
-        .with_store(|store| Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Ok, None, Utc::now())?))?;
-    summary(services, &experiment_id, grid.baseline)
+    services.with_store(|store| {
+        store.finish_experiment(&experiment_id, ExperimentStatus::Ok, None, Utc::now())?;
+        Ok(store.record_experiment_times(&experiment_id, run.wall_ms, run.cells_ms)?)
+    })?;
+    let mut frame = summary(services, &experiment_id, grid.baseline)?;
+    frame.times = Some((run.wall_ms, run.cells_ms));
+    Ok(frame)
 }
 
 /// The experiment's summary frame and its default plots: latency by platform × precision, the
@@ -353,7 +334,13 @@ fn summary(services: &Services, experiment_id: &str, baseline: Option<RunPlatfor
     if summary.f64_column("accuracy_cosine")?.iter().any(Option::is_some) {
         plots.push(plot::accuracy_vs_latency(&summary, "median", "accuracy_cosine", Some("precision"), &options)?);
     }
-    Ok(FrameValue { frame: Arc::new(summary), view: Some(view), plots, experiment_id: Some(experiment_id.to_string()) })
+    Ok(FrameValue {
+        frame: Arc::new(summary),
+        view: Some(view),
+        plots,
+        experiment_id: Some(experiment_id.to_string()),
+        times: None,
+    })
 }
 
 /// Each cell's accuracy, what it was against, whether its outputs were numbers and whether its

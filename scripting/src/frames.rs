@@ -28,11 +28,14 @@ pub struct FrameValue {
     pub plots: Vec<Plot>,
     /// The `compare` this summarises, if any.
     pub experiment_id: Option<String>,
+    /// For a `compare` summary: the grid's wall time, and the sum of its cells' own times (the
+    /// two differ when cells on different machines ran at once).
+    pub times: Option<(f64, f64)>,
 }
 
 impl FrameValue {
     fn derived(&self, frame: Frame) -> FrameValue {
-        FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None }
+        FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None, times: None }
     }
 }
 
@@ -147,7 +150,7 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
     let s = services.clone();
     engine.register_fn("sql", move |query: &str| -> Rhai<FrameValue> {
         let frame = s.query(query).map_err(err)?;
-        Ok(FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None })
+        Ok(FrameValue { frame: Arc::new(frame), view: None, plots: vec![], experiment_id: None, times: None })
     });
     let s = services.clone();
     engine.register_fn("compare", move |options: Map| -> Rhai<FrameValue> {
@@ -195,6 +198,8 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
             f.frame.column_names().into_iter().map(Dynamic::from).collect::<Array>()
         })
         .register_get("plots", |f: &mut FrameValue| f.plots.iter().cloned().map(Dynamic::from).collect::<Array>())
+        .register_get("wall_ms", |f: &mut FrameValue| f.times.map_or(Dynamic::UNIT, |t| Dynamic::from_float(t.0)))
+        .register_get("cells_ms", |f: &mut FrameValue| f.times.map_or(Dynamic::UNIT, |t| Dynamic::from_float(t.1)))
         .register_get("experiment_id", |f: &mut FrameValue| {
             f.experiment_id.clone().map_or(Dynamic::UNIT, Dynamic::from)
         })

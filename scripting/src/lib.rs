@@ -4,6 +4,7 @@
 
 pub mod accelerate;
 pub mod acceleration;
+mod cells;
 pub mod compare;
 pub mod detect;
 pub mod detect_report;
