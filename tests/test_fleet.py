@@ -69,11 +69,13 @@ def test_remote_slots_measure_and_run_like_local_browsers(lab, run_script, db_pa
 
     con = duckdb.connect(str(db_path), read_only=True)
     envs = con.execute(
-        "SELECT r.browser, e.executable, e.capabilities->>'$.node.uri' FROM runs r JOIN environments e "
+        "SELECT r.browser, r.model_fetch_ms, e.capabilities->>'$.node.uri' FROM runs r JOIN environments e "
         "ON e.fingerprint = r.environment_fingerprint WHERE r.browser LIKE 'grid:%'"
     ).fetchall()
     con.close()
     assert {(b, uri) for b, _, uri in envs} == {(f"grid:{n.name}", n.uri) for n in lab.nodes}
+    # The model's delivery to each remote page is timed (its first session on each node).
+    assert all(fetch is None or fetch > 0 for _, fetch, _ in envs) and any(fetch for _, fetch, _ in envs)
     # Nothing is left on the hub or the nodes once the script has ended.
     status = fleet.get_json(f"{lab.hub_url}/status")["value"]["nodes"]
     assert all(s["session"] is None for n in status for s in n["slots"])

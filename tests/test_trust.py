@@ -73,6 +73,7 @@ def test_timings_are_this_calls_or_null(run_script, db_path):
     a, b = by_id[a_id], by_id[got["b"][4]]
     assert a["session_create_ms"] > 0 and a["first_run_ms"] > 0 and a["precompile_ms"] > 0 and not a["session_reused"]
     assert (b["session_create_ms"], b["first_run_ms"], b["precompile_ms"], b["session_reused"]) == (None, None, None, True)
+    assert a["model_fetch_ms"] > 0 and b["model_fetch_ms"] is None
     assert b["warmup_runs"] == 0 and b["runs"] == 2 and b["latency_ms"] > 0
 
 

@@ -100,6 +100,10 @@ pub struct LoadInfo {
     pub cached: bool,
     /// None when the session was already loaded: this call created nothing.
     pub session_create_ms: Option<f64>,
+    /// The page's download of the model file (from the asset server, over the network for a
+    /// remote browser); None for a session already loaded.
+    #[serde(default)]
+    pub model_fetch_ms: Option<f64>,
     /// Nodes per execution provider, from ORT's placement report (when asked for; None where
     /// the build printed none).
     #[serde(default)]

@@ -97,6 +97,8 @@ pub struct RunRecord {
     pub nodes_on_ep: Option<i32>,
     /// The assumptions made for the input (normalisation, resize, batch, truncation), as JSON.
     pub details: Option<String>,
+    /// The page's download of the model file (over the network, for a remote browser).
+    pub model_fetch_ms: Option<f64>,
 }
 
 /// A row's accuracy, written after the row itself (the reference runs once the measurement is
@@ -170,6 +172,7 @@ impl Default for RunRecord {
             nodes_total: None,
             nodes_on_ep: None,
             details: None,
+            model_fetch_ms: None,
         }
     }
 }

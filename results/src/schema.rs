@@ -138,6 +138,7 @@ pub fn runs_columns() -> Vec<Column> {
         col!("nodes_total", "INTEGER", Int32, true, 5, |r| int(r, |x| x.nodes_total)),
         col!("nodes_on_ep", "INTEGER", Int32, true, 5, |r| int(r, |x| x.nodes_on_ep)),
         col!("details", "JSON", utf8(), true, 5, |r| text(r, |x| x.details.as_deref())),
+        col!("model_fetch_ms", "DOUBLE", Float64, true, 5, |r| float(r, |x| x.model_fetch_ms)),
     ]
 }
 

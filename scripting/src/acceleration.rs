@@ -62,6 +62,8 @@ pub struct Acceleration {
 /// no creation, no precompile run and no first run (an earlier call measured those).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timings {
+    /// The page's download of the model file (None for a reused session, and for native).
+    pub model_fetch_ms: Option<f64>,
     pub session_create_ms: Option<f64>,
     pub session_reused: bool,
     pub precompile_ms: Option<f64>,

@@ -164,6 +164,14 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
             },
         ),
         ("accuracy", accuracy),
+        (
+            "model_fetch_ms",
+            match (acc.timings.model_fetch_ms, acc.browser.as_str()) {
+                (Some(v), _) => ms(v),
+                (None, "native") => "null (native onnxruntime reads the file itself)".into(),
+                (None, _) => reused("model fetch"),
+            },
+        ),
         ("session_create_ms", acc.timings.session_create_ms.map_or_else(|| reused("creation"), ms)),
         (
             "precompile_ms",

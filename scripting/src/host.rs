@@ -312,6 +312,9 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
         .register_get("browser", |r: &mut Acceleration| r.browser.clone())
         .register_get("browser_version", |r: &mut Acceleration| r.browser_version.clone())
         .register_get("session_create_ms", |r: &mut Acceleration| r.session_create())
+        .register_get("model_fetch_ms", |r: &mut Acceleration| {
+            r.timings.model_fetch_ms.map_or(Dynamic::UNIT, Dynamic::from_float)
+        })
         .register_get("session_reused", |r: &mut Acceleration| r.timings.session_reused)
         .register_get("first_run_ms", |r: &mut Acceleration| r.first_run())
         .register_get("latency_ms", |r: &mut Acceleration| r.latency_ms)

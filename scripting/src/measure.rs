@@ -180,6 +180,7 @@ fn in_browser(
             platform: RunPlatform::Browser(platform),
             selection_reason,
             timings: Timings {
+                model_fetch_ms: load.model_fetch_ms,
                 session_create_ms: load.session_create_ms,
                 session_reused: load.cached,
                 precompile_ms: run.precompile_ms,
@@ -245,6 +246,7 @@ fn on_native(
         platform: RunPlatform::Native,
         selection_reason: format!("platform native: {} in this process, {threads} intra-op thread(s)", native.label()),
         timings: Timings {
+            model_fetch_ms: None,
             session_reused: session_create_ms.is_none(),
             session_create_ms,
             precompile_ms: None,

@@ -103,6 +103,7 @@ pub(crate) fn measured_row(
     let t = &measured.timings;
     let (latency, p90) = median_p90(&t.run_ms);
     row.session_create_ms = t.session_create_ms;
+    row.model_fetch_ms = t.model_fetch_ms;
     row.session_reused = Some(t.session_reused);
     row.precompile_ms = t.precompile_ms;
     row.first_run_ms = t.first_run_ms;
