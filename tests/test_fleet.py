@@ -6,6 +6,7 @@ would: webaccel's pages reach it over TLS on the advertised address, never over 
 import json
 import os
 import threading
+import urllib.request
 import time
 
 import duckdb
@@ -146,7 +147,9 @@ def test_a_node_dying_mid_grid_fails_its_cell_and_the_grid_goes_on(lab, run_scri
     assert cells["grid:lab-b"]["errors"] == 0 and cells["grid:lab-b"]["n"] == 800
     con = duckdb.connect(str(db_path), read_only=True)
     assert con.execute("SELECT status FROM experiments WHERE experiment_id = ?", [got["experiment"]]).fetchone()[0] == "ok"
+    (error,) = con.execute("SELECT error FROM runs WHERE browser = 'grid:lab-a' AND status = 'error'").fetchone()
     con.close()
+    assert "grid:lab-a" in error and lab.hub_url in error and "went away" in error, error
     # The dead session is gone from the hub; the node takes a new one.
     status = fleet.get_json(f"{lab.hub_url}/status")["value"]["nodes"]
     assert all(s["session"] is None for n in status for s in n["slots"])
@@ -171,3 +174,39 @@ def test_no_slot_and_no_hub_are_explained_quickly(lab, run_script):
     assert "no slot grid:lab-z" in no_slot and lab.hub_url in no_slot and "grid:lab-a" in no_slot and "webaccel:name" in no_slot
     assert "http://10.231.0.1:4999 did not answer" in no_hub and "WEBACCEL_GRID" in no_hub
     assert took < 30, took
+
+
+def test_a_session_the_hub_ended_mid_call_is_explained(lab, run_script):
+    """The hub forgetting a session mid-call (what reaping an idle session does) is told apart from a
+    dead node: the error names the browser, the session, the hub and the node's --session-timeout."""
+    victim = lab.nodes[1]
+    ended = []
+
+    def delete_when_running():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            slots = [s for n in fleet.get_json(f"{lab.hub_url}/status")["value"]["nodes"] for s in n["slots"]]
+            sessions = [s["session"]["sessionId"] for s in slots if s["session"] and victim.browser_pids()]
+            if sessions:
+                time.sleep(4)
+                request = urllib.request.Request(f"{lab.hub_url}/session/{sessions[0]}", method="DELETE")
+                urllib.request.urlopen(request, timeout=10).read()
+                ended.append(sessions[0])
+                return
+            time.sleep(0.2)
+
+    deleter = threading.Thread(target=delete_when_running)
+    deleter.start()
+    proc = run_script(
+        f"""
+        {GRID}
+        try {{ accelerate("{MODEL}", "long", #{{browser: "grid:{victim.name}", platform: "wasm", runs: 2000, warmup: 0}}); }}
+        catch (e) {{ print(e); }}
+        """,
+        timeout=600,
+    )
+    deleter.join()
+    assert ended, "no session appeared on the hub"
+    message = proc.stdout.strip().splitlines()[-1]
+    assert f"grid:{victim.name}" in message and ended[0] in message and lab.hub_url in message, message
+    assert "no longer knows the session" in message and "--session-timeout" in message, message

@@ -134,7 +134,7 @@ def test_display_shows_values_mid_cell(kernel, run_script):
     assert reply["status"] == "ok"
     shown = of_type(outputs, "display_data")
     assert len(shown) == 2 and all("<table" in d["data"]["text/html"] for d in shown)
-    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "done"
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "\"done\""
     # A table redrawn in place: each turn clears (when its new output arrives) and displays.
     reply, outputs = execute(kc, 'for n in [1, 2, 3] { clear_output(true); display(sql(`SELECT ${n} AS n`)); }')
     assert reply["status"] == "ok"

@@ -11,7 +11,7 @@
 //! page, so one page never cares which of the two it was loaded from.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -130,17 +130,18 @@ impl AssetServer {
         Ok(AssetServer { addr, token, slots, app, task, remote: tokio::sync::Mutex::new(None) })
     }
 
-    /// Serves the same routes over TLS on `ip` (an address remote browsers can reach), once per
-    /// process, and returns that listener's base URL. The certificate is self-signed for `ip`
-    /// and made now; remote sessions are created with `acceptInsecureCerts`.
-    pub async fn serve_remote(&self, ip: IpAddr) -> Result<String> {
+    /// Serves the same routes over TLS on `addr` (an address remote browsers can reach; port 0
+    /// for any), once per process, and returns that listener's base URL. The certificate is
+    /// self-signed for its IP and made now; remote sessions are created with `acceptInsecureCerts`.
+    pub async fn serve_remote(&self, addr: SocketAddr) -> Result<String> {
+        let ip = addr.ip();
         let mut remote = self.remote.lock().await;
         if let Some((base, _)) = remote.as_ref() {
             return Ok(base.clone());
         }
-        let failed = |what: &str, e: String| BrowserError::AssetServer(format!("{what} for remote pages on {ip}: {e}"));
-        let listener =
-            tokio::net::TcpListener::bind((ip, 0)).await.map_err(|e| failed("cannot listen", e.to_string()))?;
+        let failed =
+            |what: &str, e: String| BrowserError::AssetServer(format!("{what} for remote pages on {addr}: {e}"));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| failed("cannot listen", e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| failed("no address", e.to_string()))?;
         let acceptor = crate::tls::acceptor(ip).map_err(|e| failed("no TLS certificate", e))?;
         let listener = crate::tls::TlsListener::new(listener, acceptor);

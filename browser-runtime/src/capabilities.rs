@@ -60,6 +60,9 @@ pub struct RemoteNode {
     pub os: String,
     /// The slot's `browserName`.
     pub browser_name: String,
+    /// The stereotype's `webaccel:*` capabilities (`gpu`, `device`, ...), without the prefix.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// One browser's capabilities: the page's report plus what the host knows of the process.

@@ -51,6 +51,12 @@ pub enum BrowserError {
     #[error(transparent)]
     Tensor(#[from] webaccel_tensor::TensorError),
 
+    #[error(
+        "the remote browser {browser} (session {session} on the hub {hub}) went away during {during}: {why}; the next \
+         call asks the hub for a new session"
+    )]
+    RemoteGone { browser: String, session: String, hub: String, during: String, why: String },
+
     /// A Selenium Grid problem: the hub, the slot, or the session; the text names the hub, what
     /// was asked for and what to do.
     #[error("{0}")]

@@ -12,6 +12,7 @@
 //! The session is kept alive across quiet phases (a hub reaps idle sessions) and deleted when the
 //! browser is dropped.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ use crate::launch::{
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Short calls (`/status`, keep-alive, delete).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The hub's answer to "do you know this session?" after a remote browser went away.
+const GONE_CHECK: Duration = Duration::from_secs(3);
 /// A WebDriver command this often counts as activity, so the hub's session timeout does not
 /// reap a browser that sits warm in the pool.
 const KEEPALIVE: Duration = Duration::from_secs(30);
@@ -41,9 +44,10 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 pub struct GridConfig {
     /// Hub base URLs (`http://host:4444`).
     pub hubs: Vec<String>,
-    /// The address the asset server listens on for remote pages; None: the local address that
-    /// routes to the hub.
-    pub advertise: Option<IpAddr>,
+    /// The address the asset server listens on for remote pages, with a port (0: any free one,
+    /// for networks that let the nodes reach any port here); None: the local address that routes
+    /// to the hub, on any port.
+    pub advertise: Option<SocketAddr>,
 }
 
 impl GridConfig {
@@ -59,10 +63,10 @@ impl GridConfig {
     }
 
     /// The address remote pages load from: `advertise`, else the local address the system
-    /// would use to reach `hub` (no packet is sent).
-    pub fn advertise_for(&self, hub: &str) -> Result<IpAddr> {
-        if let Some(ip) = self.advertise {
-            return Ok(ip);
+    /// would use to reach `hub` (no packet is sent), on any port.
+    pub fn advertise_for(&self, hub: &str) -> Result<SocketAddr> {
+        if let Some(addr) = self.advertise {
+            return Ok(addr);
         }
         let url = reqwest::Url::parse(hub).map_err(|e| bad_hub(hub, &e.to_string()))?;
         let port = url.port_or_known_default().unwrap_or(4444);
@@ -75,7 +79,7 @@ impl GridConfig {
             .and_then(|s| s.connect(target).map(|_| s))
             .and_then(|s| s.local_addr())
             .map_err(|e| BrowserError::Grid(format!("no local address routes to the hub {hub}: {e}; set advertise")))?;
-        Ok(probe.ip())
+        Ok(SocketAddr::new(probe.ip(), 0))
     }
 }
 
@@ -97,8 +101,23 @@ pub fn parse_hubs<S: AsRef<str>>(hubs: impl IntoIterator<Item = S>) -> Result<Ve
         .collect()
 }
 
-pub fn parse_advertise(ip: &str) -> Result<IpAddr> {
-    ip.trim().parse().map_err(|_| BrowserError::Grid(format!("advertise {ip:?} is not an IP address of this machine")))
+/// `IP` (any port) or `IP:PORT` (`[v6]:PORT`): where remote pages reach this machine.
+pub fn parse_advertise(addr: &str) -> Result<SocketAddr> {
+    let addr = addr.trim();
+    addr.parse::<SocketAddr>().or_else(|_| addr.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0))).map_err(|_| {
+        BrowserError::Grid(format!(
+            "advertise {addr:?} is not an IP address of this machine, with or without a port (10.0.0.5 or 10.0.0.5:8443)"
+        ))
+    })
+}
+
+/// How `advertise` is shown: without a port when any port will do.
+pub fn show_advertise(addr: SocketAddr) -> String {
+    if addr.port() == 0 {
+        addr.ip().to_string()
+    } else {
+        addr.to_string()
+    }
 }
 
 /// One slot a hub offers.
@@ -116,6 +135,9 @@ pub struct Slot {
     pub busy: bool,
     /// Whether the slot was tagged with `webaccel:name` (then the request names it).
     pub tagged: bool,
+    /// Its stereotype's `webaccel:*` capabilities, `name` among them, without the prefix; string
+    /// values as they are, others as JSON.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Slot {
@@ -184,6 +206,15 @@ fn parse_status(hub: &str, status: &Value) -> Vec<Slot> {
             let stereotype = &slot["stereotype"];
             let browser_name = stereotype["browserName"].as_str().unwrap_or("chrome").to_string();
             let tag = stereotype["webaccel:name"].as_str();
+            let tags = stereotype
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    let key = k.strip_prefix("webaccel:")?;
+                    Some((key.to_string(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                })
+                .collect();
             out.push(Slot {
                 name: tag.map_or_else(|| format!("{browser_name}@{host}"), str::to_string),
                 hub: hub.to_string(),
@@ -192,6 +223,7 @@ fn parse_status(hub: &str, status: &Value) -> Vec<Slot> {
                 os: os.clone(),
                 busy: !slot["session"].is_null(),
                 tagged: tag.is_some(),
+                tags,
             });
         }
     }
@@ -249,6 +281,33 @@ impl GridSession {
         let capabilities = answer["value"]["capabilities"].clone();
         let keepalive = tokio::spawn(keep_alive(http.clone(), slot.hub.clone(), id.clone()));
         Ok(GridSession { slot: slot.clone(), id, capabilities, http: http.clone(), keepalive })
+    }
+
+    /// Why the session's browser went away, as far as the hub can tell: a hub that no longer
+    /// knows the session reaped it (idle past the node's `--session-timeout`) or had it deleted;
+    /// otherwise its node or browser stopped.
+    pub async fn gone(&self, during: &str) -> BrowserError {
+        let url = format!("{}/session/{}/url", self.slot.hub, self.id);
+        let why = match self.http.get(&url).timeout(GONE_CHECK).send().await {
+            Ok(answer) if answer.status() == reqwest::StatusCode::NOT_FOUND => format!(
+                "the hub no longer knows the session: it was reaped for idleness (a node ends a session quiet for longer \
+                 than its --session-timeout, 300 s unless set; webaccel touches it every {} s) or deleted by someone \
+                 else. Raise the node's --session-timeout if the hub is slow to answer keep-alives",
+                KEEPALIVE.as_secs()
+            ),
+            Ok(_) => format!("its browser stopped while the node at {} lives on", self.slot.node_uri),
+            Err(e) => format!(
+                "neither the browser nor the hub answers ({e}); check the node at {} and the hub",
+                self.slot.node_uri
+            ),
+        };
+        BrowserError::RemoteGone {
+            browser: self.slot.full_name(),
+            session: self.id.clone(),
+            hub: self.slot.hub.clone(),
+            during: during.to_string(),
+            why,
+        }
     }
 
     /// Deletes the session on the hub (its node then closes the browser).
@@ -339,6 +398,14 @@ impl LaunchedBrowser {
         if let Some((flag, why)) = extra.iter().find_map(|f| refused_switch(f).map(|why| (f, why))) {
             return Err(BrowserError::Grid(format!("{name}: the switch {flag} is refused: {why}")));
         }
+        if slot.browser_name.eq_ignore_ascii_case("safari") {
+            // safaridriver speaks classic WebDriver only; webaccel's control of a page (its
+            // navigation, scripts and crash events) is CDP or BiDi.
+            return Err(BrowserError::Grid(format!(
+                "{name} is Safari, and safaridriver offers neither a DevTools (se:cdp) nor a WebDriver BiDi \
+                 endpoint, which webaccel drives pages over; on that Mac, register Chrome, Edge or Firefox on the node"
+            )));
+        }
         let kind = slot.kind();
         let (capabilities, flags) = match kind {
             BrowserKind::Firefox => firefox_capabilities(extra),
@@ -385,7 +452,7 @@ mod tests {
     fn slots_are_named_by_their_tag_or_browser_and_host() {
         let status = json!({"value": {"ready": true, "nodes": [
             {"availability": "UP", "uri": "http://10.231.0.11:5555", "osInfo": {"name": "Linux", "version": "6.1", "arch": "amd64"},
-             "slots": [{"session": null, "stereotype": {"browserName": "chrome", "webaccel:name": "lab-a"}}]},
+             "slots": [{"session": null, "stereotype": {"browserName": "chrome", "webaccel:name": "lab-a", "webaccel:gpu": "RTX 4090", "webaccel:vram_gb": 24}}]},
             {"availability": "UP", "uri": "http://10.0.0.9:5555", "osInfo": {"name": "Windows 11"},
              "slots": [{"session": {"sessionId": "x"}, "stereotype": {"browserName": "MicrosoftEdge"}},
                        {"session": null, "stereotype": {"browserName": "firefox"}}]},
@@ -395,7 +462,15 @@ mod tests {
         let names: Vec<String> = slots.iter().map(Slot::full_name).collect();
         assert_eq!(names, ["grid:lab-a", "grid:MicrosoftEdge@10.0.0.9", "grid:firefox@10.0.0.9"]);
         assert_eq!((slots[0].os.as_str(), slots[0].tagged, slots[0].busy), ("Linux 6.1 amd64", true, false));
-        assert!(slots[1].busy && !slots[1].tagged);
+        assert_eq!(
+            slots[0].tags,
+            BTreeMap::from([
+                ("gpu".into(), "RTX 4090".into()),
+                ("name".into(), "lab-a".into()),
+                ("vram_gb".into(), "24".into())
+            ])
+        );
+        assert!(slots[1].busy && !slots[1].tagged && slots[1].tags.is_empty());
         assert_eq!((slots[1].kind(), slots[2].kind()), (BrowserKind::Chromium, BrowserKind::Firefox));
     }
 
@@ -407,9 +482,48 @@ mod tests {
         );
         let err = parse_hubs(["ftp://x"]).unwrap_err().to_string();
         assert!(err.contains("not a hub URL"), "{err}");
-        assert!(parse_advertise("10.231.0.1").is_ok());
+        assert_eq!(show_advertise(parse_advertise("10.231.0.1").unwrap()), "10.231.0.1");
+        assert_eq!(parse_advertise(" 10.231.0.1:8443").unwrap().port(), 8443);
+        assert_eq!(show_advertise(parse_advertise("[fd00::5]:8443").unwrap()), "[fd00::5]:8443");
+        assert!(parse_advertise("fd00::5").unwrap().is_ipv6());
         assert!(parse_advertise("lab").unwrap_err().to_string().contains("not an IP address"));
         let routed = GridConfig { hubs: vec![], advertise: None }.advertise_for("http://127.0.0.1:4444").unwrap();
-        assert!(routed.is_loopback(), "{routed}");
+        assert!(routed.ip().is_loopback() && routed.port() == 0, "{routed}");
+    }
+
+    /// Firefox through a Grid is not exercised here (no geckodriver on this machine), so its
+    /// request is checked as the hub receives it.
+    #[test]
+    fn firefox_asks_for_bidi_with_typed_prefs() {
+        let (caps, recorded) = firefox_capabilities(&["--pref=dom.webgpu.enabled=false".into(), "-safe-mode".into()]);
+        assert_eq!(caps["webSocketUrl"], json!(true));
+        assert!(caps.get("se:cdpEnabled").is_none());
+        let options = &caps["moz:firefoxOptions"];
+        assert_eq!(options["args"], json!(["-headless", "-safe-mode"]));
+        assert_eq!(options["prefs"]["dom.webgpu.enabled"], json!(false), "the user's pref wins over webaccel's");
+        assert_eq!(options["prefs"]["gfx.webgpu.ignore-blocklist"], json!(true), "booleans go as booleans");
+        assert_eq!(options["prefs"]["dom.min_background_timeout_value"], json!(0), "numbers as numbers");
+        assert!(recorded.contains(&"--pref=dom.webgpu.enabled=false".to_string()), "{recorded:?}");
+    }
+
+    #[test]
+    fn chromium_family_asks_for_cdp_in_its_own_options() {
+        let slot = |browser: &str, os: &str| Slot {
+            name: "x".into(),
+            hub: "http://hub:4444".into(),
+            browser_name: browser.into(),
+            node_uri: "http://10.0.0.9:5555".into(),
+            os: os.into(),
+            busy: false,
+            tagged: false,
+            tags: BTreeMap::new(),
+        };
+        let (edge, flags) = chromium_capabilities(&slot("MicrosoftEdge", "Windows 11"), &["--foo".into()]);
+        assert_eq!(edge["se:cdpEnabled"], json!(true));
+        assert!(edge.get("goog:chromeOptions").is_none() && edge["ms:edgeOptions"]["args"].is_array());
+        assert!(!flags.iter().any(|f| f.starts_with("--remote-debugging-port") || f == "--no-sandbox"), "{flags:?}");
+        assert_eq!(flags.last().map(String::as_str), Some("--foo"));
+        let (_, linux) = chromium_capabilities(&slot("chrome", "Linux 6.1 amd64"), &[]);
+        assert!(linux.contains(&"--no-sandbox".to_string()) && linux.contains(&"--headless=new".to_string()));
     }
 }

@@ -399,9 +399,13 @@ impl LaunchedBrowser {
 
     /// The Grid node a remote browser runs on.
     pub fn node(&self) -> Option<&crate::grid::Slot> {
+        self.grid_session().map(|session| &session.slot)
+    }
+
+    pub(crate) fn grid_session(&self) -> Option<&crate::grid::GridSession> {
         match &self.host {
             Host::Local(_) => None,
-            Host::Remote(session) => Some(&session.slot),
+            Host::Remote(session) => Some(session),
         }
     }
 

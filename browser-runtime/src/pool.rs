@@ -115,6 +115,8 @@ pub struct BrowserPool {
     /// Held for the whole of a shutdown, so a second one (a signal arriving while the kernel
     /// is already closing) waits for the first to finish instead of returning early.
     closing: Mutex<()>,
+    /// Browsers given up (`discard`) and still closing; a shutdown waits for them.
+    retiring: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl BrowserPool {
@@ -137,6 +139,7 @@ impl BrowserPool {
             launching: SyncMutex::new(HashMap::new()),
             reaper: std::sync::OnceLock::new(),
             closing: Mutex::new(()),
+            retiring: Mutex::new(Vec::new()),
         })
     }
 
@@ -308,9 +311,34 @@ impl BrowserPool {
         });
     }
 
+    /// Drops `key`'s browser from the pool and closes it (in the background, once the call
+    /// that held it lets it go); the next call for `key` launches a fresh one.
+    pub async fn discard(&self, key: &BrowserKey) {
+        let Some(entry) = self.browsers.lock().await.remove(key) else { return };
+        tracing::debug!(browser = %key.name(), "discarding a browser an interrupted call left busy");
+        let closing = tokio::spawn(async move {
+            let mut pooled = entry.pooled;
+            // The interrupted call drops its handle as it unwinds.
+            for _ in 0..50 {
+                match Arc::try_unwrap(pooled) {
+                    Ok(alone) => return alone.session.shutdown().await,
+                    Err(shared) => pooled = shared,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            drop(pooled);
+        });
+        let mut retiring = self.retiring.lock().await;
+        retiring.retain(|task| !task.is_finished());
+        retiring.push(closing);
+    }
+
     /// Closes every browser. Sessions still borrowed elsewhere are killed when dropped.
     pub async fn shutdown(&self) {
         let _closing = self.closing.lock().await;
+        for task in self.retiring.lock().await.drain(..) {
+            let _ = task.await;
+        }
         let drained: Vec<_> = self.browsers.lock().await.drain().map(|(_, e)| e.pooled).collect();
         for pooled in drained {
             close(pooled).await;

@@ -272,7 +272,7 @@ impl BrowserSession {
         extra_flags: &[String],
         assets: Arc<AssetServer>,
         settings: PageSettings,
-        advertise: std::net::IpAddr,
+        advertise: std::net::SocketAddr,
     ) -> Result<Self> {
         let base = assets.serve_remote(advertise).await?;
         let browser = LaunchedBrowser::remote(http, slot, extra_flags).await?;
@@ -382,6 +382,12 @@ impl BrowserSession {
         self.browser.profile_dir()
     }
 
+    /// Marks the session unusable: a call abandoned mid-way (the user interrupted it) leaves
+    /// the page busy, so the pool launches a fresh browser for the next call.
+    pub fn retire(&self) {
+        self.hung.store(true, Ordering::Relaxed);
+    }
+
     pub fn is_alive(&self) -> bool {
         self.browser.is_alive()
             && *self.page_alive.borrow()
@@ -402,6 +408,7 @@ impl BrowserSession {
                 uri: slot.node_uri.clone(),
                 os: slot.os.clone(),
                 browser_name: slot.browser_name.clone(),
+                tags: slot.tags.clone(),
             }),
             page,
         })
@@ -581,7 +588,7 @@ impl BrowserSession {
         body: Vec<u8>,
         limit: Duration,
     ) -> Result<Reply> {
-        let channel = self.channel.get().ok_or_else(|| self.crashed(during))?;
+        let Some(channel) = self.channel.get() else { return Err(self.crashed(during).await) };
         let call = async {
             channel.call(method, args, body).await.map_err(|e| match e {
                 ChannelError::Page(message) => BrowserError::Page { during: during.to_string(), message },
@@ -598,7 +605,7 @@ impl BrowserSession {
     /// the crash it is.
     async fn guarded<T>(&self, during: &str, limit: Duration, work: impl Future<Output = Result<T>>) -> Result<T> {
         if !self.is_alive() {
-            return Err(self.crashed(during));
+            return Err(self.crashed(during).await);
         }
         match race_liveness(work, self.browser.liveness(), self.page_alive.clone(), limit).await {
             Raced::Done(Err(lost @ (BrowserError::Protocol { .. } | BrowserError::ChannelClosed { .. }))) => {
@@ -610,12 +617,15 @@ impl BrowserSession {
                     DEATH_NOTICE,
                 );
                 match died.await {
-                    Raced::Died => Err(self.crashed(during)),
+                    Raced::Died => Err(self.crashed(during).await),
+                    // A remote browser's death reaches the host through the hub, if at all: its
+                    // page's lost channel is the news, and the hub is asked what happened.
+                    _ if self.browser.grid_session().is_some() => Err(self.crashed(during).await),
                     _ => Err(lost),
                 }
             }
             Raced::Done(outcome) => outcome,
-            Raced::Died => Err(self.crashed(during)),
+            Raced::Died => Err(self.crashed(during).await),
             Raced::TimedOut => {
                 self.hung.store(true, Ordering::Relaxed);
                 Err(BrowserError::Timeout {
@@ -627,8 +637,13 @@ impl BrowserSession {
         }
     }
 
-    fn crashed(&self, during: &str) -> BrowserError {
-        BrowserError::Crashed { browser: self.browser.name.clone(), during: during.to_string() }
+    /// The error for a browser that went away. A remote one's hub is asked whether it still
+    /// knows the session, which tells a reaped or deleted session from a node that stopped.
+    async fn crashed(&self, during: &str) -> BrowserError {
+        match self.browser.grid_session() {
+            Some(session) => session.gone(during).await,
+            None => BrowserError::Crashed { browser: self.browser.name.clone(), during: during.to_string() },
+        }
     }
 }
 

@@ -1,12 +1,11 @@
 //! The thread that owns the Rhai host. Rhai and the browser calls under it block, so they run
 //! here, off the kernel's async runtime; the kernel talks to this thread through channels.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
-use webaccel_scripting::{render, Config, Display, ScriptError, ScriptHost, Services, Shown, Stream};
+use webaccel_scripting::{render, Config, Display, Interrupt, ScriptError, ScriptHost, Services, Shown, Stream};
 
 pub type Outcome = Result<Option<Display>, ScriptError>;
 
@@ -34,7 +33,7 @@ enum Job {
 
 pub struct Evaluator {
     jobs: mpsc::Sender<Job>,
-    interrupted: Arc<AtomicBool>,
+    interrupt: Interrupt,
     /// Shared with the host, so a signal handler can close the browsers even mid-cell.
     pub services: Arc<Services>,
 }
@@ -45,8 +44,6 @@ impl Evaluator {
     pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<Emitted>)> {
         let (print_tx, print_rx) = async_mpsc::unbounded_channel::<Emitted>();
         let (jobs, job_rx) = mpsc::channel::<Job>();
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new().name("webaccel-eval".into()).spawn(move || {
             let displays = print_tx.clone();
@@ -63,7 +60,7 @@ impl Evaluator {
                     return;
                 }
             };
-            host.set_interrupt_flag(flag.clone());
+            let interrupt = host.services().interrupt.clone();
             host.set_displayer(Arc::new(move |shown| {
                 let _ = displays.send(match shown {
                     Shown::Value(display) => Emitted::Display(display),
@@ -73,7 +70,8 @@ impl Evaluator {
             while let Ok(job) = job_rx.recv() {
                 match job {
                     Job::Eval { code, done } => {
-                        flag.store(false, Ordering::SeqCst);
+                        // An interrupt stops the cell it arrives during, never the next one.
+                        interrupt.clear();
                         let outcome = host.eval(&code).map(|value| render(&value));
                         let _ = done.send(outcome);
                     }
@@ -93,7 +91,8 @@ impl Evaluator {
         })?;
         let services =
             ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
-        Ok((Evaluator { jobs, interrupted, services }, print_rx))
+        let interrupt = services.interrupt.clone();
+        Ok((Evaluator { jobs, interrupt, services }, print_rx))
     }
 
     pub async fn eval(&self, code: String) -> Outcome {
@@ -125,9 +124,10 @@ impl Evaluator {
         rx.await.ok()
     }
 
-    /// Asks the running script to stop at its next operation.
+    /// Stops the running cell: the script at its next operation, and a native call where it
+    /// waits (within a second).
     pub fn interrupt(&self) {
-        self.interrupted.store(true, Ordering::SeqCst);
+        self.interrupt.raise();
     }
 
     pub async fn shutdown(&self) {

@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use jupyter_protocol::{
     ClearOutput, CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, DisplayData, ErrorOutput, ExecuteInput,
-    ExecuteReply, ExecuteResult, ExecutionCount, HistoryReply, InspectReply, InterruptReply, IoPubWelcome,
-    IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply, LanguageInfo,
-    Media, MediaType, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
+    ExecuteReply, ExecuteResult, ExecutionCount, ExpressionResult, HistoryReply, InspectReply, InterruptReply,
+    IoPubWelcome, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent, KernelInfoReply,
+    LanguageInfo, Media, MediaType, ReplyError, ReplyStatus, ShutdownReply, Status, StreamContent, Transient,
+    UpdateDisplayData,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection, create_kernel_iopub_xpub_connection,
@@ -20,6 +21,12 @@ use webaccel_scripting::{Completeness, Config, ScriptError, Stream};
 use crate::evaluator::{Emitted, Evaluator, Outcome};
 use crate::history::History;
 use crate::media::bundle;
+use crate::progress::{Notebook, Shown};
+use crate::wire::{error_reply, read_request, Request};
+
+/// How long a shutdown request waits for the running cell to stop and the evaluator to close
+/// the browsers, before closing them itself.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 pub async fn run(connection_file: &Path) -> Result<()> {
     let text = tokio::fs::read_to_string(connection_file)
@@ -36,7 +43,9 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let iopub = spawn_iopub(create_kernel_iopub_xpub_connection(&info, &session_id).await?);
 
     let (evaluator, mut prints) = Evaluator::start(Config::default()).context("cannot start the Rhai host")?;
-    crate::shut_down_on_signal(evaluator.services.clone());
+    let progress = std::sync::Arc::new(Notebook::default());
+    evaluator.services.set_progress(progress.clone());
+    crate::on_signals(evaluator.services.clone(), false);
     let evaluator = std::sync::Arc::new(evaluator);
 
     tokio::spawn(async move { while heartbeat.single_heartbeat().await.is_ok() {} });
@@ -56,7 +65,21 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                     let _ = control.send(InterruptReply::new().as_child_of(&message)).await;
                 }
                 JupyterMessageContent::ShutdownRequest(req) => {
-                    control_eval.shutdown().await;
+                    // A running cell stops first (within a second), so the shutdown never
+                    // queues behind it; a cell that does not stop in time is left to exit.
+                    control_eval.interrupt();
+                    if tokio::time::timeout(SHUTDOWN_WAIT, control_eval.shutdown()).await.is_err() {
+                        tracing::warn!("the running cell did not stop in time; closing the browsers under it");
+                        // Services run their own runtime, which cannot be blocked on from
+                        // this one's threads.
+                        let (services, (done, closed)) =
+                            (control_eval.services.clone(), tokio::sync::oneshot::channel());
+                        std::thread::spawn(move || {
+                            services.shutdown();
+                            let _ = done.send(());
+                        });
+                        let _ = closed.await;
+                    }
                     let reply = ShutdownReply { restart: req.restart, status: ReplyStatus::Ok, error: None };
                     let _ = control.send(reply.as_child_of(&message)).await;
                     let _ = shutdown_tx.send(()).await;
@@ -71,11 +94,20 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let mut history = History::default();
     loop {
         tokio::select! {
-            message = shell_rx.read() => {
-                let message = match message {
-                    Ok(m) => m,
+            request = read_request(&mut shell_rx) => {
+                let message = match request {
+                    Ok(Request::Parsed(m)) => m,
+                    Ok(Request::Unreadable { message, error }) => {
+                        tracing::warn!("{error}");
+                        publish(&iopub, Status::busy().as_child_of(&message)).await;
+                        if let Err(e) = shell_tx.send(error_reply(&message, &error)).await {
+                            tracing::warn!("cannot send a shell reply: {e}");
+                        }
+                        publish(&iopub, Status::idle().as_child_of(&message)).await;
+                        continue;
+                    }
                     Err(e) => {
-                        tracing::warn!("dropping an unreadable shell message: {e}");
+                        tracing::warn!("dropping a shell message that cannot be answered: {e}");
                         continue;
                     }
                 };
@@ -83,8 +115,14 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                 let reply = match &message.content {
                     JupyterMessageContent::KernelInfoRequest(_) => Some(kernel_info().as_child_of(&message)),
                     JupyterMessageContent::ExecuteRequest(req) => {
-                        let (status, error) = execute(&iopub, &evaluator, &mut prints, &message, &req.code, req.silent, req.store_history, &mut count, &mut history).await;
-                        Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: Some(Default::default()), error }.as_child_of(&message))
+                        let (status, error) = execute(&iopub, &evaluator, &mut prints, &progress, &message, &req.code, req.silent, req.store_history, &mut count, &mut history).await;
+                        // Evaluated after the cell, in its scope, as IPython does; not after a
+                        // failed cell.
+                        let expressions = match (&status, &req.user_expressions) {
+                            (ReplyStatus::Ok, Some(wanted)) => user_expressions(&evaluator, wanted).await,
+                            _ => Default::default(),
+                        };
+                        Some(ExecuteReply { status, execution_count: count, payload: vec![], user_expressions: Some(expressions), error }.as_child_of(&message))
                     }
                     JupyterMessageContent::IsCompleteRequest(req) => {
                         let code = req.code.clone();
@@ -173,11 +211,57 @@ async fn publish(iopub: &IoPub, message: JupyterMessage) {
     }
 }
 
+/// The notebook's view of a long call's progress: one display per cell, created when there is
+/// first something to show and updated in place (by its `display_id`) after.
+struct ProgressDisplay<'a> {
+    parent: &'a JupyterMessage,
+    id: String,
+    last: Shown,
+    created: bool,
+}
+
+impl<'a> ProgressDisplay<'a> {
+    fn new(parent: &'a JupyterMessage) -> Self {
+        ProgressDisplay {
+            parent,
+            id: format!("webaccel-progress-{}", uuid::Uuid::new_v4()),
+            last: Shown::Nothing,
+            created: false,
+        }
+    }
+
+    async fn show(&mut self, iopub: &IoPub, shown: Shown) {
+        if shown == self.last || shown == Shown::Nothing || (shown == Shown::Ended && !self.created) {
+            return;
+        }
+        let data = match &shown {
+            Shown::Progress { plain, html } => {
+                Media::new(vec![MediaType::Plain(plain.clone()), MediaType::Html(html.clone())])
+            }
+            _ => Media::new(vec![MediaType::Plain(String::new())]),
+        };
+        let message = if self.created {
+            UpdateDisplayData::new(data, &self.id).as_child_of(self.parent)
+        } else {
+            self.created = true;
+            DisplayData {
+                data,
+                metadata: Default::default(),
+                transient: Some(Transient { display_id: Some(self.id.clone()) }),
+            }
+            .as_child_of(self.parent)
+        };
+        publish(iopub, message).await;
+        self.last = shown;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     iopub: &IoPub,
     evaluator: &Evaluator,
     prints: &mut mpsc::UnboundedReceiver<Emitted>,
+    progress: &Notebook,
     parent: &JupyterMessage,
     code: &str,
     silent: bool,
@@ -191,7 +275,11 @@ async fn execute(
     }
     publish(iopub, ExecuteInput { code: code.to_string(), execution_count: *count }.as_child_of(parent)).await;
 
-    // Stream what the script prints while it runs, not only when it ends.
+    // Stream what the script prints while it runs, not only when it ends, and keep the
+    // progress display of a long call current.
+    progress.reset();
+    let mut display = ProgressDisplay::new(parent);
+    let mut tick = tokio::time::interval(Notebook::PERIOD);
     let evaluation = evaluator.eval(code.to_string());
     tokio::pin!(evaluation);
     let outcome: Outcome = loop {
@@ -199,6 +287,11 @@ async fn execute(
             Some(emitted) = prints.recv() => {
                 if !silent {
                     publish(iopub, emitted_message(emitted, parent)).await;
+                }
+            }
+            _ = tick.tick() => {
+                if !silent {
+                    display.show(iopub, progress.shown()).await;
                 }
             }
             outcome = &mut evaluation => break outcome,
@@ -209,6 +302,7 @@ async fn execute(
             publish(iopub, emitted_message(emitted, parent)).await;
         }
     }
+    display.show(iopub, Shown::Ended).await;
 
     if stored {
         let output = outcome.as_ref().ok().and_then(|shown| shown.as_ref()).map(|display| display.plain.clone());
@@ -237,6 +331,29 @@ async fn execute(
             (ReplyStatus::Error, Some(Box::new(ReplyError { ename, evalue, traceback })))
         }
     }
+}
+
+/// Each user expression's value as a MIME bundle, or its error; evaluated without touching the
+/// history or the execution count.
+async fn user_expressions(
+    evaluator: &Evaluator,
+    wanted: &std::collections::HashMap<String, String>,
+) -> std::collections::HashMap<String, ExpressionResult> {
+    let mut results = std::collections::HashMap::new();
+    for (name, code) in wanted {
+        let result = match evaluator.eval(code.clone()).await {
+            Ok(shown) => ExpressionResult::Ok {
+                data: shown.as_ref().map_or_else(Media::default, bundle),
+                metadata: Default::default(),
+            },
+            Err(error) => {
+                let (ename, evalue, traceback) = describe(&error);
+                ExpressionResult::Error { ename, evalue, traceback }
+            }
+        };
+        results.insert(name.clone(), result);
+    }
+    results
 }
 
 fn describe(error: &ScriptError) -> (String, String, Vec<String>) {

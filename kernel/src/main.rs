@@ -7,6 +7,7 @@ mod ipfs_cli;
 mod kernel;
 mod media;
 mod progress;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +92,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { file } => {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
-            shut_down_on_signal(host.services().clone());
+            on_signals(host.services().clone(), true);
             host.services().set_progress(Arc::new(progress::Bar::default()));
             let outcome = host.eval(&code);
             // The signal thread holds the services too, so dropping the host would not close
@@ -99,6 +100,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             host.services().shutdown();
             match outcome {
                 Ok(_) => Ok(ExitCode::SUCCESS),
+                // Ctrl-C: the rows made so far are stored; the shell's convention for SIGINT.
+                Err(e) if e.kind == "Interrupted" => {
+                    eprintln!("{}: interrupted; the rows finished so far are stored", file.display());
+                    Ok(ExitCode::from(130))
+                }
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());
                     Ok(ExitCode::FAILURE)
@@ -107,7 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Detect { json } => {
             let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
-            shut_down_on_signal(host.services().clone());
+            on_signals(host.services().clone(), true);
             let report = host.eval("detect()");
             host.services().shutdown();
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -126,19 +132,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Ctrl-C or SIGTERM must not leave browsers behind: close them, then exit.
-pub(crate) fn shut_down_on_signal(services: Arc<Services>) {
+/// SIGINT (Ctrl-C, or a kernel interrupt under `interrupt_mode: signal`) interrupts the
+/// running call, which stops within a second and keeps its rows. A second SIGINT during the
+/// same call, when `twice_exits` (`webaccel run`, `detect`), and SIGTERM always, close the
+/// browsers and exit: nothing is left behind either way.
+pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        let signal = rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()?;
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => Some(130),
-                _ = term.recv() => Some(143),
+        let code = rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                return None;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {
+                        if twice_exits && services.interrupt.is_raised() {
+                            return Some(130);
+                        }
+                        tracing::debug!("SIGINT: interrupting the running call");
+                        services.interrupt.raise();
+                    }
+                    _ = term.recv() => return Some(143),
+                }
             }
         });
-        if let Some(code) = signal {
-            tracing::debug!(code, "signal received; closing browsers");
+        if let Some(code) = code {
+            tracing::debug!(code, "closing browsers and exiting");
+            services.interrupt.raise();
             services.shutdown();
             std::process::exit(code);
         }

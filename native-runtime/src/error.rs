@@ -30,6 +30,10 @@ pub enum NativeError {
     )]
     OverBudget { limit_s: u64, done: u32, asked: u32, elapsed_s: f64 },
 
+    /// The caller's stop check said stop (the user interrupted), between two runs.
+    #[error("stopped on request after {done} timed runs")]
+    Stopped { done: u32 },
+
     #[error(transparent)]
     Tensor(#[from] webaccel_tensor::TensorError),
 }

@@ -62,7 +62,14 @@ impl NativeSession {
         NativeSession { session, create_ms, threads, inputs, output_names, ran: false }
     }
 
-    pub fn run(&mut self, inputs: &[Tensor], run: &NativeRun) -> Result<NativeRunOutput, NativeError> {
+    /// Runs as `run` asks; `stop` is asked between runs (a run itself is not cut short), and
+    /// `true` ends the call with `NativeError::Stopped`.
+    pub fn run(
+        &mut self,
+        inputs: &[Tensor],
+        run: &NativeRun,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<NativeRunOutput, NativeError> {
         let fetches: Vec<String> = if run.fetches.is_empty() { self.output_names.clone() } else { run.fetches.clone() };
         let selector = fetches.iter().fold(OutputSelector::no_default(), |s, name| s.with(name.clone()));
         let options = RunOptions::new()?.with_outputs(selector);
@@ -90,6 +97,9 @@ impl NativeSession {
         while warmup_runs < run.warmup || warm_start.elapsed() < run.warmup_min {
             self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), false)?;
             warmup_runs += 1;
+            if stop() {
+                return Err(NativeError::Stopped { done: 0 });
+            }
             if started.elapsed() > run.limit {
                 return Err(over_budget(0));
             }
@@ -108,6 +118,9 @@ impl NativeSession {
             run_ms.push(ms(took));
             if last {
                 outputs = out;
+            }
+            if stop() {
+                return Err(NativeError::Stopped { done: i + 1 });
             }
             if started.elapsed() > run.limit {
                 return Err(over_budget(i + 1));

@@ -227,6 +227,8 @@ impl ExperimentStatus {
 pub enum RunStatus {
     Ok,
     Error,
+    /// The user interrupted the call while it ran; its row says how far it got.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -234,6 +236,7 @@ impl RunStatus {
         match self {
             RunStatus::Ok => "ok",
             RunStatus::Error => "error",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

@@ -26,19 +26,58 @@ use crate::services::Services;
 use crate::target::resolve;
 
 pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Map) -> Result<Acceleration, ApiError> {
-    accelerate_with(services, model, input, &AccelerateOptions::from_map(options)?, &Cell::default())
+    let opts = AccelerateOptions::from_map(options)?;
+    let label = cell_label(model, &opts);
+    let progress = services.progress();
+    if let Some(p) = &progress {
+        p.start("accelerate", 1);
+    }
+    let outcome = accelerate_with(services, model, input, &opts, &Cell { label: label.clone(), ..Cell::default() });
+    if let Some(p) = &progress {
+        match &outcome {
+            Ok(a) => p.cell(&label, Ok(a.latency_ms)),
+            Err(e) => p.cell(&label, Err(&e.to_string())),
+        }
+        p.finish();
+    }
+    outcome
 }
 
-/// Where a row sits in a `compare` grid; empty for a plain `accelerate` call.
+/// Where a row sits in a `compare` grid (empty for a plain `accelerate` call), and how progress
+/// reports name it.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub experiment_id: Option<String>,
     pub cell_index: Option<i32>,
+    pub label: String,
+}
+
+/// A call as progress names it: model, browser, platform, precision.
+pub(crate) fn cell_label(model: &str, opts: &AccelerateOptions) -> String {
+    let browser = match (&opts.platform, &opts.browser) {
+        (Some(crate::platform::RunPlatform::Native), _) => "host".to_string(),
+        (_, Some(b)) => b.name(),
+        (_, None) => "auto".to_string(),
+    };
+    format!(
+        "{model} {browser} {} {}",
+        opts.platform.map_or("auto", |p| p.name()),
+        opts.precision.map_or("default".into(), |b| format!("{b}-bit"))
+    )
 }
 
 /// What a row says before its accuracy is known; it stays so if the process dies before the
 /// reference has run.
 const ACCURACY_PENDING: &str = "pending: the row was written before the reference ran, which it did not finish";
+
+/// A failed row's status: interrupted by the user, or an error.
+fn failed(e: &ApiError) -> RunStatus {
+    if matches!(e, ApiError::Interrupted) {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Error
+    }
+}
 
 pub fn accelerate_with(
     services: &Services,
@@ -60,8 +99,7 @@ pub fn accelerate_with(
         // A grid cell that fails before reaching a browser (an unavailable precision, say)
         // still gets its row, so the grid shows the reason in that cell.
         Err(e) if cell.experiment_id.is_some() => {
-            let row =
-                RunRecord { status: RunStatus::Error, error: Some(e.to_string()), ..requested_row(model, opts, cell) };
+            let row = RunRecord { status: failed(&e), error: Some(e.to_string()), ..requested_row(model, opts, cell) };
             services.record(&[row])?;
             return Err(e);
         }
@@ -76,14 +114,14 @@ pub fn accelerate_with(
     let mut measured = None;
     for platform in platform_chain(opts.platform, opts.fallback) {
         row.platform = platform.name().to_string();
-        match attempt(services, &target, platform, opts, prepared.as_ref(), &input) {
+        match attempt(services, &target, platform, opts, prepared.as_ref(), &input, &cell.label) {
             Attempt::Ran(m) => {
                 measured = Some(m);
                 break;
             }
             Attempt::Unavailable(reason) => passed_over.push(format!("{}: {reason}", platform.name())),
             Attempt::Failed(e, pooled) => {
-                row.status = RunStatus::Error;
+                row.status = failed(&e);
                 row.error = Some(e.to_string());
                 row.fallback_reason = (!passed_over.is_empty()).then(|| passed_over.join("; "));
                 if let Some(pooled) = pooled {
@@ -121,6 +159,7 @@ pub fn accelerate_with(
     services.record(&[row.clone()])?;
 
     let accuracy = if opts.accuracy {
+        services.phase(&cell.label, "the accuracy reference");
         let accuracy = reference::measure(services, &target, &measured, &output);
         let a = accuracy.agreement.as_ref();
         services.update_accuracy(&AccuracyUpdate {

@@ -12,14 +12,16 @@ use rhai::Dynamic;
 use webaccel_browser_runtime::BrowserTarget;
 
 use crate::accelerate::{accelerate_with, Cell};
-use crate::compare::{Grid, GridCell, Progress};
+use crate::compare::{Grid, GridCell};
 use crate::error::ApiError;
 use crate::platform::RunPlatform;
+use crate::progress::Progress;
 use crate::services::{lock, Services};
 
 /// How a grid run went.
 pub(crate) struct Ran {
-    /// Only the results store failing stops a grid: a failed cell is a row with its error.
+    /// Only the results store failing, or the user's interrupt, stops a grid: a failed cell is
+    /// a row with its error.
     pub outcome: Result<(), ApiError>,
     /// From the first cell's start to the last cell's end.
     pub wall_ms: f64,
@@ -39,17 +41,7 @@ fn machine(cell: &GridCell, nodes: &BTreeMap<String, String>) -> String {
 }
 
 fn label(grid: &Grid, cell: &GridCell) -> String {
-    format!(
-        "{} {} {} {}",
-        grid.models[cell.model],
-        if cell.platform == RunPlatform::Native {
-            "host".to_string()
-        } else {
-            cell.browser.as_ref().map_or_else(|| "auto".to_string(), |b| b.name())
-        },
-        cell.platform.name(),
-        cell.precision.map_or("default".into(), |b| format!("{b}-bit"))
-    )
+    crate::accelerate::cell_label(&grid.models[cell.model], &grid.cell_options(cell))
 }
 
 pub(crate) fn run(
@@ -83,20 +75,31 @@ pub(crate) fn run(
             if lock(&failed).is_some() {
                 return;
             }
+            if services.interrupt.is_raised() {
+                *lock(&failed) = Some(ApiError::Interrupted);
+                return;
+            }
             let cell = &cells[index];
             let opts = grid.cell_options(cell);
-            let tag = Cell { experiment_id: Some(experiment_id.to_string()), cell_index: Some(index as i32) };
+            let label = label(grid, cell);
+            let tag = Cell {
+                experiment_id: Some(experiment_id.to_string()),
+                cell_index: Some(index as i32),
+                label: label.clone(),
+            };
             let started = Instant::now();
             let outcome = accelerate_with(services, &grid.models[cell.model], inputs[cell.model].clone(), &opts, &tag);
             *lock(&cells_ms) += started.elapsed().as_secs_f64() * 1000.0;
             if let Some(p) = progress {
                 match &outcome {
-                    Ok(a) => p.cell(&label(grid, cell), Ok(a.latency_ms)),
-                    Err(e) => p.cell(&label(grid, cell), Err(&e.to_string())),
+                    Ok(a) => p.cell(&label, Ok(a.latency_ms)),
+                    Err(e) => p.cell(&label, Err(&e.to_string())),
                 }
             }
-            if let Err(ApiError::Results(e)) = outcome {
-                *lock(&failed) = Some(ApiError::Results(e));
+            match outcome {
+                Err(ApiError::Results(e)) => *lock(&failed) = Some(ApiError::Results(e)),
+                Err(ApiError::Interrupted) => *lock(&failed) = Some(ApiError::Interrupted),
+                _ => {}
             }
         }
     };

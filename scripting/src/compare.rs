@@ -273,13 +273,6 @@ impl Grid {
     }
 }
 
-/// Reports a grid's progress (the CLI draws a bar; the kernel stays quiet).
-pub trait Progress: Send + Sync {
-    fn start(&self, cells: usize);
-    fn cell(&self, label: &str, outcome: Result<f64, &str>);
-    fn finish(&self);
-}
-
 pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiError> {
     let grid = Grid::from_map(options)?;
     services.open_store()?;
@@ -295,12 +288,19 @@ pub fn compare(services: &Services, options: &Map) -> Result<FrameValue, ApiErro
     })?;
     let progress = services.progress();
     if let Some(p) = &progress {
-        p.start(grid.cells());
+        p.start("compare", grid.cells());
     }
     let run = crate::cells::run(services, &grid, &inputs, &experiment_id, progress.as_deref());
     if let Err(e) = run.outcome {
+        if let Some(p) = &progress {
+            p.finish();
+        }
+        // The cells that finished keep their rows; the one in flight has an `interrupted` row.
+        let status =
+            if matches!(e, ApiError::Interrupted) { ExperimentStatus::Interrupted } else { ExperimentStatus::Error };
         services.with_store(|store| {
-            Ok(store.finish_experiment(&experiment_id, ExperimentStatus::Error, Some(&e.to_string()), Utc::now())?)
+            store.finish_experiment(&experiment_id, status, Some(&e.to_string()), Utc::now())?;
+            Ok(store.record_experiment_times(&experiment_id, run.wall_ms, run.cells_ms)?)
         })?;
         return Err(e);
     }

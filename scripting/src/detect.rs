@@ -18,7 +18,7 @@ use crate::services::Services;
 pub fn detect(services: &Services) -> Result<Map, ApiError> {
     let mut report = Map::new();
     let mut targets: Vec<BrowserTarget> = BrowserKind::ALL.into_iter().map(BrowserTarget::Local).collect();
-    match services.runtime.block_on(services.pool.grid_slots()) {
+    match services.wait(services.pool.grid_slots())? {
         Ok(slots) => targets.extend(slots.into_iter().map(|s| BrowserTarget::Remote(s.name))),
         Err(e) => {
             let mut map = Map::new();
@@ -28,7 +28,7 @@ pub fn detect(services: &Services) -> Result<Map, ApiError> {
         }
     }
     for target in targets {
-        let entry = match services.runtime.block_on(services.pool.get(&BrowserKey::plain(target.clone()))) {
+        let entry = match services.wait(services.pool.get(&BrowserKey::plain(target.clone())))? {
             Ok(pooled) => {
                 let env = browser_environment(&pooled);
                 let stored = services.record_environment(&env);

@@ -42,6 +42,10 @@ pub fn render(value: &Dynamic) -> Option<Display> {
             return Some(Display { plain, html: Some(crate::detect_report::html(&report)), ..Display::default() });
         }
     }
+    // A string shows as the literal it is, as every REPL shows one, so "42" and 42 differ.
+    if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        return Some(Display { plain: format!("{:?}", text.as_str()), ..Display::default() });
+    }
     Some(Display { plain: value.to_string(), ..Display::default() })
 }
 

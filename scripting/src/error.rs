@@ -38,7 +38,7 @@ pub enum ApiError {
     Model(#[from] ModelError),
 
     #[error(transparent)]
-    Native(#[from] webaccel_native_runtime::NativeError),
+    Native(webaccel_native_runtime::NativeError),
 
     #[error("{0}")]
     NativeUnavailable(String),
@@ -54,10 +54,29 @@ pub enum ApiError {
 
     #[error("{0} is not in the local IPFS store; fetch it without `offline: true`")]
     NotCached(String),
+
+    /// The user interrupted the call (a kernel interrupt, Ctrl-C).
+    #[error("interrupted by the user")]
+    Interrupted,
+}
+
+impl From<webaccel_native_runtime::NativeError> for ApiError {
+    fn from(e: webaccel_native_runtime::NativeError) -> Self {
+        match e {
+            // A native run stops between runs only when asked to, and only the interrupt asks.
+            webaccel_native_runtime::NativeError::Stopped { .. } => ApiError::Interrupted,
+            e => ApiError::Native(e),
+        }
+    }
 }
 
 impl From<ApiError> for Box<EvalAltResult> {
     fn from(e: ApiError) -> Self {
-        Box::new(EvalAltResult::ErrorRuntime(e.to_string().into(), Position::NONE))
+        match e {
+            // Terminated, not a runtime error: a script's `try` cannot catch an interrupt and
+            // carry on.
+            ApiError::Interrupted => Box::new(EvalAltResult::ErrorTerminated("interrupted".into(), Position::NONE)),
+            e => Box::new(EvalAltResult::ErrorRuntime(e.to_string().into(), Position::NONE)),
+        }
     }
 }

@@ -17,7 +17,7 @@ const API: &[(&str, &str, &str)] = &[
     ("plot", "plot(frame, #{x, y, color, kind, y_low, y_high, title, format, width, height})", "Draws a frame as an SVG or PNG chart."),
     ("cosine", "cosine(a, b)", "Cosine similarity of two embeddings."),
     ("load_pipeline", "load_pipeline(name, #{platform, browser, parallel_loading})", "Loads a catalog pipeline's models into one page, concurrently or one after another, and times it."),
-    ("configure_browsers", "configure_browsers(#{max_connections, idle_timeout_s})", "Sets the browser pool's limits."),
+    ("configure_browsers", "configure_browsers(#{max_connections, idle_timeout_s, grid, advertise})", "Sets the browser pool's limits, the Selenium Grid hubs whose slots are grid:<name> browsers (a URL or a list), and the address (IP or IP:port) remote pages reach this machine at."),
     ("browsers", "browsers()", "The warm browsers in the pool."),
     ("display", "display(value)", "Shows a result, frame, plot or any value now, as a cell's last value would be shown at its end."),
     ("clear_output", "clear_output(wait)", "Clears the cell's output in a notebook; with wait = true, only when the next output arrives, so a loop can redraw a table in place."),

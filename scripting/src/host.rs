@@ -2,7 +2,6 @@
 //! defined by one evaluation are there for the next, as in a notebook.
 
 use std::any::TypeId;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
@@ -80,6 +79,10 @@ impl ScriptHost {
         // Deep expressions are a script bug, not an experiment; keep the limits generous but finite.
         engine.set_max_expr_depths(256, 256);
         let out = printer.clone();
+        // Scripts stop at their next operation once the user interrupts; the native calls
+        // race the same interrupt inside their waits (`interrupt.rs`).
+        let interrupt = services.interrupt.clone();
+        engine.on_progress(move |_| interrupt.is_raised().then(|| Dynamic::from("interrupted")));
         engine.on_print(move |s| out(Stream::Stdout, s));
         let out = printer.clone();
         engine.on_debug(move |s, _src, pos| out(Stream::Stderr, &format!("[debug {pos}] {s}")));
@@ -118,11 +121,6 @@ impl ScriptHost {
     /// Sends what `display(value)` shows to `displayer` instead of printing its text.
     pub fn set_displayer(&mut self, displayer: Displayer) {
         *self.displayer.lock().expect("displayer poisoned") = Some(displayer);
-    }
-
-    /// Scripts stop at their next operation once `flag` is set (the kernel's interrupt).
-    pub fn set_interrupt_flag(&mut self, flag: Arc<AtomicBool>) {
-        self.engine.on_progress(move |_| flag.load(Ordering::SeqCst).then(|| Dynamic::from("interrupted")));
     }
 
     pub fn services(&self) -> &Arc<Services> {
@@ -164,7 +162,11 @@ impl ScriptHost {
         self.ast.clear_statements();
         match result {
             Ok(result) => result.map_err(|e| ScriptError {
-                kind: "RuntimeError",
+                kind: if matches!(e.unwrap_inner(), EvalAltResult::ErrorTerminated(..)) {
+                    "Interrupted"
+                } else {
+                    "RuntimeError"
+                },
                 line: line_of(e.position()),
                 message: runtime_message(&e),
             }),

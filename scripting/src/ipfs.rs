@@ -49,13 +49,15 @@ impl Ipfs {
                 }
             }
         }
-        let resolved = self.services.runtime.block_on(async {
+        // An interrupted fetch is dropped where it waits; its partial file is a temporary
+        // file, removed with it.
+        let resolved = self.services.wait(async {
             if offline {
                 resolver.cached(&cid).await.map(|hit| hit.ok_or(ApiError::NotCached(cid.to_string())))
             } else {
                 resolver.resolve(&cid).await.map(Ok)
             }
-        })??;
+        })???;
         let mut record = to_map(&resolved.record);
         record.insert("path".into(), resolved.path.display().to_string().into());
         Ok(record.into())

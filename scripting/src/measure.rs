@@ -100,11 +100,17 @@ pub(crate) fn attempt(
     opts: &AccelerateOptions,
     prepared: Option<&ModelInput>,
     raw: &Dynamic,
+    label: &str,
 ) -> Attempt {
     match platform {
-        RunPlatform::Browser(p) => in_browser(services, target, p, opts, prepared, raw),
-        RunPlatform::Native => on_native(services, target, opts, prepared, raw),
+        RunPlatform::Browser(p) => in_browser(services, target, p, opts, prepared, raw, label),
+        RunPlatform::Native => on_native(services, target, opts, prepared, raw, label),
     }
+}
+
+/// What the timed part of a call does, as progress names it.
+fn runs_phase(opts: &AccelerateOptions, on: &str) -> String {
+    format!("{on}: warm-up ({} runs, at least {} s) and {} timed runs", opts.warmup, opts.warmup_s, opts.runs)
 }
 
 /// The key a timed browser session is kept under: file, platform, device, and for WebNN the
@@ -128,7 +134,9 @@ fn in_browser(
     opts: &AccelerateOptions,
     prepared: Option<&ModelInput>,
     raw: &Dynamic,
+    label: &str,
 ) -> Attempt {
+    services.phase(label, &format!("starting or choosing a browser for {}", platform.name()));
     let (pooled, selection_reason) = match pick_browser(services, target, platform, opts) {
         Ok(Ok(picked)) => picked,
         Ok(Err(reason)) => return Attempt::Unavailable(reason),
@@ -152,23 +160,37 @@ fn in_browser(
         profile: opts.profile_ops,
         placement: true,
     };
-    let load = match services.runtime.block_on(pooled.session.load(&key, &target.file.path, &request)) {
-        Ok(load) => load,
+    let browser = &pooled.capabilities.browser;
+    services.phase(label, &format!("{browser}: model transfer and {} session creation", platform.name()));
+    let load = match services.wait(pooled.session.load(&key, &target.file.path, &request)) {
+        Err(interrupted) => {
+            services.retire(&pooled);
+            return Attempt::Failed(interrupted, Some(pooled));
+        }
+        Ok(Ok(load)) => load,
         // The page could not create a session for this platform: another platform may.
-        Err(BrowserError::Page { message, .. }) => {
+        Ok(Err(BrowserError::Page { message, .. })) => {
             return Attempt::Unavailable(format!(
                 "session creation failed in {} {}: {message}",
                 pooled.capabilities.browser, pooled.capabilities.version
             ))
         }
-        Err(e) => return Attempt::Failed(e.into(), Some(pooled)),
+        Ok(Err(e)) => return Attempt::Failed(e.into(), Some(pooled)),
     };
     // The input as prepared stays float32 (the reference run takes it); this file may want fp16.
     let mut tensors = input.tensors.clone();
     if let Err(e) = inputs::match_float_types(&mut tensors, &load.inputs) {
         return Attempt::Failed(e, Some(pooled));
     }
-    let ran = services.runtime.block_on(pooled.session.run(&key, &tensors, &run_options(opts, &input)));
+    services.phase(label, &runs_phase(opts, browser));
+    let ran = match services.wait(pooled.session.run(&key, &tensors, &run_options(opts, &input))) {
+        Ok(ran) => ran,
+        Err(interrupted) => {
+            // The page goes on with the runs it was asked for: this browser is given up.
+            services.retire(&pooled);
+            return Attempt::Failed(interrupted, Some(pooled));
+        }
+    };
     if opts.profile_ops {
         // ORT profiles a session once, from its creation: the next profiled call needs a fresh
         // session. A failure to release shows on the next call that needs the page.
@@ -208,7 +230,9 @@ fn on_native(
     opts: &AccelerateOptions,
     prepared: Option<&ModelInput>,
     raw: &Dynamic,
+    label: &str,
 ) -> Attempt {
+    services.phase(label, "native onnxruntime: session creation and runs");
     let native = match services.native() {
         Ok(native) => native,
         Err(why) => return Attempt::Unavailable(why),
@@ -226,10 +250,11 @@ fn on_native(
         sequence: input.sequence.clone(),
         limit: RUN_LIMIT,
     };
+    services.phase(label, &runs_phase(opts, "native onnxruntime"));
     let measured = services.with_native_session(&target.file, threads, |session, created| {
         let mut tensors = input.tensors.clone();
         inputs::match_float_types(&mut tensors, &session.inputs)?;
-        let out = session.run(&tensors, &run)?;
+        let out = session.run(&tensors, &run, &|| services.interrupt.is_raised())?;
         Ok((created.then_some(session.create_ms), out))
     });
     let (session_create_ms, out) = match measured {

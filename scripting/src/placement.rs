@@ -79,7 +79,7 @@ pub(crate) fn pick_browser(
     let device = opts.device.as_deref();
     if let Some(explicit) = &opts.browser {
         // An explicit browser always wins; failing to start it is an error, not a fallback.
-        let pooled = services.runtime.block_on(services.pool.get(&opts.browser_key(explicit.clone())))?;
+        let pooled = services.wait(services.pool.get(&opts.browser_key(explicit.clone())))??;
         let caps = &pooled.capabilities;
         let name = explicit.name();
         return Ok(match platform_status(caps, platform, device, fp16) {
@@ -90,18 +90,16 @@ pub(crate) fn pick_browser(
     let mut chosen = None;
     // Grid slots are candidates too, after the local browsers; a hub that does not answer
     // leaves only the local ones.
-    let remote: Vec<String> = services
-        .runtime
-        .block_on(services.pool.grid_slots())
-        .unwrap_or_default()
-        .iter()
-        .map(|s| s.full_name())
-        .collect();
+    let remote: Vec<String> =
+        services.wait(services.pool.grid_slots())?.unwrap_or_default().iter().map(|s| s.full_name()).collect();
     let selection = selection::choose(&target.model_type, platform.name(), &remote, |name| {
         let Some(candidate) = BrowserTarget::parse(name) else {
             return Availability::NotInstalled("not a browser webaccel knows".into());
         };
-        match services.runtime.block_on(services.pool.get(&opts.browser_key(candidate))) {
+        let Ok(launched) = services.wait(services.pool.get(&opts.browser_key(candidate))) else {
+            return Availability::Failed("interrupted".into());
+        };
+        match launched {
             Ok(pooled) => match platform_status(&pooled.capabilities, platform, device, fp16) {
                 Ok(()) => {
                     chosen = Some(pooled);
@@ -116,6 +114,7 @@ pub(crate) fn pick_browser(
             Err(e) => Availability::Failed(e.to_string()),
         }
     });
+    services.interrupt.check()?;
     Ok(match (selection.browser, chosen) {
         (Some(_), Some(pooled)) => Ok((pooled, selection.reason)),
         _ => Err(selection.reason),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 
-use webaccel_browser_runtime::grid::{parse_advertise, parse_hubs};
+use webaccel_browser_runtime::grid::{parse_advertise, parse_hubs, show_advertise};
 
 use crate::error::ApiError;
 use crate::options::OptionValue;
@@ -64,6 +64,6 @@ pub fn status(services: &Services) -> Map {
     map.insert("running".into(), held.into_iter().map(Dynamic::from).collect::<rhai::Array>().into());
     let grid = services.pool.grid();
     map.insert("grid".into(), grid.hubs.into_iter().map(Dynamic::from).collect::<rhai::Array>().into());
-    map.insert("advertise".into(), grid.advertise.map_or(Dynamic::UNIT, |ip| ip.to_string().into()));
+    map.insert("advertise".into(), grid.advertise.map_or(Dynamic::UNIT, |addr| show_advertise(addr).into()));
     map
 }

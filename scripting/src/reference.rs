@@ -67,7 +67,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                         sequence: input.sequence.clone(),
                         limit: webaccel_browser_runtime::RUN_LIMIT,
                     };
-                    Ok(session.run(&tensors, &once)?.outputs)
+                    Ok(session.run(&tensors, &once, &|| services.interrupt.is_raised())?.outputs)
                 })
             };
             against(services, reference, "native", measured, output, label, run)
@@ -87,11 +87,9 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                 let file = reference.locate(services)?;
                 // Its own session: the timed sessions never share one with the reference.
                 let key = format!("{}:reference", session_key(&file.sha256, Platform::Wasm, None, None, false));
-                let load = services.runtime.block_on(pooled.session.load(
-                    &key,
-                    &file.path,
-                    &LoadRequest::new(Platform::Wasm),
-                ))?;
+                let load = services
+                    .wait(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)))
+                    .inspect_err(|_| services.retire(pooled))??;
                 let mut tensors = input.tensors.clone();
                 inputs::match_float_types(&mut tensors, &load.inputs)?;
                 let once = RunOptions {
@@ -99,7 +97,10 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                     sequence: input.sequence.clone(),
                     ..RunOptions::timed(0, 1)
                 };
-                Ok(services.runtime.block_on(pooled.session.run(&key, &tensors, &once))?.outputs)
+                Ok(services
+                    .wait(pooled.session.run(&key, &tensors, &once))
+                    .inspect_err(|_| services.retire(pooled))??
+                    .outputs)
             };
             against(services, reference, "wasm", measured, output, label, run)
         }

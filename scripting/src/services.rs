@@ -14,9 +14,10 @@ use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
 use webaccel_native_runtime::{NativeRuntime, NativeSession};
 use webaccel_results::{AccuracyUpdate, EnvironmentRecord, Frame, ResultStore, RunRecord};
 
-use crate::compare::Progress;
 use crate::error::ApiError;
+use crate::interrupt::Interrupt;
 use crate::outputs::Output;
+use crate::progress::Progress;
 use crate::target::ModelPath;
 
 /// Locks a mutex even if a panic poisoned it: a panic in one cell becomes that cell's error
@@ -62,6 +63,8 @@ impl Default for Config {
 
 pub struct Services {
     pub(crate) runtime: tokio::runtime::Runtime,
+    /// The user's interrupt: every wait of a long call races it.
+    pub interrupt: Interrupt,
     pub(crate) pool: Arc<BrowserPool>,
     pub(crate) catalog: &'static Catalog,
     pub(crate) models: ModelsDir,
@@ -92,6 +95,7 @@ impl Services {
             .build()?;
         Ok(Arc::new(Services {
             runtime,
+            interrupt: Interrupt::default(),
             pool: BrowserPool::new(config.ort_dir.clone(), PageSettings::default()),
             catalog: Catalog::builtin(),
             models: ModelsDir::new(config.models_dir.clone()),
@@ -106,6 +110,12 @@ impl Services {
             graphs: Mutex::new(HashMap::new()),
             config,
         }))
+    }
+
+    /// Waits for `work` on the runtime, unless the user interrupts first (then `work` is
+    /// dropped where it waits, and the call gets `ApiError::Interrupted`).
+    pub(crate) fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, ApiError> {
+        self.runtime.block_on(self.interrupt.race(work))
     }
 
     /// Runs `f` on the results store, opening the database on first use. DuckDB is blocking,
@@ -199,10 +209,13 @@ impl Services {
             (Err(e), None) => return Err(e),
             (Err(_), Some(pooled)) => {
                 let key = format!("{}:inspect", file.sha256);
-                let loaded =
-                    self.runtime.block_on(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)));
+                let loaded = self.wait(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)));
+                if matches!(loaded, Err(ApiError::Interrupted)) {
+                    self.retire(pooled);
+                    return Err(ApiError::Interrupted);
+                }
                 let _ = self.runtime.block_on(pooled.session.unload(&key));
-                let info = loaded?;
+                let info = loaded??;
                 Graph { inputs: info.inputs, outputs: info.output_names }
             }
         };
@@ -218,13 +231,20 @@ impl Services {
         Ok(slot.clone().expect("opened above"))
     }
 
-    /// Who hears about a `compare` grid's progress (the CLI's progress bar).
+    /// Who hears about long calls' progress (the CLI's bar, a notebook's display).
     pub fn set_progress(&self, progress: Arc<dyn Progress>) {
         *lock(&self.progress) = Some(progress);
     }
 
     pub(crate) fn progress(&self) -> Option<Arc<dyn Progress>> {
         lock(&self.progress).clone()
+    }
+
+    /// Tells the front end that `cell` is entering `phase`.
+    pub(crate) fn phase(&self, cell: &str, phase: &str) {
+        if let Some(p) = self.progress() {
+            p.phase(cell, phase);
+        }
     }
 
     pub fn record(&self, records: &[RunRecord]) -> Result<(), ApiError> {
@@ -257,6 +277,14 @@ impl Services {
         let t = Arc::new(TextTokenizer::load(path)?);
         cache.insert(path.to_path_buf(), t.clone());
         Ok(t)
+    }
+
+    /// Gives up a browser whose page was left busy by an interrupted call: the pool drops it
+    /// and closes it in the background, and the next call launches a fresh one.
+    pub(crate) fn retire(&self, pooled: &PooledBrowser) {
+        pooled.session.retire();
+        let (pool, key) = (self.pool.clone(), pooled.key.clone());
+        self.runtime.spawn(async move { pool.discard(&key).await });
     }
 
     /// Closes every browser and removes their profile directories.

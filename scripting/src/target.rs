@@ -65,11 +65,11 @@ pub(crate) fn through_store(
 ) -> Result<(PathBuf, FetchRecord), ApiError> {
     let resolver = services.ipfs()?;
     let parsed = webaccel_ipfs::parse_cid(cid).map_err(webaccel_ipfs::Error::from)?;
-    if let Some(hit) = services.runtime.block_on(resolver.cached(&parsed))? {
+    if let Some(hit) = services.wait(resolver.cached(&parsed))?? {
         return Ok((hit.path, hit.record));
     }
     let Some(local) = local else {
-        let fetched = services.runtime.block_on(resolver.resolve(&parsed))?;
+        let fetched = services.wait(resolver.resolve(&parsed))??;
         return Ok((fetched.path, fetched.record));
     };
     let started = std::time::Instant::now();
