@@ -114,3 +114,58 @@ def browser_pids(profile_marker: str = "webaccel-profile-") -> list[int]:
 
 
 __all__ = ["browser_pids", "last_json_line", "shutil"]
+
+
+TIMEOUT = 600
+
+
+def execute(kc, code, timeout=TIMEOUT, **options):
+    """Runs code in the kernel; returns (reply content, iopub messages for it)."""
+    msg_id = kc.execute(code, **options)
+    reply = kc.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=timeout)
+    outputs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        outputs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return reply["content"], outputs
+
+
+def of_type(outputs, msg_type):
+    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
+
+
+@pytest.fixture()
+def kernel(kernel_env):
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+    yield km, kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=False)
+
+
+def is_descendant(pid, ancestor):
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, IndexError, ValueError):
+            return False
+    return False
+
+
+def profiles_of(pids):
+    profiles = []
+    for pid in pids:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        for a in args:
+            if a.startswith(b"--user-data-dir="):
+                profiles.append(a.split(b"=", 1)[1].decode())
+    return profiles

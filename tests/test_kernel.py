@@ -15,38 +15,9 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 import reference
-from conftest import browser_pids
+from conftest import browser_pids, execute, of_type, is_descendant, profiles_of
 
 TIMEOUT = 600
-
-
-def execute(kc, code, timeout=TIMEOUT):
-    """Runs code; returns (reply content, iopub messages for it)."""
-    msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=timeout)
-    outputs = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        outputs.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    return reply["content"], outputs
-
-
-def of_type(outputs, msg_type):
-    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
-
-
-@pytest.fixture()
-def kernel(kernel_env):
-    km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=False)
 
 
 def test_kernelspec_is_written_where_jupyter_looks(jupyter_env, binary, tmp_path):
@@ -185,7 +156,7 @@ def test_browser_killed_mid_run_gives_error_then_fresh_browser(kernel, kernel_en
     km, kc = kernel
     assert execute(kc, 'accelerate("all-minilm-l6-v2", "warm up", #{platform: "wasm", runs: 1});')[0]["status"] == "ok"
     kernel_pid = km.provisioner.process.pid
-    before = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
+    before = [p for p in browser_pids() if is_descendant(p, kernel_pid)]
     assert before, "the kernel's Chromium was not found"
 
     # Thousands of runs keep the page busy for minutes; kill the browser a few seconds in.
@@ -205,7 +176,7 @@ def test_browser_killed_mid_run_gives_error_then_fresh_browser(kernel, kernel_en
 
     reply, outputs = execute(kc, 'accelerate("all-minilm-l6-v2", "after the crash", #{platform: "wasm", runs: 1}).runs')
     assert reply["status"] == "ok", reply
-    after = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
+    after = [p for p in browser_pids() if is_descendant(p, kernel_pid)]
     assert after and not set(after) & set(before)
 
 
@@ -215,8 +186,8 @@ def test_shutdown_leaves_no_browser_or_profile(kernel_env):
         reply, _ = execute(kc, 'accelerate("all-minilm-l6-v2", "x", #{platform: "wasm", runs: 1});')
         assert reply["status"] == "ok"
         kernel_pid = km.provisioner.process.pid
-        pids = [p for p in browser_pids() if _is_descendant(p, kernel_pid)]
-        profiles = _profiles_of(pids)
+        pids = [p for p in browser_pids() if is_descendant(p, kernel_pid)]
+        profiles = profiles_of(pids)
         assert pids and profiles
     finally:
         kc.stop_channels()
@@ -247,9 +218,7 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     incomplete_code_samples = ["fn f() {", "let xs = [1, 2,", 'accelerate("all-minilm-l6-v2",']
     invalid_code_samples = ["let = 5;", "1 +* 2"]
     code_inspect_sample = "accelerate"
-    # Search is answered too (see kernel/src/history.rs), but jupyter-protocol cannot parse a
-    # search request that leaves out `unique` or `n`, as this suite's requests do.
-    supported_history_operations = ("tail", "range")
+    supported_history_operations = ("tail", "range", "search")
     code_clear_output = "clear_output()"
     code_display_data = [
         {"code": "display(6 * 7)", "mime": "text/plain"},
@@ -269,27 +238,6 @@ def _alive(pid):
         return False
     state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
     return state not in ("Z", "X")
-
-
-def _is_descendant(pid, ancestor):
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, IndexError, ValueError):
-            return False
-    return False
-
-
-def _profiles_of(pids):
-    profiles = []
-    for pid in pids:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        for a in args:
-            if a.startswith(b"--user-data-dir="):
-                profiles.append(a.split(b"=", 1)[1].decode())
-    return profiles
 
 
 def test_frames_and_plots_render_as_tables_and_svg(kernel):

@@ -19,7 +19,7 @@ import pytest
 
 import reference
 from conftest import last_json_line
-from test_kernel import execute, kernel, of_type  # noqa: F401 (kernel is a fixture)
+from conftest import execute, of_type
 from test_models import document, rows, speechlike
 
 L3 = "paraphrase-minilm-l3-v2"

@@ -1,0 +1,182 @@
+"""Issue 13: the notebook as a control room, through jupyter_client against the real kernel,
+browsers and model files. An interrupt stops a compare that waits on a browser; `webaccel run`
+stops on Ctrl-C with status 130; a shutdown during a long cell is quick and leaves nothing; a
+long call's progress shows and updates in place; every shell request gets a reply."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+from jupyter_client.manager import start_new_kernel
+
+from conftest import browser_pids, execute, is_descendant, of_type, profiles_of
+
+L3 = "paraphrase-minilm-l3-v2"
+# The issue asks for 1 s; the figure measured is printed. The margin is for this shared
+# two-core machine and for jupyter_client's own polling, not for the kernel.
+INTERRUPT_WITHIN_S = 1.5
+
+
+def _printed_json(outputs):
+    import json
+
+    text = "".join(s["text"] for s in of_type(outputs, "stream") if s["name"] == "stdout")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_an_interrupt_stops_a_compare_waiting_on_a_browser(kernel):
+    km, kc = kernel
+    # Two cells of 2000 runs on wasm (about 10 s each here); the second is interrupted while
+    # the host waits on the page.
+    code = (
+        f'compare(#{{models: ["{L3}"], browsers: ["chromium"], platforms: ["wasm"], precisions: [32, 8], runs: 2000, '
+        f"warmup: 0, warmup_s: 0, accuracy: false}})"
+    )
+    msg_id = kc.execute(code)
+    display_id, updates, interrupted_at = None, [], None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=300)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "display_data" and content.get("transient", {}).get("display_id", "").startswith("webaccel-progress"):
+            display_id = content["transient"]["display_id"]
+            updates.append(content["data"]["text/plain"])
+        elif kind == "update_display_data":
+            assert content["transient"]["display_id"] == display_id
+            updates.append(content["data"]["text/plain"])
+            # The browser cell is in its timed runs: interrupt it there.
+            if interrupted_at is None and "1/2 cells" in updates[-1] and "timed runs" in updates[-1]:
+                time.sleep(1.0)
+                interrupted_at = time.monotonic()
+                km.interrupt_kernel()
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=30)["content"]
+    took = time.monotonic() - interrupted_at
+    print(f"interrupt to idle: {took:.3f} s")
+    assert reply["status"] == "error" and reply["ename"] == "Interrupted", reply
+    assert took < INTERRUPT_WITHIN_S, took
+    # The display said where the grid was, kept current in place, and was emptied at the end.
+    progress = [u for u in updates if u]
+    assert progress[0].startswith("compare: 0/2 cells") and "now: " in progress[0], progress[0]
+    assert any(
+        "last: " in u and "median" in u and "about" in u and "left" in u for u in progress
+    ), progress
+    assert updates[-1] == ""
+
+    # The finished cell's row stays, the one in flight says it was interrupted, and so does
+    # the experiment; the next cells work, on a fresh browser.
+    reply, outputs = execute(
+        kc,
+        'let e = sql("select experiment_id, status from experiments order by started_at desc limit 1").rows()[0];'
+        'print(#{experiment: e.status, runs: sql(`select precision, status from runs where experiment_id = '
+        "'${e.experiment_id}' order by cell_index`).rows()}.to_json());",
+    )
+    got = _printed_json(outputs)
+    assert got["experiment"] == "interrupted"
+    assert got["runs"] == [{"precision": 32, "status": "ok"}, {"precision": 8, "status": "interrupted"}], got
+    reply, outputs = execute(kc, f'let r = accelerate("{L3}", "again", #{{platform: "wasm", runs: 2}}); r.session_reused')
+    assert reply["status"] == "ok" and of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "false"
+
+
+def test_ctrl_c_stops_webaccel_run_with_status_130(binary, tmp_path, db_path):
+    script = tmp_path / "long.rhai"
+    script.write_text(f'accelerate("{L3}", "x", #{{platform: "wasm", runs: 20000, warmup: 0, warmup_s: 0}});\nprint("not reached");')
+    env = dict(os.environ, WEBACCEL_DB=str(db_path))
+    proc = subprocess.Popen([binary, "run", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not [p for p in browser_pids() if is_descendant(p, proc.pid)]:
+            time.sleep(0.2)
+        time.sleep(5)  # into its runs
+        pids = [p for p in browser_pids() if is_descendant(p, proc.pid)]
+        profiles = profiles_of(pids)
+        assert pids
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    print(f"SIGINT to exit: {took:.3f} s")
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "not reached" not in out and "interrupted" in err
+    assert took < 5, took
+    assert not any(Path(f"/proc/{p}").exists() for p in pids) and not any(Path(p).exists() for p in profiles)
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("select status from runs").fetchall() == [("interrupted",)]
+    con.close()
+
+
+def test_a_shutdown_during_a_long_cell_is_quick_and_leaves_nothing(kernel_env):
+    km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+    try:
+        kc.execute(f'accelerate("{L3}", "x", #{{platform: "wasm", runs: 20000, warmup: 0, warmup_s: 0}})')
+        kernel_pid = km.provisioner.process.pid
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not [p for p in browser_pids() if is_descendant(p, kernel_pid)]:
+            time.sleep(0.2)
+        time.sleep(3)
+        pids = [p for p in browser_pids() if is_descendant(p, kernel_pid)]
+        profiles = profiles_of(pids)
+        assert pids
+        started = time.monotonic()
+        km.request_shutdown()
+        km.provisioner.process.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    print(f"shutdown request to exit: {took:.3f} s")
+    assert took < 2.5, took
+    assert not any(Path(f"/proc/{p}").exists() for p in pids), "a browser outlived the kernel"
+    assert not any(Path(p).exists() for p in profiles), "a profile directory outlived the kernel"
+
+
+def test_every_request_gets_a_reply(kernel):
+    _, kc = kernel
+    execute(kc, "let answer = 42;")
+    # A history search as jupyter_client sends it, without `unique` or `n`.
+    history = kc.history(hist_access_type="search", pattern="let answer*", reply=True, timeout=10)["content"]
+    assert history["status"] == "ok" and any("let answer" in h[2] for h in history["history"]), history
+    # A request whose content jupyter-protocol cannot parse still gets its reply, saying why.
+    msg = kc.session.msg("complete_request", {"code": 3, "cursor_pos": "end"})
+    kc.shell_channel.send(msg)
+    reply = kc.get_shell_msg(timeout=10)
+    assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"]
+    assert reply["msg_type"] == "complete_reply" and reply["content"]["status"] == "error"
+    assert "complete_request could not be read" in reply["content"]["evalue"]
+    # user_expressions are evaluated in the cell's scope, each with its own status.
+    reply, _ = execute(kc, "let twice = answer * 2;", user_expressions={"twice": "twice", "bad": "no_such_fn()"})
+    expressions = reply["user_expressions"]
+    assert expressions["twice"] == {"status": "ok", "data": {"text/plain": "84"}, "metadata": {}}
+    assert expressions["bad"]["status"] == "error" and "no_such_fn" in expressions["bad"]["evalue"]
+    # A string result shows as the literal it is.
+    _, outputs = execute(kc, '"42"')
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == '"42"'
+    _, outputs = execute(kc, "42")
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
+
+
+def test_a_kernel_that_runs_arithmetic_opens_no_database_and_no_browser(jupyter_env, tmp_path):
+    db = tmp_path / "never.duckdb"
+    saved = dict(os.environ)
+    os.environ.update(jupyter_env, WEBACCEL_DB=str(db))
+    try:
+        km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+        try:
+            reply, outputs = execute(kc, "1 + 1")
+            assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "2"
+            assert not [p for p in browser_pids() if is_descendant(p, km.provisioner.process.pid)]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert not db.exists() and not Path(f"{db}.wal").exists()
