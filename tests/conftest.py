@@ -87,6 +87,8 @@ def kernel_env(jupyter_env, tmp_path_factory):
     saved = dict(os.environ)
     os.environ.update(jupyter_env)
     os.environ["WEBACCEL_DB"] = str(db)
+    # The kernels' history is kept across restarts; the tests' is their own.
+    os.environ["WEBACCEL_HISTORY"] = str(db.parent / "history.jsonl")
     os.environ.pop("JUPYTER_PATH", None)
     yield db
     os.environ.clear()

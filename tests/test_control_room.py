@@ -163,10 +163,10 @@ def test_every_request_gets_a_reply(kernel):
     assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
 
 
-def test_a_kernel_that_runs_arithmetic_opens_no_database_and_no_browser(jupyter_env, tmp_path):
-    db = tmp_path / "never.duckdb"
+def test_a_kernel_that_runs_arithmetic_opens_no_database_and_its_history_outlives_it(jupyter_env, tmp_path):
+    db, history = tmp_path / "never.duckdb", tmp_path / "history.jsonl"
     saved = dict(os.environ)
-    os.environ.update(jupyter_env, WEBACCEL_DB=str(db))
+    os.environ.update(jupyter_env, WEBACCEL_DB=str(db), WEBACCEL_HISTORY=str(history))
     try:
         km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
         try:
@@ -176,7 +176,19 @@ def test_a_kernel_that_runs_arithmetic_opens_no_database_and_no_browser(jupyter_
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=False)
+        assert not db.exists() and not Path(f"{db}.wal").exists()
+        # The next kernel is a new session, and finds the first one's cell as the previous one.
+        km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
+        try:
+            execute(kc, "3 + 3")
+            tail = kc.history(hist_access_type="tail", n=2, output=True, reply=True, timeout=10)["content"]["history"]
+            assert [(h[2][0], h[2][1]) for h in tail] == [("1 + 1", "2"), ("3 + 3", "6")], tail
+            assert tail[0][0] + 1 == tail[1][0], "a new kernel is a new session"
+            previous = kc.history(hist_access_type="range", session=-1, start=1, stop=2, reply=True, timeout=10)
+            assert [h[2] for h in previous["content"]["history"]] == ["1 + 1"]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=False)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    assert not db.exists() and not Path(f"{db}.wal").exists()

@@ -146,7 +146,8 @@ def test_accelerate_and_detect_in_cells_render_html_and_match_reference(kernel):
     assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "true"
     reply, outputs = execute(kc, "#{v: r.output}.to_json()")
     assert reply["status"] == "ok", reply
-    vector = json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"])["v"]
+    # The cell's value is a string, shown as its literal: the JSON text in quotes.
+    vector = json.loads(json.loads(of_type(outputs, "execute_result")[0]["data"]["text/plain"]))["v"]
     expected = reference.embed("all-minilm-l6-v2", ["A man is eating food."])[0]
     assert len(vector) == 384
     assert max(abs(a - b) for a, b in zip(vector, expected)) < 1e-3
@@ -219,6 +220,7 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     invalid_code_samples = ["let = 5;", "1 +* 2"]
     code_inspect_sample = "accelerate"
     supported_history_operations = ("tail", "range", "search")
+    code_history_pattern = "6 *"
     code_clear_output = "clear_output()"
     code_display_data = [
         {"code": "display(6 * 7)", "mime": "text/plain"},

@@ -91,7 +91,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     });
 
     let mut count = ExecutionCount::new(0);
-    let mut history = History::default();
+    let mut history = History::open(crate::history::default_path());
     loop {
         tokio::select! {
             request = read_request(&mut shell_rx) => {

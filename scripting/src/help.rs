@@ -153,6 +153,8 @@ pub fn complete(
         let mut names: Vec<String> = API.iter().map(|(n, _, _)| n.to_string()).collect();
         names.extend(scope.iter_raw().map(|(name, _, _)| name.to_string()));
         names.extend(ast.iter_functions().map(|f| f.name.to_string()));
+        // Names the cell itself defines before the cursor, though it has not run yet.
+        names.extend(defined_in(&code[..start]));
         names.extend(KEYWORDS.iter().map(|k| k.to_string()));
         names
     };
@@ -160,6 +162,54 @@ pub fn complete(
     names.sort();
     names.dedup();
     (start, end, names)
+}
+
+/// The names `code` binds: after `let`, `const`, `fn` (the function and its parameters),
+/// `for` (one name or a tuple of them) and in closures' `|a, b|`. Read from the words alone, so
+/// it works on a cell that does not parse yet, as a cell being typed is.
+fn defined_in(code: &str) -> Vec<String> {
+    let words: Vec<&str> = code
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || "(|),".contains(c)))
+        .flat_map(|w| w.split_inclusive(['(', ')', '|', ',']))
+        .flat_map(|w| {
+            let (name, mark) = w.split_at(w.trim_end_matches(['(', ')', '|', ',']).len());
+            [name, mark]
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let is_name = |w: &str| w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') && !KEYWORDS.contains(&w);
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        match words[i] {
+            "let" | "const" | "fn" if words.get(i + 1).is_some_and(|w| is_name(w)) => {
+                names.push(words[i + 1].to_string());
+                // A function's parameters, up to its closing parenthesis.
+                if words[i] == "fn" && words.get(i + 2) == Some(&"(") {
+                    let close = words[i + 2..].iter().position(|w| *w == ")").map_or(words.len(), |p| i + 2 + p);
+                    names.extend(words[i + 3..close].iter().filter(|w| is_name(w)).map(|w| w.to_string()));
+                    i = close;
+                }
+            }
+            "for" => {
+                let end = words[i + 1..].iter().position(|w| *w == "in").map_or(words.len(), |p| i + 1 + p);
+                names.extend(words[i + 1..end].iter().filter(|w| is_name(w)).map(|w| w.to_string()));
+                i = end;
+            }
+            "|" => {
+                if let Some(close) = words[i + 1..].iter().position(|w| *w == "|") {
+                    let params = &words[i + 1..i + 1 + close];
+                    if params.iter().all(|w| is_name(w) || *w == ",") {
+                        names.extend(params.iter().filter(|w| is_name(w)).map(|w| w.to_string()));
+                        i += close + 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    names
 }
 
 /// Help for the name at `cursor`: an API function's call shape and purpose, a variable's
@@ -243,6 +293,24 @@ mod tests {
         assert_eq!(complete(&members, &scope, &ast, "r.laten", 7).2, ["latency_ms"]);
         // The cursor mid-line: only what is before it counts.
         assert_eq!(complete(&members, &scope, &ast, "de + 1", 2).2, ["debug", "detect"]);
+    }
+
+    #[test]
+    fn names_the_cell_defines_before_the_cursor_are_offered() {
+        let code = "let budget_ms = 5;\nconst LIMIT = 3;\nfn scale(factor, offset) { factor }\n\
+                    for (i, item) in [1] {}\nlet f = |acc_x, acc_y| acc_x;\n";
+        let mut names = defined_in(code);
+        names.sort();
+        assert_eq!(names, ["LIMIT", "acc_x", "acc_y", "budget_ms", "f", "factor", "i", "item", "offset", "scale"]);
+        let scope = Scope::new();
+        let ast = AST::empty();
+        let cell = format!("{code}budg");
+        let (_, _, matches) = complete(&[], &scope, &ast, &cell, cell.len());
+        assert_eq!(matches, ["budget_ms"]);
+        // A cell that does not parse yet still offers what it has bound.
+        let cell = "let reading = accelerate(\"m\", \nrea";
+        assert!(complete(&[], &scope, &ast, cell, cell.len()).2.contains(&"reading".to_string()));
+        assert_eq!(complete(&[], &scope, &ast, "ipfs::", 6).2, ["ipfs::add", "ipfs::fetch", "ipfs::stats"]);
     }
 
     #[test]

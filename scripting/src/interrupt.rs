@@ -74,7 +74,7 @@ mod tests {
             raiser.raise();
         });
         let started = Instant::now();
-        let outcome = runtime.block_on(interrupt.race(tokio::time::sleep(Duration::from_secs(30))));
+        let outcome = runtime.block_on(async { interrupt.race(tokio::time::sleep(Duration::from_secs(30))).await });
         assert!(matches!(outcome, Err(ApiError::Interrupted)));
         assert!(started.elapsed() < Duration::from_secs(5));
         // Raised stays raised until cleared, so the next wait of the same call stops at once.
