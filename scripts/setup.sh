@@ -47,6 +47,13 @@ if [ ! -f "$GRID/node_modules/.package-lock.json" ] || [ "$GRID/package-lock.jso
   (cd "$GRID" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# playwright-core (no browser download) drives JupyterLab in the system Chromium for the lab test.
+LAB="$ROOT/tests/jupyterlab"
+if [ ! -f "$LAB/node_modules/.package-lock.json" ] || [ "$LAB/package-lock.json" -nt "$LAB/node_modules/.package-lock.json" ]; then
+  say "installing playwright-core for the JupyterLab test"
+  (cd "$LAB" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The WebNN-capable Chromium build from npm @sparticuz/chromium.
 node "$ROOT/scripts/extract-headless-shell.mjs" "$WEBACCEL_CACHE/headless-shell"
 
@@ -66,6 +73,4 @@ fi
 # The precision variants derived from them (deterministic; checked against the catalog's sums).
 "$VENV/bin/python" "$ROOT/scripts/prepare_models.py"
 
-# 5. Build (debug: the tests and the demo share it).
-say "building webaccel (a first build takes a long while)"
-(cd "$ROOT" && cargo build --quiet --workspace --bins --tests)
+# The build is the caller's: the demo builds a release binary for users, the suite a debug one.

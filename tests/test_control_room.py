@@ -192,3 +192,23 @@ def test_a_kernel_that_runs_arithmetic_opens_no_database_and_its_history_outlive
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_completion_and_inspection_answer_while_a_cell_runs(kernel):
+    _, kc = kernel
+    execute(kc, "let budget_ms = 12.5;")
+    msg_id = kc.execute(f'accelerate("{L3}", "x", #{{platform: "wasm", runs: 2000, warmup: 0, warmup_s: 0}})')
+    time.sleep(4)  # the cell is in the browser's runs (about 10 s of them)
+    asked = time.monotonic()
+    completion = kc.complete("budg", 4, reply=True, timeout=10)["content"]
+    inspection = kc.inspect("budget_ms", 3, reply=True, timeout=10)["content"]
+    answered = time.monotonic()
+    reply = kc.get_shell_msg(timeout=300)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=300)
+    finished = time.monotonic()
+    print(f"completion and inspection answered in {answered - asked:.3f} s; the cell ended {finished - answered:.1f} s later")
+    assert completion["matches"] == ["budget_ms"]
+    assert inspection["found"] and inspection["data"]["text/plain"] == "variable budget_ms: f64\n\n12.5"
+    assert answered - asked < 2 and finished - answered > 1, (answered - asked, finished - answered)
+    assert reply["content"]["status"] == "ok"

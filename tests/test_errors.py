@@ -49,3 +49,20 @@ def test_missing_browser_is_explained(run_script, monkeypatch, tmp_path, browser
     proc = run_script(f'accelerate("all-minilm-l6-v2", "hi", #{{browser: "{browser}"}});', check=False, timeout=120)
     assert proc.returncode == 1
     assert f"no {browser} executable found" in proc.stderr and variable in proc.stderr, proc.stderr
+
+
+def test_a_compare_whose_every_cell_failed_returns_its_errors(run_script):
+    """Found in JupyterLab: a grid whose only cell was refused (its runs could not fit the run
+    limit) failed as a whole on drawing an empty plot; its frame, with the error, is the result."""
+    proc = run_script(
+        """
+        let f = compare(#{models: ["paraphrase-minilm-l3-v2"], browsers: ["chromium"], platforms: ["wasm"],
+                          runs: 100000, warmup: 0, warmup_s: 0, accuracy: false});
+        print(#{rows: f.rows(), plots: f.plots.len()}.to_json());
+        """
+    )
+    import json
+
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["plots"] == 0 and len(got["rows"]) == 1, got
+    assert got["rows"][0]["errors"] == 1 and "run limit of 900 s" in got["rows"][0]["error"], got

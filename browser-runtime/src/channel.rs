@@ -62,6 +62,8 @@ pub struct PageChannel {
     /// Calls waiting for their reply; closed with the socket, so that no call can start
     /// waiting on a channel that will never answer.
     pending: Arc<Calls<Result<Reply, ChannelError>>>,
+    /// False once the socket has closed, for those who wait on something else meanwhile.
+    open: tokio::sync::watch::Receiver<bool>,
 }
 
 impl PageChannel {
@@ -70,6 +72,7 @@ impl PageChannel {
         let (sink, mut stream) = socket.split();
         let pending = Arc::new(Calls::new());
         let routes = pending.clone();
+        let (open_tx, open) = tokio::sync::watch::channel(true);
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
                 let Message::Binary(frame) = message else { continue };
@@ -80,13 +83,19 @@ impl PageChannel {
             }
             // Every waiting call wakes with `Closed`.
             routes.close();
+            let _ = open_tx.send(false);
         });
-        PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending }
+        PageChannel { assets, outgoing: tokio::sync::Mutex::new(sink), pending, open }
     }
 
     /// False once the socket has closed: no call on it can be answered any more.
     pub fn is_open(&self) -> bool {
         self.pending.is_open()
+    }
+
+    /// Changes to false when the socket closes.
+    pub fn watch_open(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.open.clone()
     }
 
     /// Sends one request and waits for its reply. Callers bound the wait (see the session).

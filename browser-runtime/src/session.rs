@@ -607,13 +607,18 @@ impl BrowserSession {
         if !self.is_alive() {
             return Err(self.crashed(during).await);
         }
-        match race_liveness(work, self.browser.liveness(), self.page_alive.clone(), limit).await {
+        // A remote browser's death never reaches the host through the hub's control
+        // connection, which stays open; its page's data channel closing is the news.
+        let remote_channel = self.browser.grid_session().and(self.channel.get()).map(PageChannel::watch_open);
+        match race_liveness(work, self.browser.liveness(), self.page_alive.clone(), remote_channel.clone(), limit).await
+        {
             Raced::Done(Err(lost @ (BrowserError::Protocol { .. } | BrowserError::ChannelClosed { .. }))) => {
                 // A killed browser's sockets close a moment before its exit is noticed.
                 let died = race_liveness(
                     std::future::pending::<()>(),
                     self.browser.liveness(),
                     self.page_alive.clone(),
+                    remote_channel,
                     DEATH_NOTICE,
                 );
                 match died.await {
@@ -660,12 +665,22 @@ async fn race_liveness<F: Future>(
     work: F,
     mut browser_alive: watch::Receiver<bool>,
     mut page_alive: watch::Receiver<bool>,
+    channel_open: Option<watch::Receiver<bool>>,
     limit: Duration,
 ) -> Raced<F::Output> {
+    let channel_closed = async {
+        match channel_open {
+            Some(mut open) => {
+                let _ = open.wait_for(|open| !open).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
     let died = async {
         tokio::select! {
             _ = browser_alive.wait_for(|alive| !alive) => {},
             _ = page_alive.wait_for(|alive| !alive) => {},
+            _ = channel_closed => {},
         }
     };
     tokio::select! {

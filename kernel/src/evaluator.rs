@@ -2,10 +2,12 @@
 //! here, off the kernel's async runtime; the kernel talks to this thread through channels.
 
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc as async_mpsc, oneshot};
-use webaccel_scripting::{render, Config, Display, Interrupt, ScriptError, ScriptHost, Services, Shown, Stream};
+use webaccel_scripting::{
+    render, Config, Display, Interrupt, ScriptError, ScriptHost, Services, SessionView, Shown, Stream,
+};
 
 pub type Outcome = Result<Option<Display>, ScriptError>;
 
@@ -34,6 +36,8 @@ enum Job {
 pub struct Evaluator {
     jobs: mpsc::Sender<Job>,
     interrupt: Interrupt,
+    /// The session as the last evaluation left it, for completion and inspection.
+    view: Arc<Mutex<Option<Arc<SessionView>>>>,
     /// Shared with the host, so a signal handler can close the browsers even mid-cell.
     pub services: Arc<Services>,
 }
@@ -45,6 +49,8 @@ impl Evaluator {
         let (print_tx, print_rx) = async_mpsc::unbounded_channel::<Emitted>();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let view: Arc<Mutex<Option<Arc<SessionView>>>> = Arc::default();
+        let latest = view.clone();
         std::thread::Builder::new().name("webaccel-eval".into()).spawn(move || {
             let displays = print_tx.clone();
             let printer = Arc::new(move |stream: Stream, s: &str| {
@@ -52,6 +58,7 @@ impl Evaluator {
             });
             let mut host = match ScriptHost::new(config, printer) {
                 Ok(host) => {
+                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(host.view()));
                     let _ = ready_tx.send(Ok(host.services().clone()));
                     host
                 }
@@ -73,6 +80,7 @@ impl Evaluator {
                         // An interrupt stops the cell it arrives during, never the next one.
                         interrupt.clear();
                         let outcome = host.eval(&code).map(|value| render(&value));
+                        *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(host.view()));
                         let _ = done.send(outcome);
                     }
                     Job::Ask(question) => question(&host),
@@ -92,7 +100,7 @@ impl Evaluator {
         let services =
             ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
         let interrupt = services.interrupt.clone();
-        Ok((Evaluator { jobs, interrupt, services }, print_rx))
+        Ok((Evaluator { jobs, interrupt, view, services }, print_rx))
     }
 
     pub async fn eval(&self, code: String) -> Outcome {
@@ -122,6 +130,12 @@ impl Evaluator {
         }));
         self.jobs.send(job).ok()?;
         rx.await.ok()
+    }
+
+    /// The session as the last evaluation left it (answers completion and inspection at once,
+    /// even while a cell runs).
+    pub fn view(&self) -> Arc<SessionView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone().expect("set before the thread was ready")
     }
 
     /// Stops the running cell: the script at its next operation, and a native call where it

@@ -7,6 +7,7 @@ mod ipfs_cli;
 mod kernel;
 mod media;
 mod progress;
+mod shell;
 mod wire;
 
 use std::path::PathBuf;

@@ -327,8 +327,14 @@ fn summary(services: &Services, experiment_id: &str, baseline: Option<RunPlatfor
     let summary = join_accuracy(summary, accuracy)?;
     let view = Arc::new(table_view(&summary, baseline.is_some())?);
     let options = PlotOptions::default();
-    let mut plots = vec![plot::latency_by_platform(&summary, &options)?];
-    if baseline.is_some() {
+    // A grid whose every cell failed has no latency to draw: its frame (the errors) is the
+    // result, without plots.
+    let measured = summary.f64_column("median")?.iter().any(Option::is_some);
+    let mut plots = Vec::new();
+    if measured {
+        plots.push(plot::latency_by_platform(&summary, &options)?);
+    }
+    if measured && baseline.is_some() && summary.f64_column("speedup")?.iter().any(Option::is_some) {
         plots.push(plot::speedup(&summary, &options)?);
     }
     if summary.f64_column("accuracy_cosine")?.iter().any(Option::is_some) {

@@ -65,7 +65,35 @@ pub struct ScriptHost {
     ast: AST,
     services: Arc<Services>,
     /// What completion offers after a dot, read from the engine once its API is registered.
-    members: Vec<String>,
+    members: Arc<Vec<String>>,
+}
+
+/// What completion and inspection read of a session (its variables, its functions, and the
+/// members offered after a dot), as an evaluation left it. The kernel keeps the latest, so an
+/// editor's questions are answered while a cell runs, from the scope the last cell left.
+#[derive(Clone)]
+pub struct SessionView {
+    scope: Scope<'static>,
+    functions: AST,
+    members: Arc<Vec<String>>,
+}
+
+impl SessionView {
+    /// Completions for the name typed before `cursor`. Positions are in characters, as
+    /// Jupyter counts them: the replaced range's start and end, and the matches.
+    pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
+        complete_in(&self.members, &self.scope, &self.functions, code, cursor)
+    }
+
+    /// Help for the name at `cursor` (in characters).
+    pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
+        help::inspect(&self.scope, &self.functions, code, byte_offset(code, cursor))
+    }
+}
+
+fn complete_in(members: &[String], scope: &Scope, ast: &AST, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
+    let (start, end, matches) = help::complete(members, scope, ast, code, byte_offset(code, cursor));
+    (code[..start].chars().count(), code[..end].chars().count(), matches)
 }
 
 fn line_of(pos: Position) -> Option<usize> {
@@ -107,14 +135,14 @@ impl ScriptHost {
         let clear_now = clear.clone();
         engine.register_fn("clear_output", move || clear_now(false));
         engine.register_fn("clear_output", clear);
-        let members = help::members(
+        let members = Arc::new(help::members(
             &engine,
             &[
                 TypeId::of::<Acceleration>(),
                 TypeId::of::<crate::frames::FrameValue>(),
                 TypeId::of::<webaccel_results::Plot>(),
             ],
-        );
+        ));
         Ok(ScriptHost { engine, displayer, scope: Scope::new(), ast: AST::empty(), services, members })
     }
 
@@ -135,9 +163,16 @@ impl ScriptHost {
     /// Completions for the name typed before `cursor`. Positions are in characters, as
     /// Jupyter counts them: the replaced range's start and end, and the matches.
     pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
-        let (start, end, matches) =
-            help::complete(&self.members, &self.scope, &self.ast, code, byte_offset(code, cursor));
-        (code[..start].chars().count(), code[..end].chars().count(), matches)
+        complete_in(&self.members, &self.scope, &self.ast, code, cursor)
+    }
+
+    /// The session as completion and inspection read it, now (a copy of the scope).
+    pub fn view(&self) -> SessionView {
+        SessionView {
+            scope: self.scope.clone(),
+            functions: self.ast.clone_functions_only(),
+            members: self.members.clone(),
+        }
     }
 
     /// Help for the name at `cursor` (in characters).

@@ -35,7 +35,7 @@ pub use acceleration::Acceleration;
 pub use display::{render, Display};
 pub use error::ApiError;
 pub use help::Completeness;
-pub use host::{Displayer, Printer, ScriptError, ScriptHost, Shown, Stream};
+pub use host::{Displayer, Printer, ScriptError, ScriptHost, SessionView, Shown, Stream};
 pub use interrupt::Interrupt;
 pub use progress::{Progress, Tracker};
 pub use services::{Config, Services};
