@@ -33,8 +33,8 @@ use crate::launch::{
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Short calls (`/status`, keep-alive, delete).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// The hub's answer to "do you know this session?" after a remote browser went away.
-const GONE_CHECK: Duration = Duration::from_secs(3);
+/// How long the hub is asked whether it still holds a session after its browser went away.
+const GONE_CHECK: Duration = Duration::from_secs(5);
 /// A WebDriver command this often counts as activity, so the hub's session timeout does not
 /// reap a browser that sits warm in the pool.
 const KEEPALIVE: Duration = Duration::from_secs(30);
@@ -283,19 +283,61 @@ impl GridSession {
         Ok(GridSession { slot: slot.clone(), id, capabilities, http: http.clone(), keepalive })
     }
 
+    /// Whether the hub has ended the session (Some, with what it says of it), or still holds it
+    /// (None). Asked two ways for a few seconds, since a hub tearing a session down may hold a
+    /// request routed to the closing node for longer than that, or answer it with a 500:
+    /// WebDriver's "invalid session id" for a command (the hub's 404 carries the reason), and
+    /// the slots of `/status`, which the hub answers from its own map.
+    async fn ended(&self) -> reqwest::Result<Option<String>> {
+        let url = format!("{}/session/{}/url", self.slot.hub, self.id);
+        let started = std::time::Instant::now();
+        let mut last = None;
+        while started.elapsed() < GONE_CHECK {
+            match self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
+                Ok(answer) => {
+                    let status = answer.status();
+                    let body: Value = answer.json().await.unwrap_or(Value::Null);
+                    tracing::debug!(%status, error = %body["value"]["error"], "the hub on a session that went away");
+                    if status == reqwest::StatusCode::NOT_FOUND || body["value"]["error"] == "invalid session id" {
+                        let said = body["value"]["message"].as_str().and_then(|m| m.lines().next()).unwrap_or("");
+                        return Ok(Some(format!(" (it says: {said})")));
+                    }
+                    last = Some(Ok(None));
+                }
+                Err(e) => last = Some(Err(e)),
+            }
+            match self.http.get(format!("{}/status", self.slot.hub)).timeout(Duration::from_secs(2)).send().await {
+                Ok(answer) => {
+                    let status: Value = answer.json().await.unwrap_or(Value::Null);
+                    let listed = status["value"]["nodes"].as_array().into_iter().flatten().any(|node| {
+                        node["slots"].as_array().into_iter().flatten().any(|s| s["session"]["sessionId"] == self.id)
+                    });
+                    if !listed {
+                        return Ok(Some(" (no slot of its nodes holds it)".into()));
+                    }
+                    last = Some(Ok(None));
+                }
+                Err(e) => last = last.or(Some(Err(e))),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        last.unwrap_or(Ok(None))
+    }
+
     /// Why the session's browser went away, as far as the hub can tell: a hub that no longer
     /// knows the session reaped it (idle past the node's `--session-timeout`) or had it deleted;
     /// otherwise its node or browser stopped.
     pub async fn gone(&self, during: &str) -> BrowserError {
-        let url = format!("{}/session/{}/url", self.slot.hub, self.id);
-        let why = match self.http.get(&url).timeout(GONE_CHECK).send().await {
-            Ok(answer) if answer.status() == reqwest::StatusCode::NOT_FOUND => format!(
-                "the hub no longer knows the session: it was reaped for idleness (a node ends a session quiet for longer \
-                 than its --session-timeout, 300 s unless set; webaccel touches it every {} s) or deleted by someone \
-                 else. Raise the node's --session-timeout if the hub is slow to answer keep-alives",
+        let ended = self.ended().await;
+        let why = match ended {
+            Ok(Some(said)) => format!(
+                "the hub no longer knows the session{said}: it was reaped for idleness (a node ends a \
+                 session quiet for longer than its --session-timeout, 300 s unless set; webaccel touches it every {} \
+                 s) or deleted by someone else. Raise the node's --session-timeout if the hub is slow to answer \
+                 keep-alives",
                 KEEPALIVE.as_secs()
             ),
-            Ok(_) => format!("its browser stopped while the node at {} lives on", self.slot.node_uri),
+            Ok(None) => format!("its browser stopped while the node at {} lives on", self.slot.node_uri),
             Err(e) => format!(
                 "neither the browser nor the hub answers ({e}); check the node at {} and the hub",
                 self.slot.node_uri

@@ -162,13 +162,14 @@ fn glob(pattern: &str, text: &str) -> bool {
     // Backtracking over the last `*`: linear in practice for history-sized inputs.
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first: a literal `*` in the input is matched by the wildcard, never as itself.
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -217,6 +218,8 @@ mod tests {
         assert_eq!(lines(h.answer(&search("6*", true))), [(1, 3)]);
         assert_eq!(lines(h.answer(&search("*accelerate(?minilm*", false))), [(1, 2)]);
         assert!(h.answer(&search("7", false)).is_empty());
+        // The pattern's `*` is a wildcard even where the input has a `*` of its own.
+        assert_eq!(lines(h.answer(&search("6 *", true))), [(1, 3)]);
         match &h.answer(&HistoryRequest::Tail { n: 1, output: true, raw: true })[0] {
             HistoryEntry::InputOutput(1, 3, (input, output)) => {
                 assert_eq!((input.as_str(), output.as_str()), ("6 * 7", "42"))

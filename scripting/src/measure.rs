@@ -110,6 +110,9 @@ pub(crate) fn attempt(
 
 /// What the timed part of a call does, as progress names it.
 fn runs_phase(opts: &AccelerateOptions, on: &str) -> String {
+    if opts.warmup == 0 && opts.warmup_s == 0.0 {
+        return format!("{on}: {} timed runs", opts.runs);
+    }
     format!("{on}: warm-up ({} runs, at least {} s) and {} timed runs", opts.warmup, opts.warmup_s, opts.runs)
 }
 
