@@ -220,6 +220,7 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
     invalid_code_samples = ["let = 5;", "1 +* 2"]
     code_inspect_sample = "accelerate"
     supported_history_operations = ("tail", "range", "search")
+    # test_pager is skipped: this kernel sends no pager payloads (help is inspect_request's).
     code_history_pattern = "6 *"
     code_clear_output = "clear_output()"
     code_display_data = [
