@@ -82,18 +82,15 @@ impl SessionView {
     /// Completions for the name typed before `cursor`. Positions are in characters, as
     /// Jupyter counts them: the replaced range's start and end, and the matches.
     pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
-        complete_in(&self.members, &self.scope, &self.functions, code, cursor)
+        let (start, end, matches) =
+            help::complete(&self.members, &self.scope, &self.functions, code, byte_offset(code, cursor));
+        (code[..start].chars().count(), code[..end].chars().count(), matches)
     }
 
     /// Help for the name at `cursor` (in characters).
     pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
         help::inspect(&self.scope, &self.functions, code, byte_offset(code, cursor))
     }
-}
-
-fn complete_in(members: &[String], scope: &Scope, ast: &AST, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
-    let (start, end, matches) = help::complete(members, scope, ast, code, byte_offset(code, cursor));
-    (code[..start].chars().count(), code[..end].chars().count(), matches)
 }
 
 fn line_of(pos: Position) -> Option<usize> {
@@ -160,12 +157,6 @@ impl ScriptHost {
         help::completeness(&self.engine, &self.scope, code)
     }
 
-    /// Completions for the name typed before `cursor`. Positions are in characters, as
-    /// Jupyter counts them: the replaced range's start and end, and the matches.
-    pub fn complete(&self, code: &str, cursor: usize) -> (usize, usize, Vec<String>) {
-        complete_in(&self.members, &self.scope, &self.ast, code, cursor)
-    }
-
     /// The session as completion and inspection read it, now (a copy of the scope).
     pub fn view(&self) -> SessionView {
         SessionView {
@@ -173,11 +164,6 @@ impl ScriptHost {
             functions: self.ast.clone_functions_only(),
             members: self.members.clone(),
         }
-    }
-
-    /// Help for the name at `cursor` (in characters).
-    pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
-        help::inspect(&self.scope, &self.ast, code, byte_offset(code, cursor))
     }
 
     /// Evaluates one cell or script and returns its value (unit when it has none).
@@ -403,6 +389,6 @@ mod tests {
             assert!(host.members.iter().any(|m| m == name), "{name} missing from {:?}", host.members);
         }
         assert!(!host.members.iter().any(|m| m == "to_debug" || m.contains('$')), "{:?}", host.members);
-        assert_eq!(host.complete("r.laten", 7).2, ["latency_ms"]);
+        assert_eq!(host.view().complete("r.laten", 7).2, ["latency_ms"]);
     }
 }

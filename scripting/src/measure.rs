@@ -165,11 +165,8 @@ fn in_browser(
     };
     let browser = &pooled.capabilities.browser;
     services.phase(label, &format!("{browser}: model transfer and {} session creation", platform.name()));
-    let load = match services.wait(pooled.session.load(&key, &target.file.path, &request)) {
-        Err(interrupted) => {
-            services.retire(&pooled);
-            return Attempt::Failed(interrupted, Some(pooled));
-        }
+    let load = match services.wait_in(&pooled, pooled.session.load(&key, &target.file.path, &request)) {
+        Err(interrupted) => return Attempt::Failed(interrupted, Some(pooled)),
         Ok(Ok(load)) => load,
         // The page could not create a session for this platform: another platform may.
         Ok(Err(BrowserError::Page { message, .. })) => {
@@ -186,13 +183,9 @@ fn in_browser(
         return Attempt::Failed(e, Some(pooled));
     }
     services.phase(label, &runs_phase(opts, browser));
-    let ran = match services.wait(pooled.session.run(&key, &tensors, &run_options(opts, &input))) {
+    let ran = match services.wait_in(&pooled, pooled.session.run(&key, &tensors, &run_options(opts, &input))) {
         Ok(ran) => ran,
-        Err(interrupted) => {
-            // The page goes on with the runs it was asked for: this browser is given up.
-            services.retire(&pooled);
-            return Attempt::Failed(interrupted, Some(pooled));
-        }
+        Err(interrupted) => return Attempt::Failed(interrupted, Some(pooled)),
     };
     if opts.profile_ops {
         // ORT profiles a session once, from its creation: the next profiled call needs a fresh

@@ -53,10 +53,7 @@ pub fn load_pipeline(services: &Services, name: &str, options: &Map) -> Result<M
         .collect();
 
     let pooled = services.wait(services.pool.get(&webaccel_browser_runtime::BrowserKey::plain(browser)))??;
-    let Ok(loaded) = services.wait(pooled.session.load_all(&models, parallel)) else {
-        services.retire(&pooled);
-        return Err(ApiError::Interrupted);
-    };
+    let loaded = services.wait_in(&pooled, pooled.session.load_all(&models, parallel))?;
     for (key, _, _) in &models {
         let _ = services.runtime.block_on(pooled.session.unload(key));
     }

@@ -88,8 +88,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                 // Its own session: the timed sessions never share one with the reference.
                 let key = format!("{}:reference", session_key(&file.sha256, Platform::Wasm, None, None, false));
                 let load = services
-                    .wait(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)))
-                    .inspect_err(|_| services.retire(pooled))??;
+                    .wait_in(pooled, pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)))??;
                 let mut tensors = input.tensors.clone();
                 inputs::match_float_types(&mut tensors, &load.inputs)?;
                 let once = RunOptions {
@@ -97,10 +96,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                     sequence: input.sequence.clone(),
                     ..RunOptions::timed(0, 1)
                 };
-                Ok(services
-                    .wait(pooled.session.run(&key, &tensors, &once))
-                    .inspect_err(|_| services.retire(pooled))??
-                    .outputs)
+                Ok(services.wait_in(pooled, pooled.session.run(&key, &tensors, &once))??.outputs)
             };
             against(services, reference, "wasm", measured, output, label, run)
         }

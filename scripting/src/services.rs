@@ -209,13 +209,10 @@ impl Services {
             (Err(e), None) => return Err(e),
             (Err(_), Some(pooled)) => {
                 let key = format!("{}:inspect", file.sha256);
-                let loaded = self.wait(pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)));
-                if matches!(loaded, Err(ApiError::Interrupted)) {
-                    self.retire(pooled);
-                    return Err(ApiError::Interrupted);
-                }
+                let loaded =
+                    self.wait_in(pooled, pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)))?;
                 let _ = self.runtime.block_on(pooled.session.unload(&key));
-                let info = loaded??;
+                let info = loaded?;
                 Graph { inputs: info.inputs, outputs: info.output_names }
             }
         };
@@ -279,9 +276,19 @@ impl Services {
         Ok(t)
     }
 
+    /// `wait` for work in `pooled`'s page. An interrupt leaves the page busy with what it was
+    /// asked, so the browser is retired too.
+    pub(crate) fn wait_in<T>(
+        &self,
+        pooled: &PooledBrowser,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, ApiError> {
+        self.wait(work).inspect_err(|_| self.retire(pooled))
+    }
+
     /// Gives up a browser whose page was left busy by an interrupted call: the pool drops it
     /// and closes it in the background, and the next call launches a fresh one.
-    pub(crate) fn retire(&self, pooled: &PooledBrowser) {
+    fn retire(&self, pooled: &PooledBrowser) {
         pooled.session.retire();
         let (pool, key) = (self.pool.clone(), pooled.key.clone());
         self.runtime.spawn(async move { pool.discard(&key).await });
