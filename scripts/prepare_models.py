@@ -28,6 +28,7 @@ import logging
 import sys
 import tempfile
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 # The sibling script: one definition of the models directory and of a file's sum.
@@ -80,6 +81,26 @@ def int4_matmulnbits(src: Path, dst: Path) -> None:
     quantizer.model.save_model_to_file(str(dst))
 
 
+def gguf_llama(bits: str):
+    def convert(src: Path, dst: Path) -> None:
+        from llama_gguf import write_model
+
+        write_model(src, bits, dst)
+
+    return convert
+
+
+def gguf_json(make):
+    """A sidecar file of a GGUF's metadata (tokenizer, generation settings), as stable JSON."""
+
+    def convert(src: Path, dst: Path) -> None:
+        import llama_gguf
+
+        dst.write_text(json.dumps(getattr(llama_gguf, make)(src), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    return convert
+
+
 # method name (as the catalog spells it) -> (converter, whether it quantizes weights)
 METHODS = {
     # onnxruntime's own converter; the onnxconverter_common one gives graphs that fail to load.
@@ -90,6 +111,16 @@ METHODS = {
     # ConvInteger takes uint8 weights in onnxruntime's CPU kernels.
     "int8-dynamic-conv": (int8_dynamic(["Conv", "MatMul"], "QUInt8", per_channel=False), True),
     "int4-matmulnbits": (int4_matmulnbits, True),
+    # A llama GGUF written out as ONNX (scripts/llama_gguf.py): dequantized, or its own Q4_1
+    # blocks as MatMulNBits (never re-quantized).
+    "gguf-llama-fp32": (gguf_llama("fp32"), False),
+    "gguf-llama-q4": (gguf_llama("q4"), True),
+}
+
+# Sidecar files a generation model's processing names, made from its `source` (suffix .json).
+SIDECARS = {
+    "gguf-tokenizer": gguf_json("tokenizer_json"),
+    "gguf-settings": gguf_json("generation_json"),
 }
 
 
@@ -116,10 +147,17 @@ def quantized_share(path: Path) -> tuple[float, int, int, bool]:
     return (quantized / total if total else 0.0), quantized, floating, nested
 
 
-def check(path: Path, quantizes: bool, method: str) -> str | None:
-    """Why the variant at `path` must not be installed, or None when it is good."""
+def check(path: Path, quantizes: bool | None, method: str) -> str | None:
+    """Why the variant at `path` must not be installed, or None when it is good. A sidecar
+    (quantizes None) must be JSON."""
     import onnxruntime
 
+    if quantizes is None:
+        try:
+            json.loads(path.read_text())
+        except ValueError as e:
+            return f"{method} wrote a file that is not JSON: {e}"
+        return None
     try:
         onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types per failure
@@ -142,22 +180,49 @@ def check(path: Path, quantizes: bool, method: str) -> str | None:
     return None
 
 
-def source_file(models_dir: Path, catalog: dict, model: dict, precision: int) -> Path:
+def packaged_path(models_dir: Path, catalog: dict, f: dict) -> Path:
+    version = catalog["packages"][f["package"]]["version"]
+    path = models_dir / f["package"] / version / f["path"]
+    if sha256(path) != f["sha256"]:
+        raise SystemExit(f"prepare: {path} does not match its pinned sha256; run fetch_models.py")
+    return path
+
+
+def source_file(models_dir: Path, catalog: dict, model: dict, precision: int | None) -> Path:
+    """The file a variant is derived from: the model's packaged file at `precision`, or, with
+    none, the model's `source` (a GGUF, say)."""
+    if precision is None:
+        if "source" not in model:
+            raise SystemExit(f"prepare: {model['name']} derives a file from neither a precision nor a source")
+        return packaged_path(models_dir, catalog, model["source"])
     for f in model["files"]:
         if f["precision"] == precision and "package" in f:
-            version = catalog["packages"][f["package"]]["version"]
-            path = models_dir / f["package"] / version / f["path"]
-            if sha256(path) != f["sha256"]:
-                raise SystemExit(f"prepare: {path} does not match its pinned sha256; run fetch_models.py")
-            return path
+            return packaged_path(models_dir, catalog, f)
     raise SystemExit(f"prepare: {model['name']} has no packaged {precision}-bit file to derive from")
+
+
+def jobs(catalog: dict):
+    """Every file to derive: (model, method, the precision it is made from or None for the
+    model's source, pinned sha256, manifest entry, (converter, quantizes), suffix)."""
+    for model in catalog["models"]:
+        for f in model["files"]:
+            derive = f.get("derive")
+            if derive:
+                entry = {"model": model["name"], "precision": f["precision"], "method": derive["method"], "mixed": f["mixed"]}
+                yield model, derive["method"], derive.get("from"), f.get("sha256"), entry, METHODS[derive["method"]], ".onnx"
+        processing = model.get("processing", {})
+        if processing.get("kind") == "generation":
+            for role in ("tokenizer", "settings"):
+                side = processing[role]
+                entry = {"model": model["name"], "sidecar": role, "method": side["method"]}
+                yield model, side["method"], None, side.get("sha256"), entry, (SIDECARS[side["method"]], None), ".json"
 
 
 def tool_versions() -> dict:
     import onnx
     import onnxruntime
 
-    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "gguf": version("gguf")}
 
 
 def main() -> int:
@@ -176,58 +241,50 @@ def main() -> int:
     manifest = {"tools": tool_versions(), "variants": {}}
     failures = []
 
-    for model in catalog["models"]:
-        for f in model["files"]:
-            derive = f.get("derive")
-            if not derive:
-                continue
-            method = derive["method"]
-            key = f"{model['name']}/{method}"
-            dst = out_root / model["name"] / f"{method}.onnx"
-            pinned = f.get("sha256")
-            entry = {"model": model["name"], "precision": f["precision"], "method": method, "mixed": f["mixed"]}
-            previous = old.get("variants", {}).get(key)
-            # Already prepared with the same tools and matching its pin: nothing to do.
-            if (
-                not args.print_sums
-                and previous
-                and old.get("tools") == manifest["tools"]
-                and (previous["status"] == "unavailable" and not pinned
-                     or previous["status"] == "ok" and dst.is_file() and sha256(dst) == pinned)
-            ):
-                manifest["variants"][key] = previous
-                print(f"prepare: {key} {previous['status']}")
-                continue
+    for model, method, source, pinned, entry, (convert, quantizes), suffix in jobs(catalog):
+        key = f"{model['name']}/{method}"
+        dst = out_root / model["name"] / f"{method}{suffix}"
+        previous = old.get("variants", {}).get(key)
+        # Already prepared with the same tools and matching its pin: nothing to do.
+        if (
+            not args.print_sums
+            and previous
+            and old.get("tools") == manifest["tools"]
+            and (previous["status"] == "unavailable" and not pinned
+                 or previous["status"] == "ok" and dst.is_file() and sha256(dst) == pinned)
+        ):
+            manifest["variants"][key] = previous
+            print(f"prepare: {key} {previous['status']}")
+            continue
 
-            src = source_file(models_dir, catalog, model, derive["from"])
-            convert, quantizes = METHODS[method]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
-                staged = Path(tmp) / dst.name
-                try:
-                    convert(src, staged)
-                    reason = check(staged, quantizes, method)
-                except Exception as e:  # a converter can fail in many ways; each is a recorded reason
-                    reason = f"{method} failed: {type(e).__name__}: {e}"
-                if reason:
-                    entry.update(status="unavailable", reason=reason)
-                    dst.unlink(missing_ok=True)
-                    if pinned and not args.print_sums:
-                        failures.append(f"{key}: the catalog pins a file but preparation failed: {reason}")
-                else:
-                    got = sha256(staged)
-                    entry.update(status="ok", sha256=got)
-                    if args.print_sums:
-                        print(f"{key} {got}")
-                    elif not pinned:
-                        failures.append(f"{key}: prepared fine ({got}) but the catalog expects it to fail; pin it")
-                    elif got != pinned:
-                        failures.append(f"{key}: produced {got}, the catalog pins {pinned}; the tools are not the pinned ones or preparation is not deterministic")
-                    if args.print_sums or got == pinned:
-                        # A rename: no reader ever sees a half-written model.
-                        staged.rename(dst)
-            manifest["variants"][key] = entry
-            print(f"prepare: {key} {entry['status']}" + (f" ({entry['reason']})" if "reason" in entry else ""))
+        src = source_file(models_dir, catalog, model, source)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+            staged = Path(tmp) / dst.name
+            try:
+                convert(src, staged)
+                reason = check(staged, quantizes, method)
+            except Exception as e:  # a converter can fail in many ways; each is a recorded reason
+                reason = f"{method} failed: {type(e).__name__}: {e}"
+            if reason:
+                entry.update(status="unavailable", reason=reason)
+                dst.unlink(missing_ok=True)
+                if pinned and not args.print_sums:
+                    failures.append(f"{key}: the catalog pins a file but preparation failed: {reason}")
+            else:
+                got = sha256(staged)
+                entry.update(status="ok", sha256=got)
+                if args.print_sums:
+                    print(f"{key} {got}")
+                elif not pinned:
+                    failures.append(f"{key}: prepared fine ({got}) but the catalog expects it to fail; pin it")
+                elif got != pinned:
+                    failures.append(f"{key}: produced {got}, the catalog pins {pinned}; the tools are not the pinned ones or preparation is not deterministic")
+                if args.print_sums or got == pinned:
+                    # A rename: no reader ever sees a half-written model.
+                    staged.rename(dst)
+        manifest["variants"][key] = entry
+        print(f"prepare: {key} {entry['status']}" + (f" ({entry['reason']})" if "reason" in entry else ""))
 
     out_root.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out_root, delete=False, suffix=".json") as tmp:

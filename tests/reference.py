@@ -184,3 +184,57 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 if __name__ == "__main__":
     print(json.dumps(embed("all-minilm-l6-v2", sys.argv[1:]).tolist()))
+
+
+def sidecar(name: str, role: str) -> Path:
+    """A generation model's tokenizer or settings file, as preparation wrote it."""
+    method = spec(name)["processing"][role]["method"]
+    return models_dir() / "derived" / name / f"{method}.json"
+
+
+def prompt_ids(name: str, prompt: str, chat: bool = True) -> list[int]:
+    """The prompt's ids as Hugging Face would make them: the chat template rendered by Jinja2
+    (with HF's trim_blocks/lstrip_blocks), then the tokenizer without added special tokens."""
+    import jinja2
+
+    settings = json.loads(sidecar(name, "settings").read_text())
+    text = prompt
+    if chat:
+        env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+        text = env.from_string(settings["chat_template"]).render(
+            messages=[{"role": "user", "content": prompt}], add_generation_prompt=True
+        )
+    return Tokenizer.from_file(str(sidecar(name, "tokenizer"))).encode(text, add_special_tokens=False).ids
+
+
+def greedy(name: str, ids: list[int], max_new_tokens: int, precision: int = 32, threads: int = 1) -> list[int]:
+    """Greedy decoding with the KV cache on onnxruntime, stopping at the settings' EOS."""
+    settings = json.loads(sidecar(name, "settings").read_text())
+    session = _session(str(model_path(name, precision)), threads)
+    layers, heads, dim = settings["layers"], settings["kv_heads"], settings["head_dim"]
+    feeds = {
+        "input_ids": np.array([ids], dtype=np.int64),
+        "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+        "position_ids": np.arange(len(ids), dtype=np.int64)[None],
+    }
+    for i in range(layers):
+        for kind in ("key", "value"):
+            feeds[f"past_key_values.{i}.{kind}"] = np.zeros((1, heads, 0, dim), dtype=np.float32)
+    names = [o.name for o in session.get_outputs()]
+    out_tokens: list[int] = []
+    total = len(ids)
+    while True:
+        outputs = dict(zip(names, session.run(None, feeds)))
+        token = int(np.argmax(outputs["logits"][0, -1]))
+        out_tokens.append(token)
+        if token == settings["eos_token_id"] or len(out_tokens) >= max_new_tokens:
+            return out_tokens
+        feeds = {
+            "input_ids": np.array([[token]], dtype=np.int64),
+            "attention_mask": np.ones((1, total + 1), dtype=np.int64),
+            "position_ids": np.array([[total]], dtype=np.int64),
+        }
+        for i in range(layers):
+            for kind in ("key", "value"):
+                feeds[f"past_key_values.{i}.{kind}"] = outputs[f"present.{i}.{kind}"]
+        total += 1

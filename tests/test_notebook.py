@@ -107,3 +107,23 @@ def test_analysis_notebook(kernel_env, tmp_path):
     count = duckdb.sql(f"select count(*), count(distinct experiment) from read_parquet('{tmp_path / 'runs.parquet'}')").fetchone()
     assert count[0] >= 8 and count[1] >= 2, count
     assert _svgs(html) >= 1
+
+
+def test_generation_notebook(kernel_env, tmp_path):
+    nb, html = _run("generation.ipynb", tmp_path)
+    con = duckdb.connect(str(kernel_env), read_only=True)
+    try:
+        experiment = con.execute("select experiment_id from experiments order by started_at desc limit 1").fetchone()[0]
+        rows = con.execute(
+            "select platform, precision, status, ttft_ms, decode_tokens_per_s, len(decode_rates), accuracy_tokens_leading, "
+            "accuracy_reference, generated_tokens from runs where experiment_id = ? order by cell_index", [experiment]).fetchall()
+    finally:
+        con.close()
+    assert {(r[0], r[1]) for r in rows} == {(p, b) for p in ("wasm", "webnn", "native") for b in (32, 4)}, rows
+    for platform, precision, status, ttft, decode, samples, leading, against, generated in rows:
+        assert status == "ok" and ttft > 0 and decode > 0 and samples == 3, rows
+        if precision == 32 and platform != "native":
+            # fp32 in the page is token for token native fp32's greedy generation.
+            assert leading == generated or "this run is the reference" in against, (platform, leading, against)
+    assert _svgs(html) >= 3, "the latency, decode-rate and TTFT plots"
+    assert "decode_tok_s" in html

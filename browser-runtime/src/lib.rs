@@ -27,4 +27,5 @@ pub use session::{
     BrowserSession, LoadInfo, LoadRequest, MemoryReport, OpTime, PageSettings, Platform, RunOptions, RunOutput,
     Timeouts, RUN_LIMIT,
 };
-pub use webaccel_tensor::{DType, InputMetadata, Sequence, Tensor, TensorError};
+pub use webaccel_tensor::generation::agreement as generation_agreement;
+pub use webaccel_tensor::{DType, Generation, GenerationSample, InputMetadata, Sampling, Sequence, Tensor, TensorError};

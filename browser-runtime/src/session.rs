@@ -22,7 +22,7 @@ use crate::capabilities::{Capabilities, PageCapabilities, RemoteNode};
 use crate::channel::{aligned, ChannelError, PageChannel, Reply};
 use crate::error::{BrowserError, Result};
 use crate::launch::{BrowserKind, Control, LaunchedBrowser, ProfileChoice};
-use webaccel_tensor::{DType, InputMetadata, Sequence, Tensor};
+use webaccel_tensor::{DType, Generation, GenerationSample, InputMetadata, Sequence, Tensor};
 
 /// The execution provider a model runs on inside the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,11 +79,14 @@ pub struct LoadRequest {
     /// created verbose and released before the measured session is created.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub placement: bool,
+    /// Outputs kept in GPU buffers on webgpu (a decoder's KV cache, fed back as inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_outputs: Option<Vec<String>>,
 }
 
 impl LoadRequest {
     pub fn new(platform: Platform) -> Self {
-        LoadRequest { platform, device: None, free_dimension_overrides: None, profile: false, placement: false }
+        LoadRequest { platform, device: None, free_dimension_overrides: None, profile: false, placement: false, gpu_outputs: None }
     }
 }
 
@@ -134,6 +137,8 @@ pub struct RunOptions {
     pub fetches: Vec<String>,
     /// Run step by step over a sequence, carrying state (one timed run is the whole sequence).
     pub sequence: Option<Sequence>,
+    /// Generate from a prompt (one timed run is one whole generation; the inputs are unused).
+    pub generation: Option<Generation>,
     /// The page refuses or stops a call that cannot finish within this; the host waits a
     /// little longer before it gives the browser up as hung.
     pub limit: Duration,
@@ -149,6 +154,7 @@ impl RunOptions {
             measure_memory: None,
             fetches: Vec::new(),
             sequence: None,
+            generation: None,
             limit: RUN_LIMIT,
         }
     }
@@ -192,6 +198,8 @@ pub struct RunOutput {
     /// For a profiled session: kernel time per operator type over the timed runs, largest
     /// first.
     pub op_profile: Option<Vec<OpTime>>,
+    /// A generation's tokens and times, per timed run.
+    pub generation: Option<Vec<GenerationSample>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +215,7 @@ struct PageRunResult {
     page_ms: f64,
     memory: Option<MemoryReport>,
     op_profile: Option<Vec<OpTime>>,
+    generation: Option<Vec<GenerationSample>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -485,6 +494,7 @@ impl BrowserSession {
             "measureMemoryMs": options.measure_memory.map(|d| d.as_millis() as u64),
             "fetches": (!options.fetches.is_empty()).then_some(&options.fetches),
             "sequence": options.sequence,
+            "generation": options.generation,
             "limitMs": options.limit.as_secs_f64() * 1000.0,
         });
         let during = "running the model";
@@ -512,6 +522,7 @@ impl BrowserSession {
             outputs,
             page_ms: result.page_ms,
             op_profile: result.op_profile,
+            generation: result.generation,
         })
     }
 

@@ -248,7 +248,7 @@ const RUN_OPTIONS = { logSeverityLevel: 2 };
 // the graph's nodes, and released; the session that is timed and run is created apart from it
 // at ORT's usual log level. (A session created verbose ran MiniLM on wasm 12% slower here, every
 // run, so the measured session is never the verbose one.)
-export async function load(key, { modelUrl, platform, device, freeDimensionOverrides, profile, placement: wanted }) {
+export async function load(key, { modelUrl, platform, device, freeDimensionOverrides, profile, placement: wanted, gpuOutputs }) {
   const existing = sessions.get(key);
   if (existing) return loaded(existing.session, existing.sessionCreateMs, true, existing.placement, null);
   const options = {
@@ -257,6 +257,9 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
     enableProfiling: profile === true,
   };
   if (freeDimensionOverrides) options.freeDimensionOverrides = freeDimensionOverrides;
+  // Outputs that stay in GPU buffers (a decoder's KV cache on webgpu): fed back as inputs
+  // without a round trip through the page's memory.
+  if (gpuOutputs) options.preferredOutputLocation = Object.fromEntries(gpuOutputs.map((n) => [n, 'gpu-buffer']));
   const ort = await ortFor(platform);
   // The model's delivery to the page, on its own: over loopback here, over the network to a
   // remote browser. The sessions are then created from the bytes, so it travels once.
@@ -415,6 +418,99 @@ function inference(ort, session, feeds, fetches, sequence) {
   };
 }
 
+// The token choice of the host's webaccel_tensor::generation, step for step: greedy takes the
+// highest logit (the lowest id on a tie); sampling keeps the top_k highest (ties by id; 0: all),
+// and walks them in id order against a mulberry32 draw, with weights in doubles.
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function choose(logits, offset, vocab, sampling, draw) {
+  if (!sampling || !(sampling.temperature > 0)) {
+    let best = 0;
+    for (let i = 1; i < vocab; i++) if (logits[offset + i] > logits[offset + best]) best = i;
+    return best;
+  }
+  const row = logits.subarray(offset, offset + vocab);
+  let candidates;
+  if (sampling.topK > 0 && sampling.topK < vocab) {
+    const sorted = Float32Array.from(row).sort();
+    const threshold = sorted[vocab - sampling.topK];
+    let atThreshold = sampling.topK - [...sorted.subarray(vocab - sampling.topK)].filter((v) => v > threshold).length;
+    candidates = [];
+    for (let i = 0; i < vocab; i++) {
+      if (row[i] > threshold) candidates.push(i);
+      else if (row[i] === threshold && atThreshold > 0) {
+        candidates.push(i);
+        atThreshold--;
+      }
+    }
+  } else {
+    candidates = Array.from({ length: vocab }, (_, i) => i);
+  }
+  let top = -Infinity;
+  for (const i of candidates) top = Math.max(top, row[i]);
+  const weights = candidates.map((i) => Math.exp((row[i] - top) / sampling.temperature));
+  let left = draw() * weights.reduce((a, b) => a + b, 0);
+  for (let j = 0; j < candidates.length; j++) {
+    left -= weights[j];
+    if (left < 0) return candidates[j];
+  }
+  return candidates[candidates.length - 1];
+}
+
+const ids = (ort, values, dims) => new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+
+// One whole generation as one inference: the prompt's forward pass (prefill), then a token at a
+// time, the KV cache (present.* -> past_key_values.*) kept in the session's outputs between
+// steps: in GPU buffers when the session was loaded with gpuOutputs. Each call records its
+// times in `samples`; its result is the generated ids [1, N].
+function generator(ort, session, { prompt, maxNewTokens, stop, layers, kvHeads, headDim, sampling }) {
+  const samples = [];
+  const carried = (out) => Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat().map((n) => out[n]);
+  const generate = async () => {
+    const draw = mulberry32(sampling?.seed ?? 0);
+    const feeds = { input_ids: ids(ort, prompt, [1, prompt.length]), attention_mask: ids(ort, prompt.map(() => 1), [1, prompt.length]), position_ids: ids(ort, prompt.map((_, i) => i), [1, prompt.length]) };
+    for (let i = 0; i < layers; i++) {
+      for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+    }
+    const t0 = performance.now();
+    let out = await session.run(feeds, undefined, RUN_OPTIONS);
+    const prefillMs = performance.now() - t0;
+    const tokens = [];
+    const tokenAtMs = [];
+    let total = prompt.length;
+    for (;;) {
+      const [, steps, vocab] = out.logits.dims;
+      const token = choose(out.logits.data, (steps - 1) * vocab, vocab, sampling, draw);
+      tokens.push(token);
+      tokenAtMs.push(performance.now() - t0);
+      if (stop.includes(token) || tokens.length >= maxNewTokens) break;
+      const next = { input_ids: ids(ort, [token], [1, 1]), attention_mask: ids(ort, new Array(total + 1).fill(1), [1, total + 1]), position_ids: ids(ort, [total], [1, 1]) };
+      for (let i = 0; i < layers; i++) {
+        next[`past_key_values.${i}.key`] = out[`present.${i}.key`];
+        next[`past_key_values.${i}.value`] = out[`present.${i}.value`];
+      }
+      const previous = out;
+      out = await session.run(next, undefined, RUN_OPTIONS);
+      // The cache just consumed is garbage now; GPU buffers are not collected on their own.
+      for (const t of carried(previous)) t.dispose?.();
+      total += 1;
+    }
+    for (const t of carried(out)) t.dispose?.();
+    samples.push({ tokens, prefillMs, tokenAtMs });
+    return { tokens: ids(ort, tokens, [1, tokens.length]) };
+  };
+  generate.samples = samples;
+  return generate;
+}
+
 // Runs a loaded model. On a session's first call, `precompile` first makes one warm-up run
 // (shader compilation, first allocations: the cold cost, reported as precompileMs); then the
 // session's first run is timed on its own. A later call on the same session makes neither, so it
@@ -425,12 +521,12 @@ function inference(ort, session, feeds, fetches, sequence) {
 // The whole call must end within `limitMs`: once the warm-up shows what a run costs, a request
 // that cannot finish in time is refused with what it would need, and a call that overruns
 // anyway stops, instead of running on until the host gives the browser up as hung.
-async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence, limitMs }, body) {
+async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence, generation, limitMs }, body) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const { session, ort } = entry;
   const feeds = inputFeeds(ort, body, inputs);
-  const infer = inference(ort, session, feeds, fetches, sequence);
+  const infer = generation ? generator(ort, session, generation) : inference(ort, session, feeds, fetches, sequence);
   const started = performance.now();
   const limit = limitMs ?? Infinity;
   const overrun = (what) => {
@@ -490,7 +586,8 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
     offset += bytes.byteLength;
   }
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
-  const steps = sequence ? feeds[sequence.over].dims[0] : 1;
+  // Session runs per inference: a sequence's steps; a generation's prefill and one per token after the first.
+  const steps = sequence ? feeds[sequence.over].dims[0] : generation ? infer.samples.at(-1).tokens.length : 1;
   const opProfile = entry.profile ? await opTimes(session, runs, steps) : null;
   const result = {
     opProfile,
@@ -502,6 +599,8 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
     runMs,
     outputs,
     memory,
+    // A generation's own times, for the timed runs (the last call's alone when none was timed).
+    generation: generation ? infer.samples.slice(-Math.max(runs, 1)) : null,
   };
   return { result, parts };
 }

@@ -29,11 +29,12 @@ pub struct PackagedFile {
     pub sha256: String,
 }
 
-/// How a derived file is made from another precision of the same model
-/// (`scripts/prepare_models.py`).
+/// How a derived file is made (`scripts/prepare_models.py`): from another precision of the same
+/// model, or, without `from`, from the model's `source` (a GGUF, say).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Derivation {
-    pub from: u32,
+    #[serde(default)]
+    pub from: Option<u32>,
     pub method: String,
 }
 
@@ -144,6 +145,25 @@ pub struct AudioProcessing {
     pub state: RecurrentState,
 }
 
+/// A file preparation derives from a model's source besides its graphs (a tokenizer, generation
+/// settings): `derived/<model>/<method>.json`, pinned by its sha256.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sidecar {
+    pub method: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerationProcessing {
+    /// Whether a prompt goes through the model's chat template unless the call says otherwise
+    /// (instruct models).
+    pub chat: bool,
+    /// A Hugging Face tokenizers file.
+    pub tokenizer: Sidecar,
+    /// The chat template, special ids and KV-cache shape (`crate::generation::Settings`).
+    pub settings: Sidecar,
+}
+
 /// Each family's pre- and post-processing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -151,6 +171,7 @@ pub enum Processing {
     Text(TextProcessing),
     Vision(VisionProcessing),
     Audio(AudioProcessing),
+    Generation(GenerationProcessing),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +190,9 @@ pub struct ModelSpec {
     pub symbolic_dims: Vec<String>,
     pub processing: Processing,
     pub files: Vec<ModelFile>,
+    /// The packaged file the variants without `from` (and any sidecars) are derived from.
+    #[serde(default)]
+    pub source: Option<PackagedFile>,
 }
 
 impl ModelSpec {
@@ -232,7 +256,14 @@ impl ModelSpec {
 
     /// The file accuracy is measured against: fp32, or the widest file the model has.
     pub fn reference_file(&self) -> Option<&ModelFile> {
-        self.files.iter().filter(|f| f.packaged().is_some()).max_by_key(|f| f.precision)
+        self.files.iter().filter(|f| f.packaged().is_some()).max_by_key(|f| f.precision).or_else(|| {
+            // A model converted from its source (a GGUF) has no packaged graph: its widest
+            // conversion is the reference.
+            self.files
+                .iter()
+                .filter(|f| f.sha256.is_some() && f.derive.as_ref().is_some_and(|d| d.from.is_none()))
+                .max_by_key(|f| f.precision)
+        })
     }
 
     pub fn tokenizer(&self) -> Option<&PackagedFile> {
@@ -284,15 +315,16 @@ impl Catalog {
                 let from = file.derive.as_ref().map(|d| d.from);
                 let complete = match (&file.package, &file.path, from) {
                     (Some(_), Some(_), None) => file.sha256.is_some(),
-                    (None, None, Some(bits)) => {
+                    (None, None, Some(Some(bits))) => {
                         model.files.iter().any(|f| f.precision == bits && f.packaged().is_some())
                     }
+                    (None, None, Some(None)) => model.source.is_some(),
                     _ => false,
                 };
                 if !complete {
                     return Err(ModelError::Catalog(format!(
                         "{}'s {}-bit file must be either package + path + sha256, or derive = {{ from, method }} \
-                         from a packaged precision",
+                         from a packaged precision, or derive = {{ method }} from the model's source",
                         model.name, file.precision
                     )));
                 }
@@ -303,6 +335,7 @@ impl Catalog {
                 .iter()
                 .filter_map(|f| f.package.clone())
                 .chain(m.tokenizer().map(|t| t.package.clone()))
+                .chain(m.source.as_ref().map(|s| s.package.clone()))
                 .map(|p| (m.name.clone(), p))
         });
         let stages = catalog
@@ -364,6 +397,13 @@ impl Catalog {
         };
         let path = dir.derived_path(&spec.name, &derive.method);
         dir.verify(&path, sha256)?;
+        Ok(path)
+    }
+
+    /// Where a sidecar of `spec` lives, checked against its pinned sha256.
+    pub fn locate_sidecar(&self, dir: &ModelsDir, spec: &ModelSpec, sidecar: &Sidecar) -> Result<PathBuf> {
+        let path = dir.sidecar_path(&spec.name, &sidecar.method);
+        dir.verify(&path, &sidecar.sha256)?;
         Ok(path)
     }
 

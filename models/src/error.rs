@@ -35,6 +35,18 @@ pub enum ModelError {
     #[error("cannot tokenize the input: {0}")]
     Tokenize(String),
 
+    #[error("the generation settings {path} cannot be read: {reason}; run the setup command (scripts/prepare_models.py writes them)")]
+    Settings { path: PathBuf, reason: String },
+
+    #[error("the model's chat template failed: {0}; pass chat: false to tokenize the prompt as given")]
+    ChatTemplate(String),
+
+    #[error("this model has no chat template; pass chat: false")]
+    NoChatTemplate,
+
+    #[error("the prompt is {tokens} tokens and max_new_tokens {new} more, past the model's context of {context}; shorten the prompt or ask for fewer tokens")]
+    TooLong { tokens: usize, new: u32, context: usize },
+
     #[error("the input is empty; give a sentence or a non-empty array of sentences")]
     EmptyInput,
 

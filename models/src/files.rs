@@ -42,6 +42,11 @@ impl ModelsDir {
         self.root.join("derived").join(model).join(format!("{method}.onnx"))
     }
 
+    /// Where scripts/prepare_models.py puts a sidecar (a tokenizer, generation settings).
+    pub fn sidecar_path(&self, model: &str, method: &str) -> PathBuf {
+        self.root.join("derived").join(model).join(format!("{method}.json"))
+    }
+
     /// The reason preparation recorded for a variant it could not make, from
     /// `derived/manifest.json`.
     pub fn preparation_failure(&self, model: &str, method: &str) -> Option<String> {

@@ -8,13 +8,14 @@ pub mod catalog;
 pub mod detection;
 pub mod error;
 pub mod files;
+pub mod generation;
 pub mod selection;
 pub mod text;
 pub mod vision;
 
 pub use catalog::{
-    AudioProcessing, Catalog, ChannelOrder, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing,
-    Stage, TextProcessing, VisionProcessing,
+    AudioProcessing, Catalog, ChannelOrder, GenerationProcessing, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing,
+    Sidecar, Stage, TextProcessing, VisionProcessing,
 };
 pub use error::ModelError;
 pub use files::ModelsDir;

@@ -10,6 +10,7 @@
 //! the two runtimes know nothing of each other.
 
 pub mod error;
+mod generate;
 pub mod library;
 pub mod session;
 mod values;

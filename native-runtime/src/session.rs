@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use ort::session::{HasSelectedOutputs, OutputSelector};
 use ort::session::{RunOptions, Session};
 use ort::value::DynValue;
-use webaccel_tensor::{InputMetadata, Sequence, Tensor};
+use webaccel_tensor::{Generation, GenerationSample, InputMetadata, Sequence, Tensor};
 
 use crate::error::NativeError;
 use crate::values::{from_value, metadata, to_value};
 
 pub struct NativeSession {
-    session: Session,
+    pub(crate) session: Session,
     /// How long creating the session took (read, optimise, place).
     pub create_ms: f64,
     pub threads: usize,
@@ -22,6 +22,8 @@ pub struct NativeSession {
     pub output_names: Vec<String>,
     /// Whether this session has run before: its first run is timed once.
     ran: bool,
+    /// The last generation's sample (a generation run's times are its own, besides run_ms).
+    last_sample: Option<GenerationSample>,
 }
 
 /// How one call runs the session.
@@ -35,6 +37,8 @@ pub struct NativeRun {
     pub fetches: Vec<String>,
     /// Run step by step over a sequence (one timed run is the whole sequence).
     pub sequence: Option<Sequence>,
+    /// Generate from a prompt (one timed run is one whole generation; the inputs are unused).
+    pub generation: Option<Generation>,
     /// The whole call must finish within this; a request that cannot is refused once the
     /// warm-up shows how long a run takes, and stopped if it overruns.
     pub limit: Duration,
@@ -49,6 +53,8 @@ pub struct NativeRunOutput {
     pub warmup_ms: f64,
     pub run_ms: Vec<f64>,
     pub outputs: Vec<Tensor>,
+    /// A generation's tokens and times, per timed run (the last one's alone when none was timed).
+    pub generation: Option<Vec<GenerationSample>>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -59,7 +65,7 @@ impl NativeSession {
     pub(crate) fn new(session: Session, create_ms: f64, threads: usize) -> Self {
         let inputs = session.inputs().iter().map(|o| metadata(o.name(), o.dtype())).collect();
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
-        NativeSession { session, create_ms, threads, inputs, output_names, ran: false }
+        NativeSession { session, create_ms, threads, inputs, output_names, ran: false, last_sample: None }
     }
 
     /// Runs as `run` asks; `stop` is asked between runs (a run itself is not cut short), and
@@ -87,7 +93,7 @@ impl NativeSession {
         let first_run_ms = if self.ran {
             None
         } else {
-            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), true)?;
+            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run, true)?;
             self.ran = true;
             outputs = out;
             Some(ms(took))
@@ -95,7 +101,7 @@ impl NativeSession {
         let warm_start = Instant::now();
         let mut warmup_runs = 0;
         while warmup_runs < run.warmup || warm_start.elapsed() < run.warmup_min {
-            self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), false)?;
+            self.infer(inputs, &feeds, &fetches, &options, run, false)?;
             warmup_runs += 1;
             if stop() {
                 return Err(NativeError::Stopped { done: 0 });
@@ -112,10 +118,12 @@ impl NativeSession {
             return Err(over_budget(0));
         }
         let mut run_ms = Vec::with_capacity(run.runs as usize);
+        let mut samples = Vec::new();
         for i in 0..run.runs {
             let last = i + 1 == run.runs;
-            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), last)?;
+            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run, last)?;
             run_ms.push(ms(took));
+            samples.extend(self.last_sample.take());
             if last {
                 outputs = out;
             }
@@ -128,23 +136,35 @@ impl NativeSession {
         }
         if outputs.is_none() {
             // No timed run and the first run was earlier: one more, untimed, for the outputs.
-            outputs = self.infer(inputs, &feeds, &fetches, &options, run.sequence.as_ref(), true)?.1;
+            outputs = self.infer(inputs, &feeds, &fetches, &options, run, true)?.1;
         }
-        Ok(NativeRunOutput { first_run_ms, warmup_runs, warmup_ms, run_ms, outputs: outputs.unwrap_or_default() })
+        if samples.is_empty() {
+            samples.extend(self.last_sample.take());
+        }
+        let generation = run.generation.is_some().then_some(samples);
+        Ok(NativeRunOutput { first_run_ms, warmup_runs, warmup_ms, run_ms, outputs: outputs.unwrap_or_default(), generation })
     }
 
-    /// One inference (a whole sequence, for a recurrent model); the outputs are read back only
-    /// when `keep` (a sequence's steps are always collected, as the page collects them).
+    /// One inference (a whole sequence, for a recurrent model; a whole generation, for a
+    /// decoder); the outputs are read back only when `keep` (a sequence's steps are always
+    /// collected, as the page collects them).
     fn infer(
         &mut self,
         inputs: &[Tensor],
         feeds: &[(String, DynValue)],
         fetches: &[String],
         options: &RunOptions<HasSelectedOutputs>,
-        sequence: Option<&Sequence>,
+        run: &NativeRun,
         keep: bool,
     ) -> Result<(Duration, Option<Vec<Tensor>>), NativeError> {
-        let Some(sequence) = sequence else {
+        if let Some(generation) = &run.generation {
+            let t0 = Instant::now();
+            let (sample, tokens) = self.generate(generation)?;
+            let took = t0.elapsed();
+            self.last_sample = Some(sample);
+            return Ok((took, keep.then(|| vec![tokens])));
+        }
+        let Some(sequence) = run.sequence.as_ref() else {
             let t0 = Instant::now();
             let out = self
                 .session

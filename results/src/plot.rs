@@ -282,7 +282,7 @@ fn color_of(summary: &Frame) -> Option<String> {
 
 /// One of a summary's figures (`y`, with its interval `{y}_ci_low`..`{y}_ci_high`) per category,
 /// one bar per precision.
-fn summary_bars(
+pub fn summary_bars(
     summary: &Frame,
     y: &str,
     y_label: &str,

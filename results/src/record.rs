@@ -99,6 +99,24 @@ pub struct RunRecord {
     pub details: Option<String>,
     /// The page's download of the model file (over the network, for a remote browser).
     pub model_fetch_ms: Option<f64>,
+    // Version 6: text generation. Each figure is the median over the timed generations; the
+    // per-generation samples are in `ttfts_ms` and `decode_rates`.
+    pub prompt_tokens: Option<i32>,
+    pub generated_tokens: Option<i32>,
+    /// Time to first token: prefill plus the first token's choice.
+    pub ttft_ms: Option<f64>,
+    pub prefill_tokens_per_s: Option<f64>,
+    /// (N−1)/(t_last − t_first).
+    pub decode_tokens_per_s: Option<f64>,
+    /// Over every token after the first, of every timed generation.
+    pub per_token_p50_ms: Option<f64>,
+    pub per_token_p90_ms: Option<f64>,
+    pub ttfts_ms: Option<Vec<f64>>,
+    pub decode_rates: Option<Vec<f64>>,
+    /// Token agreement with the reference's generation: leading tokens equal, and the share
+    /// of positions equal.
+    pub accuracy_tokens_leading: Option<i32>,
+    pub accuracy_tokens_share: Option<f64>,
 }
 
 /// A row's accuracy, written after the row itself (the reference runs once the measurement is
@@ -109,6 +127,8 @@ pub struct AccuracyUpdate {
     pub cosine: Option<f64>,
     pub max_abs_error: Option<f64>,
     pub top1_agree: Option<f64>,
+    pub tokens_leading: Option<i32>,
+    pub tokens_share: Option<f64>,
     pub reference: String,
 }
 
@@ -173,6 +193,17 @@ impl Default for RunRecord {
             nodes_on_ep: None,
             details: None,
             model_fetch_ms: None,
+            prompt_tokens: None,
+            generated_tokens: None,
+            ttft_ms: None,
+            prefill_tokens_per_s: None,
+            decode_tokens_per_s: None,
+            per_token_p50_ms: None,
+            per_token_p90_ms: None,
+            ttfts_ms: None,
+            decode_rates: None,
+            accuracy_tokens_leading: None,
+            accuracy_tokens_share: None,
         }
     }
 }

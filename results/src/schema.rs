@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::record::{ExperimentRecord, ExperimentStatus, RunRecord};
 
 /// The version a freshly created database gets, and the one older files are upgraded to.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 pub struct Column {
     pub name: &'static str,
@@ -139,6 +139,19 @@ pub fn runs_columns() -> Vec<Column> {
         col!("nodes_on_ep", "INTEGER", Int32, true, 5, |r| int(r, |x| x.nodes_on_ep)),
         col!("details", "JSON", utf8(), true, 5, |r| text(r, |x| x.details.as_deref())),
         col!("model_fetch_ms", "DOUBLE", Float64, true, 5, |r| float(r, |x| x.model_fetch_ms)),
+        // Version 6: text generation (medians over the timed generations, and their samples),
+        // and token agreement with the reference.
+        col!("prompt_tokens", "INTEGER", Int32, true, 6, |r| int(r, |x| x.prompt_tokens)),
+        col!("generated_tokens", "INTEGER", Int32, true, 6, |r| int(r, |x| x.generated_tokens)),
+        col!("ttft_ms", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.ttft_ms)),
+        col!("prefill_tokens_per_s", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.prefill_tokens_per_s)),
+        col!("decode_tokens_per_s", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.decode_tokens_per_s)),
+        col!("per_token_p50_ms", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.per_token_p50_ms)),
+        col!("per_token_p90_ms", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.per_token_p90_ms)),
+        col!("ttfts_ms", "DOUBLE[]", List(list_item()), true, 6, |r| float_list(r, |x| x.ttfts_ms.as_deref())),
+        col!("decode_rates", "DOUBLE[]", List(list_item()), true, 6, |r| float_list(r, |x| x.decode_rates.as_deref())),
+        col!("accuracy_tokens_leading", "INTEGER", Int32, true, 6, |r| int(r, |x| x.accuracy_tokens_leading)),
+        col!("accuracy_tokens_share", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.accuracy_tokens_share)),
     ]
 }
 
@@ -201,6 +214,7 @@ pub fn migration(v: i32) -> Option<String> {
             sql.push_str("ALTER TABLE experiments ADD COLUMN wall_ms DOUBLE;\nALTER TABLE experiments ADD COLUMN cells_ms DOUBLE;\n");
             Some(sql)
         }
+        6 => Some(added_columns(&columns, 6)),
         _ => None,
     }
 }

@@ -15,7 +15,8 @@ use webaccel_results::{AccuracyUpdate, RunRecord, RunStatus};
 
 use crate::acceleration::Acceleration;
 use crate::error::ApiError;
-use crate::inputs;
+use crate::generation::GenerationStats;
+use crate::inputs::{self, Source};
 use crate::measure::{attempt, Attempt};
 use crate::options::AccelerateOptions;
 use crate::outputs::{non_finite, post_process};
@@ -89,7 +90,7 @@ pub fn accelerate_with(
     services.open_store()?;
     let early = resolve(services, model, opts).and_then(|target| {
         let prepared = match &target.processing {
-            Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone())?),
+            Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input.clone(), &opts.generate)?),
             None => None,
         };
         Ok((target, prepared))
@@ -164,9 +165,11 @@ pub fn accelerate_with(
         let a = accuracy.agreement.as_ref();
         services.update_accuracy(&AccuracyUpdate {
             run_id: run_id.clone(),
-            cosine: a.map(|a| a.cosine),
-            max_abs_error: a.map(|a| a.max_abs_error),
+            cosine: a.and_then(|a| a.cosine),
+            max_abs_error: a.and_then(|a| a.max_abs_error),
             top1_agree: a.and_then(|a| a.top1),
+            tokens_leading: a.and_then(|a| a.tokens).map(|(n, _)| n as i32),
+            tokens_share: a.and_then(|a| a.tokens).map(|(_, share)| share),
             reference: accuracy.reference.clone(),
         })?;
         row.accuracy_reference = Some(accuracy.reference);
@@ -209,5 +212,9 @@ pub fn accelerate_with(
         memory_bytes: row.memory_bytes,
         memory_error: measured.memory.as_ref().and_then(|m| m.error.clone()),
         ops: measured.op_profile.clone(),
+        generation: match (&measured.generation, &measured.input.source) {
+            (Some(samples), Source::Prompt { prompt_tokens, .. }) => Some(GenerationStats::of(samples, *prompt_tokens)),
+            _ => None,
+        },
     })
 }

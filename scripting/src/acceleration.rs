@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, Map};
 use webaccel_browser_runtime::OpTime;
 
+use crate::generation::GenerationStats;
 use crate::outputs::{Agreement, Output};
 
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct Acceleration {
     pub memory_error: Option<String>,
     /// With `profile_ops`: kernel time per run by operator type, largest first.
     pub ops: Option<Vec<OpTime>>,
+    /// For a generation: TTFT, prefill and decode rates, time per token.
+    pub generation: Option<GenerationStats>,
 }
 
 /// What one call timed. A figure this call did not measure is None: a reused session reports
@@ -110,11 +113,28 @@ impl Acceleration {
     pub fn accuracy_map(&self) -> Dynamic {
         let mut m = Map::new();
         let a = self.accuracy.as_ref();
-        m.insert("cosine".into(), float_or_unit(a.map(|a| a.cosine)));
-        m.insert("max_abs_error".into(), float_or_unit(a.map(|a| a.max_abs_error)));
+        m.insert("cosine".into(), float_or_unit(a.and_then(|a| a.cosine)));
+        m.insert("max_abs_error".into(), float_or_unit(a.and_then(|a| a.max_abs_error)));
         m.insert("top1_agree".into(), float_or_unit(a.and_then(|a| a.top1)));
+        if let Some((leading, share)) = a.and_then(|a| a.tokens) {
+            m.insert("tokens_leading".into(), Dynamic::from_int(leading as i64));
+            m.insert("tokens_share".into(), Dynamic::from_float(share));
+        }
         m.insert("reference".into(), self.accuracy_reference.clone().map_or(Dynamic::UNIT, Dynamic::from));
         Dynamic::from_map(m)
+    }
+
+    /// The generated ids, `()` for a model that does not generate.
+    pub fn tokens(&self) -> Dynamic {
+        self.output.tokens().map_or(Dynamic::UNIT, |t| t.iter().map(|&i| Dynamic::from_int(i)).collect::<rhai::Array>().into())
+    }
+
+    /// A generation's figure by name (`ttft_ms`, `decode_tokens_per_s`, ...), `()` otherwise.
+    pub fn generation_figure(&self, name: &str) -> Dynamic {
+        let Some(g) = &self.generation else { return Dynamic::UNIT };
+        let mut m = Map::new();
+        g.insert_into(&mut m);
+        m.remove(name).unwrap_or(Dynamic::UNIT)
     }
 
     pub fn details_map(&self) -> Dynamic {

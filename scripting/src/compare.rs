@@ -14,12 +14,13 @@ use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOpti
 
 use crate::error::ApiError;
 use crate::frames::FrameValue;
+use crate::generation;
 use crate::options::{AccelerateOptions, OptionValue, MAX_WARMUP_S};
 use crate::platform::RunPlatform;
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-pub(crate) const KEYS: [&str; 15] = [
+pub(crate) const KEYS: [&str; 20] = [
     "models",
     "platforms",
     "precisions",
@@ -35,6 +36,11 @@ pub(crate) const KEYS: [&str; 15] = [
     "profile_ops",
     "threads",
     "parallel",
+    "max_new_tokens",
+    "chat",
+    "temperature",
+    "top_k",
+    "seed",
 ];
 
 /// Sentences text models get when no input is given: two paraphrases and two unrelated
@@ -146,6 +152,10 @@ impl Grid {
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
                 "profile_ops" => grid.base.profile_ops = opt.boolean()?,
                 "input" => grid.input = Some(value.clone()),
+                // For the grid's generation models (other models ignore them).
+                k if generation::KEYS.contains(&k) => {
+                    grid.base.generate.set(&opt)?;
+                }
                 "inputs" => {
                     grid.inputs =
                         value.clone().try_cast().ok_or_else(|| opt.bad("must be a map of model name → input".into()))?
@@ -259,7 +269,11 @@ impl Grid {
         if let Some(i) = &self.input {
             return Ok(i.clone());
         }
-        let is_text = services.catalog.resolve(model).is_ok_and(|m| m.tokenizer().is_some());
+        let spec = services.catalog.resolve(model).ok();
+        if spec.is_some_and(|m| matches!(m.processing, webaccel_models::Processing::Generation(_))) {
+            return Ok(generation::DEFAULT_PROMPT.into());
+        }
+        let is_text = spec.is_some_and(|m| m.tokenizer().is_some());
         if is_text {
             return Ok(Dynamic::from_array(DEFAULT_SENTENCES.iter().map(|s| Dynamic::from(s.to_string())).collect()));
         }
@@ -325,7 +339,12 @@ fn summary(services: &Services, experiment_id: &str, baseline: Option<RunPlatfor
     let summary = webaccel_results::stats::summarize_frame(&rows, &opts)?;
     let accuracy = accuracy_per_cell(&rows)?;
     let summary = join_accuracy(summary, accuracy)?;
-    let view = Arc::new(table_view(&summary, baseline.is_some())?);
+    let generated = generation_summary(&rows, &opts)?;
+    let summary = match &generated {
+        Some((ttft, decode)) => join_generation(summary, ttft, decode, &opts.group_by)?,
+        None => summary,
+    };
+    let view = Arc::new(table_view(&summary, baseline.is_some(), generated.is_some())?);
     let options = PlotOptions::default();
     // A grid whose every cell failed has no latency to draw: its frame (the errors) is the
     // result, without plots.
@@ -336,6 +355,16 @@ fn summary(services: &Services, experiment_id: &str, baseline: Option<RunPlatfor
     }
     if measured && baseline.is_some() && summary.f64_column("speedup")?.iter().any(Option::is_some) {
         plots.push(plot::speedup(&summary, &options)?);
+    }
+    if generated.is_some() {
+        for (y, label, title) in [
+            ("decode_tokens_per_s", "decode tokens/s (median), 95% CI", "Decode tokens/s by platform and precision"),
+            ("ttft_ms", "time to first token (ms, median), 95% CI", "Time to first token by platform and precision"),
+        ] {
+            if summary.f64_column(y)?.iter().any(Option::is_some) {
+                plots.push(plot::summary_bars(&summary, y, label, None, title.into(), &options)?);
+            }
+        }
     }
     if summary.f64_column("accuracy_cosine")?.iter().any(Option::is_some) {
         plots.push(plot::accuracy_vs_latency(&summary, "median", "accuracy_cosine", Some("precision"), &options)?);
@@ -356,7 +385,8 @@ fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
     Ok(rows.sql(
         "SELECT model_name, browser, platform, precision, model_file, \
          max(accuracy_cosine) AS accuracy_cosine, max(accuracy_max_abs_error) AS accuracy_max_abs_error, \
-         max(accuracy_top1_agree) AS accuracy_top1_agree, any_value(accuracy_reference) AS accuracy_reference, \
+         max(accuracy_top1_agree) AS accuracy_top1_agree, min(accuracy_tokens_leading) AS accuracy_tokens_leading, \
+         min(accuracy_tokens_share) AS accuracy_tokens_share, any_value(accuracy_reference) AS accuracy_reference, \
          bool_and(outputs_finite) AS outputs_finite, bool_or(adapter_software) AS adapter_software FROM frame \
          GROUP BY model_name, browser, platform, precision, model_file",
     )?)
@@ -365,9 +395,37 @@ fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
 fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
     Ok(Frame::sql_over(
         &[("s", &summary), ("a", &accuracy)],
-        "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree, a.accuracy_reference, \
+        "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree, a.accuracy_tokens_leading, \
+         a.accuracy_tokens_share, a.accuracy_reference, \
          a.outputs_finite, a.adapter_software FROM s LEFT JOIN a \
          USING (model_name, browser, platform, precision, model_file)",
+    )?)
+}
+
+/// For a grid with generation rows: the summaries of their time to first token and decode
+/// rate (each timed generation one sample), as the latency is summarised.
+fn generation_summary(rows: &Frame, opts: &SummaryOptions) -> Result<Option<(Frame, Frame)>, ApiError> {
+    let generates = rows.text_column("model_type")?.iter().any(|t| t.as_deref() == Some("text_generation"));
+    if !generates {
+        return Ok(None);
+    }
+    let of = |value: &str| {
+        let opts = SummaryOptions { value: value.into(), baseline: None, error_column: None, ..opts.clone() };
+        webaccel_results::stats::summarize_frame(rows, &opts)
+    };
+    Ok(Some((of("ttfts_ms")?, of("decode_rates")?)))
+}
+
+fn join_generation(summary: Frame, ttft: &Frame, decode: &Frame, keys: &[String]) -> Result<Frame, ApiError> {
+    let keys = keys.join(", ");
+    Ok(Frame::sql_over(
+        &[("s", &summary), ("t", ttft), ("d", decode)],
+        &format!(
+            "SELECT s.*, t.median AS ttft_ms, t.p90 AS ttft_p90_ms, t.median_ci_low AS ttft_ms_ci_low, \
+             t.median_ci_high AS ttft_ms_ci_high, d.median AS decode_tokens_per_s, d.p90 AS decode_p90_tokens_per_s, \
+             d.median_ci_low AS decode_tokens_per_s_ci_low, d.median_ci_high AS decode_tokens_per_s_ci_high \
+             FROM s LEFT JOIN t USING ({keys}) LEFT JOIN d USING ({keys})"
+        ),
     )?)
 }
 
@@ -375,7 +433,18 @@ fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
 /// (model, browser, platform, precision, n, median, p90, speedup with its interval, accuracy),
 /// the file by its short name, and WebGPU on a software adapter marked as the CPU figure it is.
 /// The frame itself keeps every column.
-fn table_view(summary: &Frame, with_speedup: bool) -> Result<Frame, ApiError> {
+fn table_view(summary: &Frame, with_speedup: bool, with_generation: bool) -> Result<Frame, ApiError> {
+    let (generation, tokens) = if with_generation {
+        (
+            "round(ttft_ms, 1) AS ttft_ms, round(decode_tokens_per_s, 2) AS decode_tok_s, \
+             printf('[%.2f, %.2f]', decode_tokens_per_s_ci_low, decode_tokens_per_s_ci_high) AS decode_ci,",
+            // Token agreement with the reference generation: leading tokens equal, share of positions.
+            "CASE WHEN accuracy_tokens_leading IS NULL THEN NULL ELSE printf('%d leading, %.0f%%', \
+             accuracy_tokens_leading, accuracy_tokens_share * 100) END AS tokens_agree,",
+        )
+    } else {
+        ("", "")
+    };
     let speedup = if with_speedup {
         "CASE WHEN speedup IS NULL THEN NULL ELSE printf('%.2f× [%.2f, %.2f]', speedup, speedup_ci_low, \
          speedup_ci_high) || CASE WHEN baseline_browser <> browser THEN ' vs ' || baseline_browser ELSE '' END END \
@@ -392,9 +461,9 @@ fn table_view(summary: &Frame, with_speedup: bool) -> Result<Frame, ApiError> {
               WHEN model_file LIKE 'baf%' OR model_file LIKE 'Qm%' THEN left(model_file, 12) || '…' \
               WHEN model_file LIKE '/%' THEN regexp_extract(model_file, '[^/]+$') \
               ELSE 'packaged' END AS file, \
-         n, round(median, 3) AS median_ms, round(p90, 3) AS p90_ms, {speedup} \
+         n, round(median, 3) AS median_ms, round(p90, 3) AS p90_ms, {generation} {speedup} \
          CASE WHEN outputs_finite = false THEN 'outputs not finite' \
               WHEN accuracy_cosine IS NULL THEN NULL ELSE printf('%.6f', accuracy_cosine) END AS cosine, \
-         errors FROM frame"
+         {tokens} errors FROM frame"
     ))?)
 }

@@ -8,6 +8,7 @@ use webaccel_results::{Plot, PlotFormat};
 
 use crate::acceleration::{op_shares, Acceleration};
 use crate::frames::{plot_text, FrameValue};
+use crate::outputs::Agreement;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Display {
@@ -127,14 +128,19 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         None => format!("{} (precision not known to webaccel)", acc.file),
     };
     let accuracy = match (&acc.accuracy, &acc.accuracy_reference) {
-        (Some(a), Some(reference)) => format!(
-            "{}cosine {:.6}, max |error| {:.2e}{} vs {reference}",
-            if a.cosine < SUSPECT_COSINE { "WARNING, these outputs disagree with the reference: " } else { "" },
-            a.cosine,
-            a.max_abs_error,
-            a.top1.map_or(String::new(), |t| format!(", top-1 agreement {:.0}%", t * 100.0))
+        (Some(Agreement { tokens: Some((leading, share)), .. }), Some(reference)) => format!(
+            "{}{leading} leading tokens equal, {:.0}% of positions vs {reference}",
+            if *share < 1.0 { "tokens differ from the reference: " } else { "" },
+            share * 100.0
         ),
-        (None, Some(why)) => format!("null ({why})"),
+        (Some(Agreement { cosine: Some(cosine), max_abs_error: Some(max_abs_error), top1, .. }), Some(reference)) => format!(
+            "{}cosine {:.6}, max |error| {:.2e}{} vs {reference}",
+            if *cosine < SUSPECT_COSINE { "WARNING, these outputs disagree with the reference: " } else { "" },
+            cosine,
+            max_abs_error,
+            top1.map_or(String::new(), |t| format!(", top-1 agreement {:.0}%", t * 100.0))
+        ),
+        (_, Some(why)) => format!("null ({why})"),
         _ => "null".into(),
     };
     let reused = |what: &str| format!("null (the session was reused: its {what} was measured by an earlier call)");
@@ -202,13 +208,34 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         (
             "throughput",
             if acc.throughput_items_per_s.is_finite() {
-                format!("{:.1} items/s", acc.throughput_items_per_s)
+                let unit = if acc.generation.is_some() { "tokens/s (decode)" } else { "items/s" };
+                format!("{:.1} {unit}", acc.throughput_items_per_s)
             } else {
                 "null".into()
             },
         ),
         ("run_id", acc.run_id.clone()),
     ];
+    if let Some(g) = &acc.generation {
+        let rate = |v: Option<f64>| v.map_or_else(|| "null (fewer than two tokens)".into(), |v| format!("{v:.1} tokens/s"));
+        let at = rows.iter().position(|(k, _)| *k == "latency_ms (p50)").unwrap_or(rows.len());
+        let figures = [
+            ("tokens", format!("{} generated from a {}-token prompt", g.generated_tokens, g.prompt_tokens)),
+            ("ttft_ms (p50)", g.ttft_ms.map_or_else(|| "null".into(), ms)),
+            ("prefill", g.prefill_tokens_per_s.map_or_else(|| "null".into(), |v| format!("{v:.1} tokens/s"))),
+            ("decode (p50)", rate(g.decode_tokens_per_s)),
+            (
+                "per token",
+                match (g.per_token_p50_ms, g.per_token_p90_ms) {
+                    (Some(p50), Some(p90)) => format!("p50 {}, p90 {}", ms(p50), ms(p90)),
+                    _ => "null (fewer than two tokens)".into(),
+                },
+            ),
+        ];
+        for (i, f) in figures.into_iter().enumerate() {
+            rows.insert(at + i, f);
+        }
+    }
     if let (Some(total), Some(on_ep)) = (acc.nodes_total, acc.nodes_on_ep) {
         let placed = if on_ep == total {
             format!("all {total} nodes on the {} execution provider", acc.platform)

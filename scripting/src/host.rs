@@ -293,6 +293,11 @@ fn register_api(engine: &mut Engine, services: Arc<Services>) {
     engine
         .register_type_with_name::<Acceleration>("Acceleration")
         .register_get("output", |r: &mut Acceleration| r.output())
+        .register_get("tokens", |r: &mut Acceleration| r.tokens())
+        .register_get("ttft_ms", |r: &mut Acceleration| r.generation_figure("ttft_ms"))
+        .register_get("prefill_tokens_per_s", |r: &mut Acceleration| r.generation_figure("prefill_tokens_per_s"))
+        .register_get("decode_tokens_per_s", |r: &mut Acceleration| r.generation_figure("decode_tokens_per_s"))
+        .register_get("per_token_ms", |r: &mut Acceleration| r.generation_figure("per_token_ms"))
         .register_get("run_id", |r: &mut Acceleration| r.run_id.clone())
         .register_get("model", |r: &mut Acceleration| r.model.clone())
         .register_get("model_type", |r: &mut Acceleration| r.model_type.clone())

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
-use webaccel_browser_runtime::{DType, InputMetadata, Sequence, Tensor};
+use webaccel_browser_runtime::{DType, Generation, InputMetadata, Sequence, Tensor};
 use webaccel_models::audio;
 use webaccel_models::{vision, AudioProcessing, Encoded, Processing, TextTokenizer, VisionProcessing};
 
 use crate::error::ApiError;
+use crate::generation::GenerateOptions;
 use crate::services::Services;
 
 /// What the tensors were made from, as post-processing needs to know it.
@@ -20,6 +21,8 @@ pub enum Source {
     Sentences { encoded: Encoded, single: bool },
     Images { count: usize, single: bool },
     Frames { count: usize },
+    /// A prompt: its length, and the tokenizer that decodes what is generated.
+    Prompt { prompt_tokens: usize, tokenizer: std::sync::Arc<webaccel_models::generation::LmTokenizer> },
     Tensors,
 }
 
@@ -34,6 +37,8 @@ pub struct ModelInput {
     /// (WebNN builds its graph for fixed shapes).
     pub dims: Vec<u64>,
     pub sequence: Option<Sequence>,
+    /// For a decoder: generate from a prompt (the tensors are then empty).
+    pub generation: Option<Generation>,
     /// The outputs post-processing reads; empty means all.
     pub fetches: Vec<String>,
     /// The assumptions made in building it, for the row's `details`: the normalisation and
@@ -55,7 +60,15 @@ pub fn prepare(
     processing: &Processing,
     inputs: &[String],
     input: Dynamic,
+    generate: &GenerateOptions,
 ) -> Result<ModelInput, ApiError> {
+    if generate.given && !matches!(processing, Processing::Generation(_)) {
+        return Err(ApiError::BadInput {
+            model: model.to_string(),
+            expected: "no generation options (max_new_tokens, chat, temperature, top_k, seed): it does not generate text"
+                .into(),
+        });
+    }
     match processing {
         Processing::Text(p) => {
             let (sentences, single) = strings(model, input, "a string or an array of strings")?;
@@ -93,12 +106,14 @@ pub fn prepare(
                 dims: vec![encoded.batch as u64, encoded.tokens as u64],
                 source: Source::Sentences { encoded, single },
                 sequence: None,
+                generation: None,
                 fetches: vec![p.output.clone()],
                 details,
             })
         }
         Processing::Vision(p) => images(model, p, &inputs[0], input),
         Processing::Audio(p) => sound(model, p, input),
+        Processing::Generation(p) => crate::generation::prepare(services, model, p, input, generate),
     }
 }
 
@@ -142,6 +157,7 @@ pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> 
         items: count,
         dims: vec![count as u64],
         sequence: None,
+        generation: None,
         fetches: vec![p.output.clone()],
         details,
     })
@@ -185,6 +201,7 @@ fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput,
             over: p.input.clone(),
             carry: BTreeMap::from([(p.state.output.clone(), p.state.input.clone())]),
         }),
+        generation: None,
         details: details(&[
             (
                 "audio",
@@ -308,6 +325,7 @@ pub fn tensors(model: &str, input: Dynamic, declared: &[InputMetadata]) -> Resul
         items,
         dims: vec![],
         sequence: None,
+        generation: None,
         fetches: vec![],
         details,
     })

@@ -12,6 +12,7 @@ pub mod display;
 pub mod environment;
 pub mod error;
 pub mod frames;
+pub mod generation;
 pub mod help;
 pub mod host;
 pub mod inputs;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rhai::Dynamic;
 use webaccel_browser_runtime::{
-    BrowserError, InputMetadata, LoadRequest, MemoryReport, OpTime, Platform, PooledBrowser, RunOptions, Tensor,
+    BrowserError, GenerationSample, InputMetadata, LoadRequest, MemoryReport, OpTime, Platform, PooledBrowser, RunOptions, Tensor,
     RUN_LIMIT,
 };
 use webaccel_models::detection::{self, InputSignature};
@@ -18,6 +18,7 @@ use webaccel_native_runtime::{NativeRun, NativeRuntime};
 
 use crate::acceleration::Timings;
 use crate::error::ApiError;
+use crate::generation::cache_outputs;
 use crate::inputs::{self, ModelInput};
 use crate::options::AccelerateOptions;
 use crate::placement::pick_browser;
@@ -60,6 +61,8 @@ pub(crate) struct Measured {
     pub outputs: Vec<Tensor>,
     pub memory: Option<MemoryReport>,
     pub op_profile: Option<Vec<OpTime>>,
+    /// A generation's tokens and times per timed run.
+    pub generation: Option<Vec<GenerationSample>>,
     /// Nodes per execution provider, where ORT reported its placement.
     pub placement: Option<BTreeMap<String, u64>>,
     /// Intra-op threads, for a native run.
@@ -89,6 +92,7 @@ fn run_options(opts: &AccelerateOptions, input: &ModelInput) -> RunOptions {
         measure_memory: opts.measure_memory.then_some(MEMORY_TIMEOUT),
         fetches: input.fetches.clone(),
         sequence: input.sequence.clone(),
+        generation: input.generation.clone(),
         limit: RUN_LIMIT,
     }
 }
@@ -162,6 +166,8 @@ fn in_browser(
         free_dimension_overrides: overrides,
         profile: opts.profile_ops,
         placement: true,
+        // A decoder's KV cache stays in GPU buffers between its steps on webgpu.
+        gpu_outputs: input.generation.as_ref().filter(|_| platform == Platform::Webgpu).map(cache_outputs),
     };
     let browser = &pooled.capabilities.browser;
     services.phase(label, &format!("{browser}: model transfer and {} session creation", platform.name()));
@@ -210,6 +216,7 @@ fn in_browser(
             outputs: run.outputs,
             memory: run.memory,
             op_profile: run.op_profile,
+            generation: run.generation,
             placement: load.placement,
             threads: None,
             input,
@@ -244,6 +251,7 @@ fn on_native(
         runs: opts.runs,
         fetches: input.fetches.clone(),
         sequence: input.sequence.clone(),
+        generation: input.generation.clone(),
         limit: RUN_LIMIT,
     };
     services.phase(label, &runs_phase(opts, "native onnxruntime"));
@@ -279,6 +287,7 @@ fn on_native(
         outputs: out.outputs,
         memory,
         op_profile: None,
+        generation: out.generation,
         placement: None,
         threads: Some(threads),
         input,

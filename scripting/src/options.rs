@@ -7,6 +7,7 @@ use webaccel_browser_runtime::{
 };
 
 use crate::error::ApiError;
+use crate::generation::{self, GenerateOptions};
 use crate::platform::RunPlatform;
 
 /// The longest warm-up a call may ask for: it must leave time for the timed runs inside the
@@ -55,6 +56,9 @@ pub struct AccelerateOptions {
     pub model_type: Option<String>,
     /// Intra-op threads for platform native (1 when not given, as the page's wasm has one).
     pub threads: Option<u32>,
+    /// For a text-generation model: how many tokens, whether through the chat template, and
+    /// how each token is chosen.
+    pub generate: GenerateOptions,
 }
 
 impl Default for AccelerateOptions {
@@ -77,12 +81,13 @@ impl Default for AccelerateOptions {
             accuracy: true,
             model_type: None,
             threads: None,
+            generate: GenerateOptions::default(),
         }
     }
 }
 
 const FUNCTION: &str = "accelerate";
-pub(crate) const KEYS: [&str; 18] = [
+pub(crate) const KEYS: [&str; 23] = [
     "platform",
     "browser",
     "device",
@@ -101,6 +106,11 @@ pub(crate) const KEYS: [&str; 18] = [
     "model_type",
     "task",
     "threads",
+    "max_new_tokens",
+    "chat",
+    "temperature",
+    "top_k",
+    "seed",
 ];
 
 /// The model types of the detection rules, and the tasks that map onto them.
@@ -188,6 +198,11 @@ impl AccelerateOptions {
                 "warmup" => opts.warmup = opt.count(0, 100_000)?,
                 "warmup_s" => opts.warmup_s = opt.seconds(0.0, MAX_WARMUP_S)?,
                 "threads" => opts.threads = Some(opt.count(1, 256)?),
+                k if generation::KEYS.contains(&k) => {
+                    opts.generate.set(&opt)?;
+                    // A model that does not generate refuses them rather than ignore them.
+                    opts.generate.given = true;
+                }
                 other => {
                     return Err(ApiError::UnknownOption {
                         function: FUNCTION,
@@ -262,6 +277,18 @@ impl OptionValue<'_> {
             return Err(self.bad(format!("must be between {min} and {max}, not {n}")));
         }
         Ok(n as u32)
+    }
+
+    pub fn number(&self, min: f64, max: f64) -> Result<f64, ApiError> {
+        let x = self
+            .value
+            .as_float()
+            .or_else(|_| self.value.as_int().map(|i| i as f64))
+            .map_err(|ty| self.bad(format!("must be a number, not {ty}")))?;
+        if !(min..=max).contains(&x) {
+            return Err(self.bad(format!("must be between {min} and {max}, not {x}")));
+        }
+        Ok(x)
     }
 
     pub fn seconds(&self, min: f64, max: f64) -> Result<f64, ApiError> {
@@ -353,6 +380,26 @@ mod tests {
         let flags: rhai::Array = vec!["enable-unsafe-webgpu".into()];
         let err = AccelerateOptions::from_map(&map(&[("flags", flags.into())])).unwrap_err().to_string();
         assert!(err.contains("starts with --"), "{err}");
+    }
+
+    #[test]
+    fn generation_options_are_read_and_checked() {
+        let o = AccelerateOptions::from_map(&map(&[
+            ("max_new_tokens", Dynamic::from(8_i64)),
+            ("temperature", Dynamic::from(0.7_f64)),
+            ("top_k", Dynamic::from(40_i64)),
+            ("seed", Dynamic::from(3_i64)),
+            ("chat", false.into()),
+        ]))
+        .unwrap();
+        assert!(o.generate.given && o.generate.chat == Some(false) && o.generate.max_new_tokens == 8);
+        let s = o.generate.sampling().unwrap();
+        assert_eq!((s.temperature, s.top_k, s.seed), (0.7, 40, 3));
+        assert!(AccelerateOptions::default().generate.sampling().is_none(), "greedy unless a temperature is given");
+        let err = AccelerateOptions::from_map(&map(&[("max_new_tokens", Dynamic::from(0_i64))])).unwrap_err().to_string();
+        assert!(err.contains("max_new_tokens") && err.contains("between 1 and 4096"), "{err}");
+        let err = AccelerateOptions::from_map(&map(&[("temperature", "hot".into())])).unwrap_err().to_string();
+        assert!(err.contains("must be a number, not"), "{err}");
     }
 
     #[test]

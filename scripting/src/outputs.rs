@@ -7,6 +7,7 @@ use webaccel_browser_runtime::Tensor;
 use webaccel_models::{cosine, mean_pool, vision, Processing};
 
 use crate::error::ApiError;
+use crate::generation::{decode, Generated};
 use crate::inputs::{ModelInput, Source};
 
 #[derive(Debug, Clone)]
@@ -14,6 +15,7 @@ pub enum Output {
     Embeddings { vectors: Vec<Vec<f32>>, single: bool },
     Classes { probabilities: Vec<Vec<f32>>, labels: Vec<String>, single: bool },
     Frames(Vec<f32>),
+    Generated(Generated),
     Tensors(Vec<Tensor>),
 }
 
@@ -64,6 +66,9 @@ pub fn post_process(
             }
         }
         (Some(Processing::Audio(p)), Source::Frames { .. }) => Output::Frames(output(run, &p.output)?.to_f32()?),
+        (Some(Processing::Generation(_)), Source::Prompt { tokenizer, .. }) => {
+            Output::Generated(decode(tokenizer, &output(run, "tokens")?.to_i64()?)?)
+        }
         _ => Output::Tensors(run.to_vec()),
     })
 }
@@ -102,6 +107,7 @@ impl Output {
                 one_or_all(ranked, *single)
             }
             Output::Frames(p) => floats(p),
+            Output::Generated(g) => g.text.clone().into(),
             Output::Tensors(tensors) => {
                 let mut m = Map::new();
                 for t in tensors {
@@ -150,9 +156,18 @@ impl Output {
                 p.iter().filter(|&&x| x >= 0.5).count(),
                 preview(p)
             ),
+            Output::Generated(g) => format!("{} tokens: {:?}", g.tokens.len(), g.text),
             Output::Tensors(t) => {
                 t.iter().map(|t| format!("{}: {:?}{:?}", t.name, t.dtype, t.dims)).collect::<Vec<_>>().join(", ")
             }
+        }
+    }
+
+    /// The generated ids, for a generation.
+    pub fn tokens(&self) -> Option<&[i64]> {
+        match self {
+            Output::Generated(g) => Some(&g.tokens),
+            _ => None,
         }
     }
 
@@ -162,6 +177,8 @@ impl Output {
             Output::Embeddings { vectors, .. } => vectors.clone(),
             Output::Classes { probabilities, .. } => probabilities.clone(),
             Output::Frames(p) => p.iter().map(|&x| vec![x]).collect(),
+            // Ids are not a vector to take a cosine of; generations compare by token agreement.
+            Output::Generated(_) => vec![],
             Output::Tensors(tensors) => vec![tensors.iter().filter_map(|t| t.to_f32().ok()).flatten().collect()],
         }
     }
@@ -170,16 +187,24 @@ impl Output {
 /// How one run's outputs compare with a reference run's on the same input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Agreement {
-    /// Mean over items of the cosine similarity (for unit embeddings, the usual measure).
-    pub cosine: f64,
-    pub max_abs_error: f64,
+    /// Mean over items of the cosine similarity (for unit embeddings, the usual measure); None
+    /// for a generation.
+    pub cosine: Option<f64>,
+    pub max_abs_error: Option<f64>,
     /// The share of items whose top-1 agrees: the class for classifiers, speech/non-speech at
     /// 0.5 for VAD frames, the nearest other sentence for two or more embeddings. None where
     /// there is no such notion (one embedding, raw tensors).
     pub top1: Option<f64>,
+    /// For a generation: the leading tokens equal to the reference's, and the share of
+    /// positions equal (over the longer of the two).
+    pub tokens: Option<(usize, f64)>,
 }
 
 pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
+    if let (Some(a), Some(b)) = (got.tokens(), reference.tokens()) {
+        let tokens = Some(webaccel_browser_runtime::generation_agreement(a, b));
+        return Some(Agreement { cosine: None, max_abs_error: None, top1: None, tokens });
+    }
     let (a, b) = (got.items(), reference.items());
     if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.len() != y.len()) || a.is_empty() {
         return None;
@@ -207,7 +232,7 @@ pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
         }
         _ => None,
     };
-    Some(Agreement { cosine: cos, max_abs_error, top1 })
+    Some(Agreement { cosine: Some(cos), max_abs_error: Some(max_abs_error), top1, tokens: None })
 }
 
 fn argmax(v: &[f32]) -> Option<usize> {

@@ -116,7 +116,7 @@ pub fn plan(services: &Services, model: &str, input: Dynamic, options: &Map) -> 
         type_of(services, &target.file.path.display().to_string())
     };
     let prepared = match &target.processing {
-        Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input)?),
+        Some(p) => Some(inputs::prepare(services, &target.name, p, &target.inputs, input, &opts.generate)?),
         None => None,
     };
     let mut steps = Array::new();

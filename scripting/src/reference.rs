@@ -65,6 +65,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                         runs: 1,
                         fetches: input.fetches.clone(),
                         sequence: input.sequence.clone(),
+                        generation: input.generation.clone(),
                         limit: webaccel_browser_runtime::RUN_LIMIT,
                     };
                     Ok(session.run(&tensors, &once, &|| services.interrupt.is_raised())?.outputs)
@@ -94,6 +95,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                 let once = RunOptions {
                     fetches: input.fetches.clone(),
                     sequence: input.sequence.clone(),
+                    generation: input.generation.clone(),
                     ..RunOptions::timed(0, 1)
                 };
                 Ok(services.wait_in(pooled, pooled.session.run(&key, &tensors, &once))??.outputs)

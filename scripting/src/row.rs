@@ -7,6 +7,8 @@ use webaccel_results::{median_p90, RunRecord};
 use crate::accelerate::Cell;
 use crate::environment::{browser_environment, native_environment};
 use crate::error::ApiError;
+use crate::generation::GenerationStats;
+use crate::inputs::Source;
 use crate::measure::{Measured, Runner};
 use crate::options::AccelerateOptions;
 use crate::services::Services;
@@ -124,6 +126,9 @@ pub(crate) fn measured_row(
         let providers = measured.platform.providers();
         row.nodes_on_ep =
             Some(placed.iter().filter(|(ep, _)| providers.contains(&ep.as_str())).map(|(_, n)| *n).sum::<u64>() as i32);
+    }
+    if let (Some(samples), Source::Prompt { prompt_tokens, .. }) = (&measured.generation, &measured.input.source) {
+        GenerationStats::of(samples, *prompt_tokens).fill(row);
     }
     row.details = (!measured.input.details.is_empty())
         .then(|| serde_json::to_string(&measured.input.details).unwrap_or_default());

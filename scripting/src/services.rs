@@ -10,7 +10,8 @@ use webaccel_browser_runtime::{
     default_ort_dir, BrowserPool, InputMetadata, LoadRequest, PageSettings, Platform, PooledBrowser,
 };
 use webaccel_ipfs::Resolver;
-use webaccel_models::{Catalog, ModelsDir, TextTokenizer};
+use webaccel_models::generation::LmTokenizer;
+use webaccel_models::{Catalog, GenerationProcessing, ModelsDir, TextTokenizer};
 use webaccel_native_runtime::{NativeRuntime, NativeSession};
 use webaccel_results::{AccuracyUpdate, EnvironmentRecord, Frame, ResultStore, RunRecord};
 
@@ -71,6 +72,7 @@ pub struct Services {
     config: Config,
     store: Mutex<Option<ResultStore>>,
     tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
+    lm_tokenizers: Mutex<HashMap<String, Arc<LmTokenizer>>>,
     /// Environments already stored by this process.
     environments: Mutex<HashSet<String>>,
     /// Reference outputs (fp32 on wasm) by reference file and input digest: accuracy needs
@@ -101,6 +103,7 @@ impl Services {
             models: ModelsDir::new(config.models_dir.clone()),
             store: Mutex::new(None),
             tokenizers: Mutex::new(HashMap::new()),
+            lm_tokenizers: Mutex::new(HashMap::new()),
             environments: Mutex::new(HashSet::new()),
             references: Mutex::new(HashMap::new()),
             progress: Mutex::new(None),
@@ -273,6 +276,20 @@ impl Services {
         }
         let t = Arc::new(TextTokenizer::load(path)?);
         cache.insert(path.to_path_buf(), t.clone());
+        Ok(t)
+    }
+
+    /// A generation model's tokenizer and settings (its sidecars, checked by sha256 once).
+    pub(crate) fn lm_tokenizer(&self, model: &str, p: &GenerationProcessing) -> Result<Arc<LmTokenizer>, ApiError> {
+        let mut cache = lock(&self.lm_tokenizers);
+        if let Some(t) = cache.get(model) {
+            return Ok(t.clone());
+        }
+        let spec = self.catalog.resolve(model)?;
+        let tokenizer = self.catalog.locate_sidecar(&self.models, spec, &p.tokenizer)?;
+        let settings = self.catalog.locate_sidecar(&self.models, spec, &p.settings)?;
+        let t = Arc::new(LmTokenizer::load(&tokenizer, &settings)?);
+        cache.insert(model.to_string(), t.clone());
         Ok(t)
     }
 

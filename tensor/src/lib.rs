@@ -7,11 +7,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod generation;
+pub use generation::{Generation, GenerationSample, Sampling};
+
 /// A tensor that is not what its use needs.
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
     #[error("tensor {name} is {dtype:?}, expected a float type")]
     NotFloat { name: String, dtype: DType },
+    #[error("tensor {name} is {dtype:?}, expected int64")]
+    NotInt64 { name: String, dtype: DType },
     #[error("tensor {name} has {bytes} bytes but dims {dims:?} of {dtype:?} need {expected}")]
     Length { name: String, bytes: usize, dims: Vec<usize>, dtype: DType, expected: String },
 }
@@ -94,6 +99,14 @@ impl Tensor {
                 Ok(self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
             }
             dtype => Err(TensorError::NotFloat { name: self.name.clone(), dtype }),
+        }
+    }
+
+    /// The values of an int64 tensor (token ids); other types are an error.
+    pub fn to_i64(&self) -> Result<Vec<i64>, TensorError> {
+        match self.dtype {
+            DType::Int64 => Ok(self.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
+            dtype => Err(TensorError::NotInt64 { name: self.name.clone(), dtype }),
         }
     }
 

@@ -1,0 +1,333 @@
+"""A llama-architecture GGUF (SmolLM2) written out as an ONNX decoder with a KV cache, in standard
+opset-17 ops, plus the tokenizer and generation settings its GGUF metadata carries.
+
+The graph has the transformers.js / optimum layout, so any ONNX text-generation runner can use it:
+
+    inputs   input_ids, attention_mask, position_ids        int64 [batch, sequence] / [batch, total]
+             past_key_values.{i}.key / .value               float32 [batch, kv_heads, past, head_dim]
+    outputs  logits                                         float32 [batch, sequence, vocab]
+             present.{i}.key / .value                       float32 [batch, kv_heads, total, head_dim]
+
+Two weight encodings:
+- "fp32": every tensor dequantized with the GGUF's own block formats (Q4_1 layers, Q8_0 embedding);
+- "q4": the Q4_1 blocks kept exactly, as com.microsoft MatMulNBits (4 bits, block 32). Q4_1
+  stores w = d*q + m per block; MatMulNBits computes (q - 8)*d, and the rest, (8d + m) per
+  block, is added as that constant times the block's sum of inputs (see `linear`). Nothing is
+  re-quantized: onnxruntime's own quantizers broke this model's logits when tried (MODELS.md).
+The embedding table is the Q8_0 one dequantized, shared by the input Gather and the tied output
+projection (a Gemm with transB), so both files hold it once.
+
+llama.cpp's converter permutes the rows of attn_q/attn_k so that its adjacent-pair RoPE works;
+they are permuted back here, so the graph uses the rotate-half RoPE of the original model (and
+its KV cache holds the original model's keys). tests/test_generation.py checks both files
+against a numpy forward pass over the GGUF's weights as stored, with adjacent-pair RoPE.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+Q4_1_BLOCK = 32
+Q4_1_BYTES = 20  # f16 d, f16 m, 16 bytes of nibbles (low nibbles: elements 0-15, high: 16-31)
+
+
+class Gguf:
+    """The parts of a GGUF file the conversion reads: metadata values and tensors by name."""
+
+    def __init__(self, path: Path):
+        import gguf
+
+        self.reader = gguf.GGUFReader(str(path))
+        self.tensors = {t.name: t for t in self.reader.tensors}
+
+    def value(self, key: str):
+        return self.reader.fields[key].contents()
+
+    def dequantized(self, name: str) -> np.ndarray:
+        import gguf
+
+        t = self.tensors[name]
+        return np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+
+    def q4_1_blocks(self, name: str):
+        """(d, m, codes) of a Q4_1 matrix with rows = output features: d and m [rows, blocks]
+        float32, codes [rows, blocks, 32] uint8 in element order."""
+        import gguf
+
+        t = self.tensors[name]
+        if t.tensor_type != gguf.GGMLQuantizationType.Q4_1:
+            raise ValueError(f"{name} is {t.tensor_type.name}, not Q4_1")
+        rows = int(t.shape[1])
+        raw = np.asarray(t.data).reshape(rows, -1, Q4_1_BYTES)
+        d = raw[:, :, 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        m = raw[:, :, 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+        nibbles = raw[:, :, 4:]
+        codes = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=2)
+        return d, m, codes
+
+
+class Config:
+    def __init__(self, g: Gguf):
+        arch = g.value("general.architecture")
+        if arch != "llama":
+            raise ValueError(f"the GGUF's architecture is {arch!r}; this converter writes llama graphs")
+        self.layers = int(g.value("llama.block_count"))
+        self.hidden = int(g.value("llama.embedding_length"))
+        self.heads = int(g.value("llama.attention.head_count"))
+        self.kv_heads = int(g.value("llama.attention.head_count_kv"))
+        self.head_dim = self.hidden // self.heads
+        self.eps = float(g.value("llama.attention.layer_norm_rms_epsilon"))
+        self.rope_theta = float(g.value("llama.rope.freq_base"))
+        self.vocab = int(g.value("llama.vocab_size"))
+        self.context = int(g.value("llama.context_length"))
+        if int(g.value("llama.rope.dimension_count")) != self.head_dim:
+            raise ValueError("partial RoPE is not supported")
+        if "output.weight" in g.tensors:
+            raise ValueError("the GGUF has an untied output.weight; this converter writes tied embeddings")
+
+
+def unpermute_rows(rows: np.ndarray, heads: int) -> np.ndarray:
+    """Undoes llama.cpp's q/k row permutation (HF rotate-half order -> adjacent pairs), on any
+    per-row array (weights, block scales, codes): rows are whole output features."""
+    n = rows.shape[0]
+    half = n // heads // 2
+    return rows.reshape(heads, half, 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
+
+
+class Graph:
+    """A small builder over onnx.helper: named nodes, initializers, constants."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.count = [], [], 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def op(self, op_type: str, inputs: list[str], hint: str, outputs: int = 1, domain: str = "", **attrs):
+        from onnx import helper
+
+        names = [self.name(f"{hint}/{op_type}") for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.name(hint), domain=domain, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def init(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        # (np.ascontiguousarray would turn a scalar into shape [1].)
+        self.inits.append(numpy_helper.from_array(np.array(array, order="C", copy=True), name))
+        return name
+
+    def const(self, value, dtype=np.int64) -> str:
+        return self.init(self.name("const"), np.array(value, dtype=dtype))
+
+
+def linear(g: Graph, x: str, weights: Gguf, name: str, bits: str, permute_heads: int | None, hint: str) -> str:
+    """x [B,S,K] times the GGUF matrix `name` (rows = output features) -> [B,S,N]."""
+    if bits == "fp32":
+        w = weights.dequantized(name)
+        if permute_heads:
+            w = unpermute_rows(w, permute_heads)
+        return g.op("MatMul", [x, g.init(name, w.T)], hint)
+    d, m, codes = weights.q4_1_blocks(name)
+    if permute_heads:
+        d, m, codes = (unpermute_rows(a, permute_heads) for a in (d, m, codes))
+    rows, blocks, _ = codes.shape
+    packed = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)  # low nibble first along K
+    main = g.op(
+        "MatMulNBits",
+        [x, g.init(name, packed), g.init(f"{name}.scales", d.reshape(rows * blocks))],
+        hint,
+        domain="com.microsoft",
+        K=blocks * Q4_1_BLOCK,
+        N=rows,
+        bits=4,
+        block_size=Q4_1_BLOCK,
+    )
+    # Without zero points MatMulNBits computes (q - 8)·d, its symmetric default, which every
+    # execution provider implements (webgpu's kernel takes no float zero points). Q4_1's
+    # w = d·q + m is that plus a per-block constant c = 8·d + m, whose product with x is c times
+    # the block's sum of x: a [.., blocks] × [blocks, N] MatMul, 1/32 of the main one's work.
+    sums = g.op("ReduceSum", [g.op("Reshape", [x, g.const([0, 0, blocks, Q4_1_BLOCK])], hint), g.const([-1])], hint, keepdims=0)
+    correction = g.init(f"{name}.block_offsets", (8 * d + m).astype(np.float32).T)
+    return g.op("Add", [main, g.op("MatMul", [sums, correction], hint)], hint)
+
+
+def rms_norm(g: Graph, x: str, weight: str, eps: str, hint: str) -> str:
+    square = g.op("Mul", [x, x], hint)
+    mean = g.op("ReduceMean", [square], hint, axes=[-1], keepdims=1)
+    inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean, eps], hint)], hint)], hint)
+    return g.op("Mul", [g.op("Mul", [x, inv], hint), weight], hint)
+
+
+def rotate(g: Graph, x: str, cos: str, sin: str, half: int, hint: str) -> str:
+    """Rotate-half RoPE: x*cos + concat(-x2, x1)*sin, x [B,H,S,D]. The halves are Slices: ORT-web's
+    webgpu Split without split sizes gave halves its binary ops then refused."""
+    axis = g.const([-1])
+    x1 = g.op("Slice", [x, g.const([0]), g.const([half]), axis], hint)
+    x2 = g.op("Slice", [x, g.const([half]), g.const([2 * half]), axis], hint)
+    turned = g.op("Concat", [g.op("Neg", [x2], hint), x1], hint, axis=-1)
+    return g.op("Add", [g.op("Mul", [x, cos], hint), g.op("Mul", [turned, sin], hint)], hint)
+
+
+def build(gguf_path: Path, bits: str):
+    """The ONNX model for `bits` ("fp32" or "q4")."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = Gguf(gguf_path)
+    c = Config(weights)
+    g = Graph()
+    dims = ["batch", "sequence"]
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, dims),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total_sequence"]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, dims),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence", c.vocab])]
+    for i in range(c.layers):
+        for kind in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(
+                f"past_key_values.{i}.{kind}", TensorProto.FLOAT, ["batch", c.kv_heads, "past_sequence", c.head_dim]))
+            outputs.append(helper.make_tensor_value_info(
+                f"present.{i}.{kind}", TensorProto.FLOAT, ["batch", c.kv_heads, "total_sequence", c.head_dim]))
+
+    embedding = g.init("token_embd.weight", weights.dequantized("token_embd.weight"))
+    eps = g.const(c.eps, np.float32)
+    x = g.op("Gather", [embedding, "input_ids"], "embed", axis=0)
+
+    # RoPE tables from position_ids: [B,1,S,D], shared by every layer.
+    inv_freq = 1.0 / (c.rope_theta ** (np.arange(0, c.head_dim, 2, dtype=np.float64) / c.head_dim))
+    positions = g.op("Unsqueeze", [g.op("Cast", ["position_ids"], "rope", to=TensorProto.FLOAT), g.const([-1])], "rope")
+    freqs = g.op("Mul", [positions, g.const(inv_freq.astype(np.float32), np.float32)], "rope")
+    angles = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], "rope", axis=-1), g.const([1])], "rope")
+    cos, sin = g.op("Cos", [angles], "rope"), g.op("Sin", [angles], "rope")
+
+    # The additive mask [B,1,S,T]: causal over absolute positions, and the attention mask's padding.
+    shape_ids = g.op("Shape", ["input_ids"], "mask")
+    batch = g.op("Gather", [shape_ids, g.const(0)], "mask", axis=0)
+    seq = g.op("Gather", [shape_ids, g.const(1)], "mask", axis=0)
+    total = g.op("Gather", [g.op("Shape", ["attention_mask"], "mask"), g.const(1)], "mask", axis=0)
+    past = g.op("Sub", [total, seq], "mask")
+    query_pos = g.op("Unsqueeze", [g.op("Range", [past, total, g.const(1)], "mask"), g.const([1])], "mask")
+    key_pos = g.op("Unsqueeze", [g.op("Range", [g.const(0), total, g.const(1)], "mask"), g.const([0])], "mask")
+    causal = g.op("LessOrEqual", [key_pos, query_pos], "mask")
+    kept = g.op("Unsqueeze", [g.op("Equal", ["attention_mask", g.const(1)], "mask"), g.const([1, 2])], "mask")
+    allowed = g.op("And", [causal, kept], "mask")
+    bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(np.finfo(np.float32).min, np.float32)], "mask")
+
+    group = c.heads // c.kv_heads
+    q_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
+                              g.const([c.heads, c.head_dim])], "shape", axis=0)
+    kv_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
+                               g.const([c.kv_heads, c.head_dim])], "shape", axis=0)
+    out_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
+                                g.const([c.hidden])], "shape", axis=0)
+    # [B, kv, T, D] -> [B, kv*group, T, D] without copying per head in the graph's weights.
+    t_dim = g.op("Unsqueeze", [total, g.const([0])], "shape")
+    b_dim = g.op("Unsqueeze", [batch, g.const([0])], "shape")
+    expand_shape = g.op("Concat", [b_dim, g.const([c.kv_heads, group]), t_dim, g.const([c.head_dim])], "shape", axis=0)
+    heads_shape = g.op("Concat", [b_dim, g.const([c.heads]), t_dim, g.const([c.head_dim])], "shape", axis=0)
+    scale = g.const(1.0 / np.sqrt(c.head_dim), np.float32)
+
+    for i in range(c.layers):
+        h = f"layer{i}"
+        normed = rms_norm(g, x, g.init(f"blk.{i}.attn_norm.weight", weights.dequantized(f"blk.{i}.attn_norm.weight")), eps, h)
+        q = linear(g, normed, weights, f"blk.{i}.attn_q.weight", bits, c.heads, h)
+        k = linear(g, normed, weights, f"blk.{i}.attn_k.weight", bits, c.kv_heads, h)
+        v = linear(g, normed, weights, f"blk.{i}.attn_v.weight", bits, None, h)
+        q = g.op("Transpose", [g.op("Reshape", [q, q_shape], h)], h, perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [g.op("Reshape", [k, kv_shape], h)], h, perm=[0, 2, 1, 3])
+        v = g.op("Transpose", [g.op("Reshape", [v, kv_shape], h)], h, perm=[0, 2, 1, 3])
+        q, k = rotate(g, q, cos, sin, c.head_dim // 2, h), rotate(g, k, cos, sin, c.head_dim // 2, h)
+        keys = g.op("Concat", [f"past_key_values.{i}.key", k], h, axis=2)
+        values = g.op("Concat", [f"past_key_values.{i}.value", v], h, axis=2)
+        g.nodes.append(helper.make_node("Identity", [keys], [f"present.{i}.key"], name=f"{h}/present_key"))
+        g.nodes.append(helper.make_node("Identity", [values], [f"present.{i}.value"], name=f"{h}/present_value"))
+
+        def widen(t):
+            wide = g.op("Expand", [g.op("Unsqueeze", [t, g.const([2])], h), expand_shape], h)
+            return g.op("Reshape", [wide, heads_shape], h)
+
+        scores = g.op("MatMul", [g.op("Mul", [q, scale], h), g.op("Transpose", [widen(keys)], h, perm=[0, 1, 3, 2])], h)
+        probs = g.op("Softmax", [g.op("Add", [scores, bias], h)], h, axis=-1)
+        context = g.op("Transpose", [g.op("MatMul", [probs, widen(values)], h)], h, perm=[0, 2, 1, 3])
+        attn = linear(g, g.op("Reshape", [context, out_shape], h), weights, f"blk.{i}.attn_output.weight", bits, None, h)
+        x = g.op("Add", [x, attn], h)
+
+        normed = rms_norm(g, x, g.init(f"blk.{i}.ffn_norm.weight", weights.dequantized(f"blk.{i}.ffn_norm.weight")), eps, h)
+        gate = linear(g, normed, weights, f"blk.{i}.ffn_gate.weight", bits, None, h)
+        up = linear(g, normed, weights, f"blk.{i}.ffn_up.weight", bits, None, h)
+        silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], h)], h)
+        x = g.op("Add", [x, linear(g, g.op("Mul", [silu, up], h), weights, f"blk.{i}.ffn_down.weight", bits, None, h)], h)
+
+    x = rms_norm(g, x, g.init("output_norm.weight", weights.dequantized("output_norm.weight")), eps, "head")
+    flat = g.op("Reshape", [x, g.const([-1, c.hidden])], "head")
+    logits = g.op("Gemm", [flat, embedding], "head", transB=1)
+    logits_shape = g.op("Concat", [b_dim, g.op("Unsqueeze", [seq, g.const([0])], "head"), g.const([c.vocab])], "head", axis=0)
+    g.nodes.append(helper.make_node("Reshape", [logits, logits_shape], ["logits"], name="head/logits"))
+
+    graph = helper.make_graph(g.nodes, "llama", inputs, outputs, g.inits)
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if bits == "q4" else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="webaccel scripts/llama_gguf.py")
+    model.ir_version = 8
+    return model
+
+
+def write_model(gguf_path: Path, bits: str, dst: Path) -> None:
+    import onnx
+
+    onnx.save_model(build(gguf_path, bits), str(dst))
+
+
+def tokenizer_json(gguf_path: Path) -> dict:
+    """A Hugging Face tokenizers file for the GGUF's byte-level BPE ("gpt2" model, "smollm"
+    pre-tokenizer: digits one by one, then GPT-2's byte-level split)."""
+    g = Gguf(gguf_path)
+    if g.value("tokenizer.ggml.model") != "gpt2":
+        raise ValueError(f"the GGUF's tokenizer is {g.value('tokenizer.ggml.model')!r}, not byte-level BPE")
+    pre = g.value("tokenizer.ggml.pre")
+    if pre != "smollm":
+        raise ValueError(f"the GGUF's pre-tokenizer is {pre!r}; only smollm's is written here")
+    tokens = list(g.value("tokenizer.ggml.tokens"))
+    types = list(g.value("tokenizer.ggml.token_type"))
+    merges = list(g.value("tokenizer.ggml.merges"))
+    control = 3  # llama.cpp's token type for control (special) tokens
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [
+            {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+            for i, (t, kind) in enumerate(zip(tokens, types)) if kind == control
+        ],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        ]},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": {t: i for i, t in enumerate(tokens)}, "merges": [m.split(" ", 1) for m in merges]},
+    }
+
+
+def generation_json(gguf_path: Path) -> dict:
+    """What a generator needs besides the graph: the chat template, special ids, the graph's
+    shapes for an empty KV cache, the context limit."""
+    g = Gguf(gguf_path)
+    c = Config(g)
+    fields = g.reader.fields
+    return {
+        "chat_template": g.value("tokenizer.chat_template") if "tokenizer.chat_template" in fields else None,
+        "bos_token_id": int(g.value("tokenizer.ggml.bos_token_id")),
+        "eos_token_id": int(g.value("tokenizer.ggml.eos_token_id")),
+        "add_bos_token": bool(g.value("tokenizer.ggml.add_bos_token")),
+        "layers": c.layers,
+        "kv_heads": c.kv_heads,
+        "head_dim": c.head_dim,
+        "vocab": c.vocab,
+        "context_length": c.context,
+    }
