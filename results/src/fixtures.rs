@@ -65,5 +65,6 @@ pub(crate) fn record(id: &str, status: RunStatus) -> RunRecord {
         nodes_on_ep: Some(96),
         details: Some(r#"{"batch":"4 sentences"}"#.into()),
         model_fetch_ms: Some(12.0),
+        ..RunRecord::default()
     }
 }

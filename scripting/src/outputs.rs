@@ -261,8 +261,8 @@ mod tests {
         let reference = Output::Classes { probabilities: vec![vec![0.8, 0.2], vec![0.7, 0.3]], labels, single: false };
         let a = agreement(&got, &reference).unwrap();
         assert_eq!(a.top1, Some(0.5));
-        assert!((a.max_abs_error - 0.3).abs() < 1e-6, "{a:?}");
-        assert!(a.cosine < 1.0 && a.cosine > 0.8);
+        assert!((a.max_abs_error.unwrap() - 0.3).abs() < 1e-6, "{a:?}");
+        assert!(a.cosine.is_some_and(|c| c < 1.0 && c > 0.8) && a.tokens.is_none());
     }
 
     #[test]
@@ -281,6 +281,14 @@ mod tests {
     }
 
     #[test]
+    fn generations_agree_by_tokens_not_by_cosine() {
+        let g = |tokens: Vec<i64>| Output::Generated(Generated { text: String::new(), tokens });
+        let a = agreement(&g(vec![5, 6, 7, 8]), &g(vec![5, 6, 9, 8])).unwrap();
+        assert_eq!((a.tokens, a.cosine, a.max_abs_error, a.top1), (Some((2, 0.75)), None, None, None));
+        assert_eq!(agreement(&g(vec![1, 2]), &g(vec![1, 2])).unwrap().tokens, Some((2, 1.0)));
+    }
+
+    #[test]
     fn agreement_of_frames_and_embeddings() {
         let a = agreement(&Output::Frames(vec![0.1, 0.7, 0.49]), &Output::Frames(vec![0.2, 0.6, 0.51])).unwrap();
         assert_eq!(a.top1, Some(2.0 / 3.0));
@@ -290,9 +298,12 @@ mod tests {
             &e(vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.9, 0.1]]),
         )
         .unwrap();
-        assert!((same.cosine - 1.0).abs() < 1e-6 && same.max_abs_error == 0.0 && same.top1 == Some(1.0), "{same:?}");
+        assert!(
+            (same.cosine.unwrap() - 1.0).abs() < 1e-6 && same.max_abs_error == Some(0.0) && same.top1 == Some(1.0),
+            "{same:?}"
+        );
         let one = agreement(&e(vec![vec![1.0, 0.0]]), &e(vec![vec![0.0, 1.0]])).unwrap();
-        assert_eq!((one.cosine, one.top1), (0.0, None));
+        assert_eq!((one.cosine, one.top1), (Some(0.0), None));
         assert!(
             agreement(&e(vec![vec![1.0]]), &Output::Frames(vec![0.1, 0.2])).is_none(),
             "mismatched shapes do not compare"

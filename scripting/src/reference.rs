@@ -123,6 +123,10 @@ fn against(
         digest.update(format!("{:?}{:?}", t.dtype, t.dims).as_bytes());
         digest.update(&t.data);
     }
+    // A generation's input is its prompt and decoding, not tensors.
+    if let Some(g) = &measured.input.generation {
+        digest.update(serde_json::to_vec(g).unwrap_or_default());
+    }
     let key = hex::encode(digest.finalize());
     let reference_output = match services.reference_output(&key) {
         Some(cached) => cached,

@@ -24,7 +24,8 @@ pub struct Generation {
     pub sampling: Option<Sampling>,
 }
 
-/// Seeded sampling: the `top_k` highest logits (0: all) at `temperature`.
+/// Seeded sampling: the `top_k` highest logits (0: all) at `temperature`, walked in id order
+/// against one draw.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sampling {
@@ -101,13 +102,14 @@ pub fn choose(logits: &[f32], sampling: Option<&Sampling>, rng: &mut Mulberry32)
         best as i64
     };
     let Some(s) = sampling.filter(|s| s.temperature > 0.0) else { return greedy() };
-    // Highest logits first, ties by id, as the page sorts them.
+    // The top_k highest logits (ties by id), then walked in id order, as the page walks them.
     let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    if s.top_k > 0 {
+    if s.top_k > 0 && s.top_k < logits.len() {
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
         order.truncate(s.top_k);
+        order.sort_unstable();
     }
-    let top = f64::from(logits[order[0]]);
+    let top = order.iter().map(|&i| f64::from(logits[i])).fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = order.iter().map(|&i| ((f64::from(logits[i]) - top) / s.temperature).exp()).collect();
     let total: f64 = weights.iter().sum();
     let mut draw = rng.next_f64() * total;
