@@ -213,3 +213,20 @@ def test_compare_over_generation_in_firefox_gives_ttft_and_decode_rates_per_cell
     con = duckdb.connect(str(db_path), read_only=True)
     samples = con.execute("select len(ttfts_ms), len(decode_rates) from runs where status = 'ok'").fetchall()
     assert samples and all(s == (3, 3) for s in samples), samples
+
+
+def test_bad_generation_requests_say_what_to_do(run_script):
+    """Errors before anything runs: generation options on a model that does not generate, a
+    prompt that is not a string, a prompt past the context, and sampling options out of range."""
+    cases = {
+        'accelerate("all-minilm-l6-v2", "hi", #{max_new_tokens: 4})': "applies only to text-generation models",
+        f'accelerate("{MODEL}", ["a", "b"], #{{platform: "native"}})': "must be a prompt (a string)",
+        f'accelerate("{MODEL}", {json.dumps("word " * 9000)}, #{{platform: "native", chat: false}})': "past the model's context of 8192",
+        f'accelerate("{MODEL}", "hi", #{{temperature: -1}})': "between 0 and 100",
+        f'accelerate("{MODEL}", "hi", #{{max_new_tokens: 0}})': "between 1 and 4096",
+    }
+    code = "\n".join(f"try {{ {call}; print(\"no error\"); }} catch (e) {{ print(`${{e}}`); }}" for call in cases)
+    out = run_script(code).stdout.strip().splitlines()
+    assert len(out) == len(cases), out
+    for (call, expected), line in zip(cases.items(), out):
+        assert expected in line, (call, line)

@@ -63,10 +63,10 @@ pub fn prepare(
     generate: &GenerateOptions,
 ) -> Result<ModelInput, ApiError> {
     if generate.given && !matches!(processing, Processing::Generation(_)) {
-        return Err(ApiError::BadInput {
-            model: model.to_string(),
-            expected: "no generation options (max_new_tokens, chat, temperature, top_k, seed): it does not generate text"
-                .into(),
+        return Err(ApiError::BadOption {
+            function: "accelerate",
+            key: crate::generation::KEYS.join("/"),
+            problem: format!("applies only to text-generation models, and {model} does not generate text"),
         });
     }
     match processing {
