@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from onnx_graph import Graph
+
 Q4_1_BLOCK = 32
 Q4_1_BYTES = 20  # f16 d, f16 m, 16 bytes of nibbles (low nibbles: elements 0-15, high: 16-31)
 
@@ -92,34 +94,6 @@ def unpermute_rows(rows: np.ndarray, heads: int) -> np.ndarray:
     n = rows.shape[0]
     half = n // heads // 2
     return rows.reshape(heads, half, 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
-
-
-class Graph:
-    """A small builder over onnx.helper: named nodes, initializers, constants."""
-
-    def __init__(self):
-        self.nodes, self.inits, self.count = [], [], 0
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def op(self, op_type: str, inputs: list[str], hint: str, outputs: int = 1, domain: str = "", **attrs):
-        from onnx import helper
-
-        names = [self.name(f"{hint}/{op_type}") for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.name(hint), domain=domain, **attrs))
-        return names[0] if outputs == 1 else names
-
-    def init(self, name: str, array: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        # (np.ascontiguousarray would turn a scalar into shape [1].)
-        self.inits.append(numpy_helper.from_array(np.array(array, order="C", copy=True), name))
-        return name
-
-    def const(self, value, dtype=np.int64) -> str:
-        return self.init(self.name("const"), np.array(value, dtype=dtype))
 
 
 def linear(g: Graph, x: str, weights: Gguf, name: str, bits: str, permute_heads: int | None, hint: str) -> str:

@@ -90,6 +90,34 @@ def gguf_llama(bits: str):
     return convert
 
 
+def whisper(graph: str, bits: str):
+    """One of a CTranslate2 Whisper's graphs (scripts/whisper_ct2.py); fp16 through onnxruntime's
+    own converter, float32 at the graph's edges (the caches and features stay float32)."""
+
+    def convert(src: Path, dst: Path) -> None:
+        import whisper_ct2
+
+        model = getattr(whisper_ct2, f"build_{graph}")(src)
+        if bits == "fp16":
+            from onnxruntime.transformers.onnx_model import OnnxModel
+
+            wrapped = OnnxModel(model)
+            wrapped.convert_float_to_float16(keep_io_types=True)
+            wrapped.save_model_to_file(str(dst))
+        else:
+            import onnx
+
+            onnx.save_model(model, str(dst))
+
+    return convert
+
+
+def whisper_settings(src: Path, dst: Path) -> None:
+    import whisper_ct2
+
+    dst.write_text(json.dumps(whisper_ct2.settings_json(src), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
 def gguf_json(make):
     """A sidecar file of a GGUF's metadata (tokenizer, generation settings), as stable JSON."""
 
@@ -115,12 +143,18 @@ METHODS = {
     # blocks as MatMulNBits (never re-quantized).
     "gguf-llama-fp32": (gguf_llama("fp32"), False),
     "gguf-llama-q4": (gguf_llama("q4"), True),
+    # A CTranslate2 Whisper written out as ONNX (scripts/whisper_ct2.py): encoder and decoder.
+    "ct2-whisper-encoder-fp32": (whisper("encoder", "fp32"), False),
+    "ct2-whisper-decoder-fp32": (whisper("decoder", "fp32"), False),
+    "ct2-whisper-encoder-fp16": (whisper("encoder", "fp16"), False),
+    "ct2-whisper-decoder-fp16": (whisper("decoder", "fp16"), False),
 }
 
 # Sidecar files a generation model's processing names, made from its `source` (suffix .json).
 SIDECARS = {
     "gguf-tokenizer": gguf_json("tokenizer_json"),
     "gguf-settings": gguf_json("generation_json"),
+    "ct2-whisper-settings": whisper_settings,
 }
 
 
@@ -205,15 +239,18 @@ def jobs(catalog: dict):
     """Every file to derive: (model, method, the precision it is made from or None for the
     model's source, pinned sha256, manifest entry, (converter, quantizes), suffix)."""
     for model in catalog["models"]:
-        for f in model["files"]:
+        # A speech model's encoder graphs are derived like its (decoder) files.
+        for f in model["files"] + model.get("encoder_files", []):
             derive = f.get("derive")
             if derive:
                 entry = {"model": model["name"], "precision": f["precision"], "method": derive["method"], "mixed": f["mixed"]}
                 yield model, derive["method"], derive.get("from"), f.get("sha256"), entry, METHODS[derive["method"]], ".onnx"
         processing = model.get("processing", {})
-        if processing.get("kind") == "generation":
+        if processing.get("kind") in ("generation", "speech"):
             for role in ("tokenizer", "settings"):
                 side = processing[role]
+                if "method" not in side:
+                    continue  # a packaged file, fetched as it is
                 entry = {"model": model["name"], "sidecar": role, "method": side["method"]}
                 yield model, side["method"], None, side.get("sha256"), entry, (SIDECARS[side["method"]], None), ".json"
 

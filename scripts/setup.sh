@@ -13,6 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 APT_PACKAGES=(chromium firefox-esr mesa-vulkan-drivers fonts-dejavu-core)
 # The fleet tests' Selenium Grid: Java for the server, and the ChromeDriver matching Chromium.
 APT_PACKAGES+=(openjdk-17-jre-headless chromium-driver)
+# The speech tests' clips: spoken by espeak-ng, resampled to 16 kHz by sox.
+APT_PACKAGES+=(espeak-ng sox)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

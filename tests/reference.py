@@ -62,6 +62,12 @@ def model_path(name: str, precision: int | None = None, mixed: bool | None = Non
     return packaged_path(f)
 
 
+def encoder_path(name: str, precision: int) -> Path:
+    """An encoder-decoder model's encoder graph at `precision` (derived by preparation)."""
+    f = next(f for f in spec(name)["encoder_files"] if f["precision"] == precision)
+    return models_dir() / "derived" / name / f"{f['derive']['method']}.onnx"
+
+
 @lru_cache(maxsize=None)
 def _session(path: str, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()

@@ -137,8 +137,11 @@ pub struct RunOptions {
     pub fetches: Vec<String>,
     /// Run step by step over a sequence, carrying state (one timed run is the whole sequence).
     pub sequence: Option<Sequence>,
-    /// Generate from a prompt (one timed run is one whole generation; the inputs are unused).
+    /// Generate from a prompt (one timed run is one whole generation; the inputs are unused
+    /// but for an encoder's).
     pub generation: Option<Generation>,
+    /// For an encoder-decoder generation: the key of the encoder's session, loaded in this page.
+    pub encoder: Option<String>,
     /// The page refuses or stops a call that cannot finish within this; the host waits a
     /// little longer before it gives the browser up as hung.
     pub limit: Duration,
@@ -155,6 +158,7 @@ impl RunOptions {
             fetches: Vec::new(),
             sequence: None,
             generation: None,
+            encoder: None,
             limit: RUN_LIMIT,
         }
     }
@@ -495,6 +499,7 @@ impl BrowserSession {
             "fetches": (!options.fetches.is_empty()).then_some(&options.fetches),
             "sequence": options.sequence,
             "generation": options.generation,
+            "encoder": options.encoder,
             "limitMs": options.limit.as_secs_f64() * 1000.0,
         });
         let during = "running the model";

@@ -467,45 +467,83 @@ function choose(logits, offset, vocab, sampling, draw) {
 
 const ids = (ort, values, dims) => new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
 
+// Sets the suppressed ids' logits to -Infinity before the index-th generated token is chosen,
+// as webaccel_tensor's Generation::mask_suppressed does.
+function maskSuppressed(logits, offset, { suppress, suppressFirst }, index) {
+  for (const id of suppress ?? []) logits[offset + id] = -Infinity;
+  if (index === 0) for (const id of suppressFirst ?? []) logits[offset + id] = -Infinity;
+}
+
 // One whole generation as one inference: the prompt's forward pass (prefill), then a token at a
 // time, the KV cache (present.* -> past_key_values.*) kept in the session's outputs between
-// steps: in GPU buffers when the session was loaded with gpuOutputs. Each call records its
-// times in `samples`; its result is the generated ids [1, N].
-function generator(ort, session, { prompt, maxNewTokens, stop, layers, kvHeads, headDim, sampling }) {
-  const samples = [];
+// steps: in GPU buffers when the session was loaded with gpuOutputs. `extra` (an encoder's
+// outputs) is fed to every step. Returns the sample (tokens and times from its start).
+async function generateOnce(ort, session, generation, extra) {
+  const { prompt, maxNewTokens, stop, layers, kvHeads, headDim, sampling } = generation;
   const carried = (out) => Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat().map((n) => out[n]);
-  const generate = async () => {
-    const draw = mulberry32(sampling?.seed ?? 0);
-    const feeds = { input_ids: ids(ort, prompt, [1, prompt.length]), attention_mask: ids(ort, prompt.map(() => 1), [1, prompt.length]), position_ids: ids(ort, prompt.map((_, i) => i), [1, prompt.length]) };
+  const draw = mulberry32(sampling?.seed ?? 0);
+  const feeds = { ...extra, input_ids: ids(ort, prompt, [1, prompt.length]), attention_mask: ids(ort, prompt.map(() => 1), [1, prompt.length]), position_ids: ids(ort, prompt.map((_, i) => i), [1, prompt.length]) };
+  for (let i = 0; i < layers; i++) {
+    for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+  }
+  const t0 = performance.now();
+  let out = await session.run(feeds, undefined, RUN_OPTIONS);
+  const prefillMs = performance.now() - t0;
+  const tokens = [];
+  const tokenAtMs = [];
+  let total = prompt.length;
+  for (;;) {
+    const [, steps, vocab] = out.logits.dims;
+    const offset = (steps - 1) * vocab;
+    maskSuppressed(out.logits.data, offset, generation, tokens.length);
+    const token = choose(out.logits.data, offset, vocab, sampling, draw);
+    tokens.push(token);
+    tokenAtMs.push(performance.now() - t0);
+    if (stop.includes(token) || tokens.length >= maxNewTokens) break;
+    const next = { ...extra, input_ids: ids(ort, [token], [1, 1]), attention_mask: ids(ort, new Array(total + 1).fill(1), [1, total + 1]), position_ids: ids(ort, [total], [1, 1]) };
     for (let i = 0; i < layers; i++) {
-      for (const kind of ['key', 'value']) feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+      next[`past_key_values.${i}.key`] = out[`present.${i}.key`];
+      next[`past_key_values.${i}.value`] = out[`present.${i}.value`];
     }
-    const t0 = performance.now();
-    let out = await session.run(feeds, undefined, RUN_OPTIONS);
-    const prefillMs = performance.now() - t0;
-    const tokens = [];
-    const tokenAtMs = [];
-    let total = prompt.length;
-    for (;;) {
-      const [, steps, vocab] = out.logits.dims;
-      const token = choose(out.logits.data, (steps - 1) * vocab, vocab, sampling, draw);
-      tokens.push(token);
-      tokenAtMs.push(performance.now() - t0);
-      if (stop.includes(token) || tokens.length >= maxNewTokens) break;
-      const next = { input_ids: ids(ort, [token], [1, 1]), attention_mask: ids(ort, new Array(total + 1).fill(1), [1, total + 1]), position_ids: ids(ort, [total], [1, 1]) };
-      for (let i = 0; i < layers; i++) {
-        next[`past_key_values.${i}.key`] = out[`present.${i}.key`];
-        next[`past_key_values.${i}.value`] = out[`present.${i}.value`];
+    const previous = out;
+    out = await session.run(next, undefined, RUN_OPTIONS);
+    // The cache just consumed is garbage now; GPU buffers are not collected on their own.
+    for (const t of carried(previous)) t.dispose?.();
+    total += 1;
+  }
+  for (const t of carried(out)) t.dispose?.();
+  return { tokens, prefillMs, tokenAtMs, encoderMs: null };
+}
+
+// A generation model's inference: one generation, or for an encoder-decoder model (`encoder`, a
+// loaded session) one per chunk of the encoder's input (its first dimension counts chunks), each
+// after the encoder's run on that chunk, whose outputs (kept on the GPU where the encoder was
+// loaded with gpuOutputs) feed every decoder step. Each call records its samples (one per chunk)
+// in `samples`; its result is all the generated ids [1, N].
+function generator(ort, session, generation, encoder, feeds) {
+  const samples = [];
+  const generate = async () => {
+    const made = [];
+    if (!encoder) {
+      made.push(await generateOnce(ort, session, generation, {}));
+    } else {
+      const name = generation.encoderInput;
+      const features = feeds[name];
+      if (!features) throw new Error(`the encoder's input ${name} is not among the inputs`);
+      const [chunks, ...rest] = features.dims;
+      const size = rest.reduce((a, b) => a * b, 1);
+      for (let c = 0; c < chunks; c++) {
+        const chunk = new ort.Tensor(features.type, features.data.subarray(c * size, (c + 1) * size), [1, ...rest]);
+        const t0 = performance.now();
+        const encoded = await encoder.session.run({ [name]: chunk }, undefined, RUN_OPTIONS);
+        const encoderMs = performance.now() - t0;
+        const sample = await generateOnce(ort, session, generation, encoded);
+        for (const t of Object.values(encoded)) t.dispose?.();
+        made.push({ ...sample, encoderMs });
       }
-      const previous = out;
-      out = await session.run(next, undefined, RUN_OPTIONS);
-      // The cache just consumed is garbage now; GPU buffers are not collected on their own.
-      for (const t of carried(previous)) t.dispose?.();
-      total += 1;
     }
-    for (const t of carried(out)) t.dispose?.();
-    samples.push({ tokens, prefillMs, tokenAtMs });
-    return { tokens: ids(ort, tokens, [1, tokens.length]) };
+    samples.push(made);
+    return { tokens: ids(ort, made.flatMap((s) => s.tokens), [1, made.reduce((n, s) => n + s.tokens.length, 0)]) };
   };
   generate.samples = samples;
   return generate;
@@ -521,12 +559,14 @@ function generator(ort, session, { prompt, maxNewTokens, stop, layers, kvHeads, 
 // The whole call must end within `limitMs`: once the warm-up shows what a run costs, a request
 // that cannot finish in time is refused with what it would need, and a call that overruns
 // anyway stops, instead of running on until the host gives the browser up as hung.
-async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence, generation, limitMs }, body) {
+async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMemoryMs, fetches, sequence, generation, encoder: encoderKey, limitMs }, body) {
   const entry = sessions.get(key);
   if (!entry) throw new Error(`model ${key} is not loaded in this page`);
   const { session, ort } = entry;
+  const encoder = encoderKey ? sessions.get(encoderKey) : null;
+  if (encoderKey && !encoder) throw new Error(`encoder ${encoderKey} is not loaded in this page`);
   const feeds = inputFeeds(ort, body, inputs);
-  const infer = generation ? generator(ort, session, generation) : inference(ort, session, feeds, fetches, sequence);
+  const infer = generation ? generator(ort, session, generation, encoder, feeds) : inference(ort, session, feeds, fetches, sequence);
   const started = performance.now();
   const limit = limitMs ?? Infinity;
   const overrun = (what) => {
@@ -587,7 +627,7 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
   }
   const memory = measureMemoryMs ? await measureMemory(measureMemoryMs) : null;
   // Session runs per inference: a sequence's steps; a generation's prefill and one per token after the first.
-  const steps = sequence ? feeds[sequence.over].dims[0] : generation ? infer.samples.at(-1).tokens.length : 1;
+  const steps = sequence ? feeds[sequence.over].dims[0] : generation ? infer.samples.at(-1).reduce((n, s) => n + s.tokens.length, 0) : 1;
   const opProfile = entry.profile ? await opTimes(session, runs, steps) : null;
   const result = {
     opProfile,
@@ -600,7 +640,7 @@ async function run({ key, inputs, warmup, warmupMs, runs, precompile, measureMem
     outputs,
     memory,
     // A generation's own times, for the timed runs (the last call's alone when none was timed).
-    generation: generation ? infer.samples.slice(-Math.max(runs, 1)) : null,
+    generation: generation ? infer.samples.slice(-Math.max(runs, 1)).flat() : null,
   };
   return { result, parts };
 }

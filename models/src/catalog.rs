@@ -164,6 +164,16 @@ pub struct GenerationProcessing {
     pub settings: Sidecar,
 }
 
+/// Speech to text (Whisper): log-mel features per 30 s chunk into the encoder, then a greedy
+/// generation on the decoder with the encoder's outputs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpeechProcessing {
+    /// The model's own tokenizers file (packaged beside its weights).
+    pub tokenizer: PackagedFile,
+    /// The prompt's special ids, suppressed ids, cache shape, front end (`crate::speech::Settings`).
+    pub settings: Sidecar,
+}
+
 /// Each family's pre- and post-processing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -172,6 +182,7 @@ pub enum Processing {
     Vision(VisionProcessing),
     Audio(AudioProcessing),
     Generation(GenerationProcessing),
+    Speech(SpeechProcessing),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +201,10 @@ pub struct ModelSpec {
     pub symbolic_dims: Vec<String>,
     pub processing: Processing,
     pub files: Vec<ModelFile>,
+    /// An encoder-decoder model's encoder graphs, one per precision of `files` (which are then
+    /// the decoders).
+    #[serde(default)]
+    pub encoder_files: Vec<ModelFile>,
     /// The packaged file the variants without `from` (and any sidecars) are derived from.
     #[serde(default)]
     pub source: Option<PackagedFile>,
@@ -247,6 +262,12 @@ impl ModelSpec {
         }
     }
 
+    /// The encoder graph that goes with `decoder` (same precision and mixedness), for an
+    /// encoder-decoder model.
+    pub fn encoder_file(&self, decoder: &ModelFile) -> Option<&ModelFile> {
+        self.encoder_files.iter().find(|f| f.precision == decoder.precision && f.mixed == decoder.mixed)
+    }
+
     /// The precisions this model lists, e.g. "32, 16, 8".
     pub fn precisions(&self) -> String {
         let mut bits: Vec<u32> = self.files.iter().map(|f| f.precision).collect();
@@ -269,6 +290,7 @@ impl ModelSpec {
     pub fn tokenizer(&self) -> Option<&PackagedFile> {
         match &self.processing {
             Processing::Text(t) => Some(&t.tokenizer),
+            Processing::Speech(s) => Some(&s.tokenizer),
             _ => None,
         }
     }
@@ -311,7 +333,15 @@ impl Catalog {
     pub fn parse(text: &str) -> Result<Catalog> {
         let catalog: Catalog = toml::from_str(text).map_err(|e| ModelError::Catalog(e.to_string()))?;
         for model in &catalog.models {
-            for file in &model.files {
+            if !model.encoder_files.is_empty() {
+                if let Some(f) = model.files.iter().find(|f| model.encoder_file(f).is_none()) {
+                    return Err(ModelError::Catalog(format!(
+                        "{}'s {}-bit decoder has no encoder file of the same precision",
+                        model.name, f.precision
+                    )));
+                }
+            }
+            for file in model.files.iter().chain(&model.encoder_files) {
                 let from = file.derive.as_ref().map(|d| d.from);
                 let complete = match (&file.package, &file.path, from) {
                     (Some(_), Some(_), None) => file.sha256.is_some(),

@@ -47,6 +47,15 @@ pub enum ModelError {
     #[error("the prompt is {tokens} tokens and max_new_tokens {new} more, past the model's context of {context}; shorten the prompt or ask for fewer tokens")]
     TooLong { tokens: usize, new: u32, context: usize },
 
+    #[error("unknown language '{language}' for this multilingual model; valid languages: {valid}")]
+    UnknownLanguage { language: String, valid: String },
+
+    #[error("this model is English-only, so language '{language}' cannot be transcribed; drop `language` or use a multilingual Whisper")]
+    EnglishOnly { language: String },
+
+    #[error("the speech front end failed: {0}")]
+    FrontEnd(String),
+
     #[error("the input is empty; give a sentence or a non-empty array of sentences")]
     EmptyInput,
 

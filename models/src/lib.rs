@@ -10,12 +10,13 @@ pub mod error;
 pub mod files;
 pub mod generation;
 pub mod selection;
+pub mod speech;
 pub mod text;
 pub mod vision;
 
 pub use catalog::{
     AudioProcessing, Catalog, ChannelOrder, GenerationProcessing, ModelFile, ModelSpec, PackagedFile, PipelineSpec, Pooling, Processing,
-    Sidecar, Stage, TextProcessing, VisionProcessing,
+    Sidecar, SpeechProcessing, Stage, TextProcessing, VisionProcessing,
 };
 pub use error::ModelError;
 pub use files::ModelsDir;

@@ -34,6 +34,8 @@ pub fn preferred(model_type: &str, platform: &str) -> Preference {
 fn family(model_type: &str) -> &str {
     match model_type {
         "text" | "text_embedding" | "text2text" | "text_generation" => "text",
+        // Whisper is the seed's example of an audio model.
+        "speech_to_text" => "audio",
         other => other,
     }
 }

@@ -22,8 +22,9 @@ pub struct NativeSession {
     pub output_names: Vec<String>,
     /// Whether this session has run before: its first run is timed once.
     ran: bool,
-    /// The last generation's sample (a generation run's times are its own, besides run_ms).
-    last_sample: Option<GenerationSample>,
+    /// The last inference's generation samples (one per chunk for an encoder-decoder model):
+    /// a generation run's times are its own, besides run_ms.
+    last_samples: Vec<GenerationSample>,
 }
 
 /// How one call runs the session.
@@ -65,13 +66,25 @@ impl NativeSession {
     pub(crate) fn new(session: Session, create_ms: f64, threads: usize) -> Self {
         let inputs = session.inputs().iter().map(|o| metadata(o.name(), o.dtype())).collect();
         let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
-        NativeSession { session, create_ms, threads, inputs, output_names, ran: false, last_sample: None }
+        NativeSession { session, create_ms, threads, inputs, output_names, ran: false, last_samples: Vec::new() }
     }
 
     /// Runs as `run` asks; `stop` is asked between runs (a run itself is not cut short), and
     /// `true` ends the call with `NativeError::Stopped`.
     pub fn run(
         &mut self,
+        inputs: &[Tensor],
+        run: &NativeRun,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<NativeRunOutput, NativeError> {
+        self.run_with_encoder(None, inputs, run, stop)
+    }
+
+    /// `run` for an encoder-decoder model: this session is the decoder, and `encoder` runs on
+    /// each chunk of the generation's `encoder_input` first (inside the timed run).
+    pub fn run_with_encoder(
+        &mut self,
+        mut encoder: Option<&mut NativeSession>,
         inputs: &[Tensor],
         run: &NativeRun,
         stop: &dyn Fn() -> bool,
@@ -93,7 +106,7 @@ impl NativeSession {
         let first_run_ms = if self.ran {
             None
         } else {
-            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run, true)?;
+            let (took, out) = self.infer(encoder.as_deref_mut(), inputs, &feeds, &fetches, &options, run, true)?;
             self.ran = true;
             outputs = out;
             Some(ms(took))
@@ -101,7 +114,7 @@ impl NativeSession {
         let warm_start = Instant::now();
         let mut warmup_runs = 0;
         while warmup_runs < run.warmup || warm_start.elapsed() < run.warmup_min {
-            self.infer(inputs, &feeds, &fetches, &options, run, false)?;
+            self.infer(encoder.as_deref_mut(), inputs, &feeds, &fetches, &options, run, false)?;
             warmup_runs += 1;
             if stop() {
                 return Err(NativeError::Stopped { done: 0 });
@@ -121,9 +134,9 @@ impl NativeSession {
         let mut samples = Vec::new();
         for i in 0..run.runs {
             let last = i + 1 == run.runs;
-            let (took, out) = self.infer(inputs, &feeds, &fetches, &options, run, last)?;
+            let (took, out) = self.infer(encoder.as_deref_mut(), inputs, &feeds, &fetches, &options, run, last)?;
             run_ms.push(ms(took));
-            samples.extend(self.last_sample.take());
+            samples.append(&mut self.last_samples);
             if last {
                 outputs = out;
             }
@@ -136,10 +149,10 @@ impl NativeSession {
         }
         if outputs.is_none() {
             // No timed run and the first run was earlier: one more, untimed, for the outputs.
-            outputs = self.infer(inputs, &feeds, &fetches, &options, run, true)?.1;
+            outputs = self.infer(encoder.as_deref_mut(), inputs, &feeds, &fetches, &options, run, true)?.1;
         }
         if samples.is_empty() {
-            samples.extend(self.last_sample.take());
+            samples.append(&mut self.last_samples);
         }
         let generation = run.generation.is_some().then_some(samples);
         Ok(NativeRunOutput { first_run_ms, warmup_runs, warmup_ms, run_ms, outputs: outputs.unwrap_or_default(), generation })
@@ -148,8 +161,10 @@ impl NativeSession {
     /// One inference (a whole sequence, for a recurrent model; a whole generation, for a
     /// decoder); the outputs are read back only when `keep` (a sequence's steps are always
     /// collected, as the page collects them).
+    #[allow(clippy::too_many_arguments)]
     fn infer(
         &mut self,
+        encoder: Option<&mut NativeSession>,
         inputs: &[Tensor],
         feeds: &[(String, DynValue)],
         fetches: &[String],
@@ -159,9 +174,23 @@ impl NativeSession {
     ) -> Result<(Duration, Option<Vec<Tensor>>), NativeError> {
         if let Some(generation) = &run.generation {
             let t0 = Instant::now();
-            let (sample, tokens) = self.generate(generation)?;
+            let (samples, tokens) = match (&generation.encoder_input, encoder) {
+                (None, _) => {
+                    let sample = self.generate(generation, &[])?;
+                    let tokens = crate::generate::tokens_tensor(&sample.tokens);
+                    (vec![sample], tokens)
+                }
+                (Some(name), Some(encoder)) => {
+                    let features = inputs.iter().find(|t| &t.name == name).ok_or_else(|| NativeError::Input {
+                        name: name.clone(),
+                        problem: "the encoder's input is not among the inputs".into(),
+                    })?;
+                    self.transcribe(encoder, generation, features)?
+                }
+                (Some(_), None) => return Err(NativeError::Run("an encoder-decoder model was run without its encoder".into())),
+            };
             let took = t0.elapsed();
-            self.last_sample = Some(sample);
+            self.last_samples = samples;
             return Ok((took, keep.then(|| vec![tokens])));
         }
         let Some(sequence) = run.sequence.as_ref() else {

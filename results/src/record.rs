@@ -117,6 +117,20 @@ pub struct RunRecord {
     /// of positions equal.
     pub accuracy_tokens_leading: Option<i32>,
     pub accuracy_tokens_share: Option<f64>,
+    // Version 7: speech to text. The generation columns above hold its decoding (each chunk
+    // one generation).
+    /// The input's length.
+    pub audio_seconds: Option<f64>,
+    /// 30 s chunks, each one encoder run and one generation.
+    pub chunks: Option<i32>,
+    /// The encoder's time per transcription (all its chunks), median over the timed runs.
+    pub encoder_ms: Option<f64>,
+    /// Audio seconds transcribed per second of compute (median run).
+    pub real_time_factor: Option<f64>,
+    /// Each chunk's time (encoder and decoding) in the last timed run.
+    pub chunk_ms: Option<Vec<f64>>,
+    /// Word error rate of the transcript against the reference's.
+    pub accuracy_wer: Option<f64>,
 }
 
 /// A row's accuracy, written after the row itself (the reference runs once the measurement is
@@ -129,6 +143,7 @@ pub struct AccuracyUpdate {
     pub top1_agree: Option<f64>,
     pub tokens_leading: Option<i32>,
     pub tokens_share: Option<f64>,
+    pub wer: Option<f64>,
     pub reference: String,
 }
 
@@ -204,6 +219,12 @@ impl Default for RunRecord {
             decode_rates: None,
             accuracy_tokens_leading: None,
             accuracy_tokens_share: None,
+            audio_seconds: None,
+            chunks: None,
+            encoder_ms: None,
+            real_time_factor: None,
+            chunk_ms: None,
+            accuracy_wer: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::record::{ExperimentRecord, ExperimentStatus, RunRecord};
 
 /// The version a freshly created database gets, and the one older files are upgraded to.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 pub struct Column {
     pub name: &'static str,
@@ -152,6 +152,13 @@ pub fn runs_columns() -> Vec<Column> {
         col!("decode_rates", "DOUBLE[]", List(list_item()), true, 6, |r| float_list(r, |x| x.decode_rates.as_deref())),
         col!("accuracy_tokens_leading", "INTEGER", Int32, true, 6, |r| int(r, |x| x.accuracy_tokens_leading)),
         col!("accuracy_tokens_share", "DOUBLE", Float64, true, 6, |r| float(r, |x| x.accuracy_tokens_share)),
+        // Version 7: speech to text (the generation columns hold its decoding, per chunk).
+        col!("audio_seconds", "DOUBLE", Float64, true, 7, |r| float(r, |x| x.audio_seconds)),
+        col!("chunks", "INTEGER", Int32, true, 7, |r| int(r, |x| x.chunks)),
+        col!("encoder_ms", "DOUBLE", Float64, true, 7, |r| float(r, |x| x.encoder_ms)),
+        col!("real_time_factor", "DOUBLE", Float64, true, 7, |r| float(r, |x| x.real_time_factor)),
+        col!("chunk_ms", "DOUBLE[]", List(list_item()), true, 7, |r| float_list(r, |x| x.chunk_ms.as_deref())),
+        col!("accuracy_wer", "DOUBLE", Float64, true, 7, |r| float(r, |x| x.accuracy_wer)),
     ]
 }
 
@@ -215,6 +222,7 @@ pub fn migration(v: i32) -> Option<String> {
             Some(sql)
         }
         6 => Some(added_columns(&columns, 6)),
+        7 => Some(added_columns(&columns, 7)),
         _ => None,
     }
 }

@@ -207,13 +207,15 @@ impl ResultStore {
     pub fn update_accuracy(&mut self, update: &AccuracyUpdate) -> Result<()> {
         let changed = self.conn.execute(
             "UPDATE runs SET accuracy_cosine = ?, accuracy_max_abs_error = ?, accuracy_top1_agree = ?, \
-             accuracy_tokens_leading = ?, accuracy_tokens_share = ?, accuracy_reference = ? WHERE run_id = ?",
+             accuracy_tokens_leading = ?, accuracy_tokens_share = ?, accuracy_wer = ?, accuracy_reference = ? \
+             WHERE run_id = ?",
             duckdb::params![
                 update.cosine,
                 update.max_abs_error,
                 update.top1_agree,
                 update.tokens_leading,
                 update.tokens_share,
+                update.wer,
                 update.reference,
                 update.run_id
             ],

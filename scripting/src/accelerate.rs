@@ -17,13 +17,14 @@ use crate::acceleration::Acceleration;
 use crate::error::ApiError;
 use crate::generation::GenerationStats;
 use crate::inputs::{self, Source};
-use crate::measure::{attempt, Attempt};
+use crate::measure::{attempt, Attempt, Measured};
 use crate::options::AccelerateOptions;
 use crate::outputs::{non_finite, post_process};
 use crate::placement::platform_chain;
 use crate::reference;
 use crate::row::{base_row, measured_row, requested_row};
 use crate::services::Services;
+use crate::speech::SpeechStats;
 use crate::target::resolve;
 
 pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Map) -> Result<Acceleration, ApiError> {
@@ -170,6 +171,7 @@ pub fn accelerate_with(
             top1_agree: a.and_then(|a| a.top1),
             tokens_leading: a.and_then(|a| a.tokens).map(|(n, _)| n as i32),
             tokens_share: a.and_then(|a| a.tokens).map(|(_, share)| share),
+            wer: a.and_then(|a| a.wer),
             reference: accuracy.reference.clone(),
         })?;
         row.accuracy_reference = Some(accuracy.reference);
@@ -212,9 +214,27 @@ pub fn accelerate_with(
         memory_bytes: row.memory_bytes,
         memory_error: measured.memory.as_ref().and_then(|m| m.error.clone()),
         ops: measured.op_profile.clone(),
-        generation: match (&measured.generation, &measured.input.source) {
-            (Some(samples), Source::Prompt { prompt_tokens, .. }) => Some(GenerationStats::of(samples, *prompt_tokens)),
-            _ => None,
-        },
+        generation: generation_stats(&measured),
+        speech: speech_stats(&measured),
     })
+}
+
+/// A generation's figures (a transcription's decoding: each chunk one generation).
+pub(crate) fn generation_stats(measured: &Measured) -> Option<GenerationStats> {
+    match (&measured.generation, &measured.input.source) {
+        (Some(samples), Source::Prompt { prompt_tokens, .. } | Source::Speech { prompt_tokens, .. }) => {
+            Some(GenerationStats::of(samples, *prompt_tokens))
+        }
+        _ => None,
+    }
+}
+
+/// A transcription's own figures.
+pub(crate) fn speech_stats(measured: &Measured) -> Option<SpeechStats> {
+    match (&measured.generation, &measured.input.source) {
+        (Some(samples), Source::Speech { audio_seconds, chunks, .. }) => {
+            Some(SpeechStats::of(samples, *chunks, *audio_seconds, &measured.timings.run_ms))
+        }
+        _ => None,
+    }
 }

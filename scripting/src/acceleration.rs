@@ -8,6 +8,7 @@ use rhai::{Dynamic, Map};
 use webaccel_browser_runtime::OpTime;
 
 use crate::generation::GenerationStats;
+use crate::speech::SpeechStats;
 use crate::outputs::{Agreement, Output};
 
 #[derive(Debug, Clone)]
@@ -57,8 +58,11 @@ pub struct Acceleration {
     pub memory_error: Option<String>,
     /// With `profile_ops`: kernel time per run by operator type, largest first.
     pub ops: Option<Vec<OpTime>>,
-    /// For a generation: TTFT, prefill and decode rates, time per token.
+    /// For a generation: TTFT, prefill and decode rates, time per token (for a transcription,
+    /// over its chunks' decoding).
     pub generation: Option<GenerationStats>,
+    /// For a transcription: audio length, encoder time, real-time factor, chunk times.
+    pub speech: Option<SpeechStats>,
 }
 
 /// What one call timed. A figure this call did not measure is None: a reused session reports
@@ -120,6 +124,9 @@ impl Acceleration {
             m.insert("tokens_leading".into(), Dynamic::from_int(leading as i64));
             m.insert("tokens_share".into(), Dynamic::from_float(share));
         }
+        if let Some(wer) = a.and_then(|a| a.wer) {
+            m.insert("wer".into(), Dynamic::from_float(wer));
+        }
         m.insert("reference".into(), self.accuracy_reference.clone().map_or(Dynamic::UNIT, Dynamic::from));
         Dynamic::from_map(m)
     }
@@ -134,6 +141,14 @@ impl Acceleration {
         let Some(g) = &self.generation else { return Dynamic::UNIT };
         let mut m = Map::new();
         g.insert_into(&mut m);
+        m.remove(name).unwrap_or(Dynamic::UNIT)
+    }
+
+    /// A transcription's figure by name (`encoder_ms`, `real_time_factor`, ...), `()` otherwise.
+    pub fn speech_figure(&self, name: &str) -> Dynamic {
+        let Some(s) = &self.speech else { return Dynamic::UNIT };
+        let mut m = Map::new();
+        s.insert_into(&mut m);
         m.remove(name).unwrap_or(Dynamic::UNIT)
     }
 

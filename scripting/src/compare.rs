@@ -20,7 +20,7 @@ use crate::platform::RunPlatform;
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-pub(crate) const KEYS: [&str; 20] = [
+pub(crate) const KEYS: [&str; 21] = [
     "models",
     "platforms",
     "precisions",
@@ -41,6 +41,7 @@ pub(crate) const KEYS: [&str; 20] = [
     "temperature",
     "top_k",
     "seed",
+    "language",
 ];
 
 /// Sentences text models get when no input is given: two paraphrases and two unrelated
@@ -273,7 +274,7 @@ impl Grid {
         if spec.is_some_and(|m| matches!(m.processing, webaccel_models::Processing::Generation(_))) {
             return Ok(generation::DEFAULT_PROMPT.into());
         }
-        let is_text = spec.is_some_and(|m| m.tokenizer().is_some());
+        let is_text = spec.is_some_and(|m| matches!(m.processing, webaccel_models::Processing::Text(_)));
         if is_text {
             return Ok(Dynamic::from_array(DEFAULT_SENTENCES.iter().map(|s| Dynamic::from(s.to_string())).collect()));
         }
@@ -386,7 +387,8 @@ fn accuracy_per_cell(rows: &Frame) -> Result<Frame, ApiError> {
         "SELECT model_name, browser, platform, precision, model_file, \
          max(accuracy_cosine) AS accuracy_cosine, max(accuracy_max_abs_error) AS accuracy_max_abs_error, \
          max(accuracy_top1_agree) AS accuracy_top1_agree, min(accuracy_tokens_leading) AS accuracy_tokens_leading, \
-         min(accuracy_tokens_share) AS accuracy_tokens_share, any_value(accuracy_reference) AS accuracy_reference, \
+         min(accuracy_tokens_share) AS accuracy_tokens_share, max(accuracy_wer) AS accuracy_wer, \
+         median(real_time_factor) AS real_time_factor, any_value(accuracy_reference) AS accuracy_reference, \
          bool_and(outputs_finite) AS outputs_finite, bool_or(adapter_software) AS adapter_software FROM frame \
          GROUP BY model_name, browser, platform, precision, model_file",
     )?)
@@ -396,7 +398,7 @@ fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
     Ok(Frame::sql_over(
         &[("s", &summary), ("a", &accuracy)],
         "SELECT s.*, a.accuracy_cosine, a.accuracy_max_abs_error, a.accuracy_top1_agree, a.accuracy_tokens_leading, \
-         a.accuracy_tokens_share, a.accuracy_reference, \
+         a.accuracy_tokens_share, a.accuracy_wer, a.real_time_factor, a.accuracy_reference, \
          a.outputs_finite, a.adapter_software FROM s LEFT JOIN a \
          USING (model_name, browser, platform, precision, model_file)",
     )?)
@@ -405,7 +407,11 @@ fn join_accuracy(summary: Frame, accuracy: Frame) -> Result<Frame, ApiError> {
 /// For a grid with generation rows: the summaries of their time to first token and decode
 /// rate (each timed generation one sample), as the latency is summarised.
 fn generation_summary(rows: &Frame, opts: &SummaryOptions) -> Result<Option<(Frame, Frame)>, ApiError> {
-    let generates = rows.text_column("model_type")?.iter().any(|t| t.as_deref() == Some("text_generation"));
+    // A transcription's decoding is a generation per chunk, with the same columns.
+    let generates = rows
+        .text_column("model_type")?
+        .iter()
+        .any(|t| matches!(t.as_deref(), Some("text_generation" | "speech_to_text")));
     if !generates {
         return Ok(None);
     }
@@ -440,7 +446,8 @@ fn table_view(summary: &Frame, with_speedup: bool, with_generation: bool) -> Res
              printf('[%.2f, %.2f]', decode_tokens_per_s_ci_low, decode_tokens_per_s_ci_high) AS decode_ci,",
             // Token agreement with the reference generation: leading tokens equal, share of positions.
             "CASE WHEN accuracy_tokens_leading IS NULL THEN NULL ELSE printf('%d leading, %.0f%%', \
-             accuracy_tokens_leading, accuracy_tokens_share * 100) END AS tokens_agree,",
+             accuracy_tokens_leading, accuracy_tokens_share * 100) END AS tokens_agree, \
+             round(accuracy_wer, 4) AS wer, round(real_time_factor, 2) AS real_time_factor,",
         )
     } else {
         ("", "")

@@ -128,9 +128,10 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         None => format!("{} (precision not known to webaccel)", acc.file),
     };
     let accuracy = match (&acc.accuracy, &acc.accuracy_reference) {
-        (Some(Agreement { tokens: Some((leading, share)), .. }), Some(reference)) => format!(
-            "{}{leading} leading tokens equal, {:.0}% of positions vs {reference}",
+        (Some(Agreement { tokens: Some((leading, share)), wer, .. }), Some(reference)) => format!(
+            "{}{}{leading} leading tokens equal, {:.0}% of positions vs {reference}",
             if *share < 1.0 { "tokens differ from the reference: " } else { "" },
+            wer.map_or(String::new(), |w| format!("word error rate {:.1}%, ", w * 100.0)),
             share * 100.0
         ),
         (Some(Agreement { cosine: Some(cosine), max_abs_error: Some(max_abs_error), top1, .. }), Some(reference)) => format!(
@@ -208,7 +209,13 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
         (
             "throughput",
             if acc.throughput_items_per_s.is_finite() {
-                let unit = if acc.generation.is_some() { "tokens/s (decode)" } else { "items/s" };
+                let unit = if acc.speech.is_some() {
+                    "audio s per s (real-time factor)"
+                } else if acc.generation.is_some() {
+                    "tokens/s (decode)"
+                } else {
+                    "items/s"
+                };
                 format!("{:.1} {unit}", acc.throughput_items_per_s)
             } else {
                 "null".into()
@@ -231,6 +238,17 @@ fn fields(acc: &Acceleration) -> Vec<(&'static str, String)> {
                     _ => "null (fewer than two tokens)".into(),
                 },
             ),
+        ];
+        for (i, f) in figures.into_iter().enumerate() {
+            rows.insert(at + i, f);
+        }
+    }
+    if let Some(s) = &acc.speech {
+        let at = rows.iter().position(|(k, _)| *k == "tokens").unwrap_or(rows.len());
+        let figures = [
+            ("audio", format!("{:.2} s in {} chunk(s)", s.audio_seconds, s.chunks)),
+            ("encoder_ms (p50)", s.encoder_ms.map_or_else(|| "null".into(), ms)),
+            ("real-time factor", s.real_time_factor.map_or_else(|| "null".into(), |v| format!("{v:.1}× (audio s per s)"))),
         ];
         for (i, f) in figures.into_iter().enumerate() {
             rows.insert(at + i, f);

@@ -16,10 +16,12 @@ use crate::inputs::{ModelInput, Source};
 use crate::options::OptionValue;
 use crate::services::Services;
 
-/// How to generate, from `accelerate`'s options.
+/// How to generate (text, or a transcript), from `accelerate`'s options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
-    pub max_new_tokens: u32,
+    /// None: the family's default (32 for a language model, half the decoder's positions for
+    /// speech).
+    pub max_new_tokens: Option<u32>,
     /// None: the model's default (the chat template for instruct models).
     pub chat: Option<bool>,
     /// 0: greedy.
@@ -27,18 +29,31 @@ pub struct GenerateOptions {
     /// 0: all tokens.
     pub top_k: usize,
     pub seed: u32,
+    /// The spoken language, for a multilingual speech model.
+    pub language: Option<String>,
     /// Whether any of these was given, so a model that does not generate can say it ignores none.
     pub given: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_new_tokens: 32, chat: None, temperature: 0.0, top_k: 0, seed: 0, given: false }
+        GenerateOptions {
+            max_new_tokens: None,
+            chat: None,
+            temperature: 0.0,
+            top_k: 0,
+            seed: 0,
+            language: None,
+            given: false,
+        }
     }
 }
 
-/// The options a generation takes, in `accelerate` and `compare`.
-pub(crate) const KEYS: [&str; 5] = ["max_new_tokens", "chat", "temperature", "top_k", "seed"];
+/// The options a generation (or a transcription) takes, in `accelerate` and `compare`.
+pub(crate) const KEYS: [&str; 6] = ["max_new_tokens", "chat", "temperature", "top_k", "seed", "language"];
+
+/// A language model's `max_new_tokens` unless the call says otherwise.
+const DEFAULT_MAX_NEW_TOKENS: u32 = 32;
 
 /// The prompt a `compare` cell of a generation model gets when no input is given.
 pub(crate) const DEFAULT_PROMPT: &str = "What is the capital of France?";
@@ -47,7 +62,8 @@ impl GenerateOptions {
     /// Reads one of `KEYS`; false for any other key.
     pub(crate) fn set(&mut self, opt: &OptionValue) -> Result<bool, ApiError> {
         match opt.key {
-            "max_new_tokens" => self.max_new_tokens = opt.count(1, 4096)?,
+            "max_new_tokens" => self.max_new_tokens = Some(opt.count(1, 4096)?),
+            "language" => self.language = Some(opt.text()?),
             "chat" => self.chat = Some(opt.boolean()?),
             "temperature" => self.temperature = opt.number(0.0, 100.0)?,
             "top_k" => self.top_k = opt.count(0, 1_000_000)? as usize,
@@ -70,13 +86,21 @@ pub(crate) fn prepare(
     input: Dynamic,
     opts: &GenerateOptions,
 ) -> Result<ModelInput, ApiError> {
+    if opts.language.is_some() {
+        return Err(ApiError::BadOption {
+            function: "accelerate",
+            key: "language".into(),
+            problem: format!("applies to speech models; {model} generates text from a prompt (drop it)"),
+        });
+    }
+    let max_new_tokens = opts.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS);
     let text = input.into_string().map_err(|_| ApiError::BadInput {
         model: model.to_string(),
         expected: "a prompt (a string)".into(),
     })?;
     let tokenizer = services.lm_tokenizer(model, p)?;
     let chat = opts.chat.unwrap_or(p.chat);
-    let prompt = tokenizer.prompt(&text, chat, opts.max_new_tokens)?;
+    let prompt = tokenizer.prompt(&text, chat, max_new_tokens)?;
     let s = &tokenizer.settings;
     let sampling = opts.sampling();
     let choice = match sampling {
@@ -100,7 +124,7 @@ pub(crate) fn prepare(
     details.insert("decoding".into(), choice);
     details.insert(
         "stop".into(),
-        format!("at the end-of-turn token (id {}) or after {} new tokens", s.eos_token_id, opts.max_new_tokens),
+        format!("at the end-of-turn token (id {}) or after {max_new_tokens} new tokens", s.eos_token_id),
     );
     details.insert(
         "timing".into(),
@@ -110,12 +134,15 @@ pub(crate) fn prepare(
     );
     let generation = Generation {
         prompt: prompt.ids.clone(),
-        max_new_tokens: opts.max_new_tokens,
+        max_new_tokens,
         stop: vec![s.eos_token_id],
         layers: s.layers,
         kv_heads: s.kv_heads,
         head_dim: s.head_dim,
         sampling,
+        suppress: vec![],
+        suppress_first: vec![],
+        encoder_input: None,
     };
     Ok(ModelInput {
         tensors: vec![],

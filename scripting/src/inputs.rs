@@ -23,6 +23,14 @@ pub enum Source {
     Frames { count: usize },
     /// A prompt: its length, and the tokenizer that decodes what is generated.
     Prompt { prompt_tokens: usize, tokenizer: std::sync::Arc<webaccel_models::generation::LmTokenizer> },
+    /// Speech: the decoder's prompt length, the audio's length and chunks, and the tokenizer
+    /// that decodes the transcript.
+    Speech {
+        prompt_tokens: usize,
+        audio_seconds: f64,
+        chunks: usize,
+        tokenizer: std::sync::Arc<webaccel_models::speech::SpeechTokenizer>,
+    },
     Tensors,
 }
 
@@ -62,11 +70,11 @@ pub fn prepare(
     input: Dynamic,
     generate: &GenerateOptions,
 ) -> Result<ModelInput, ApiError> {
-    if generate.given && !matches!(processing, Processing::Generation(_)) {
+    if generate.given && !matches!(processing, Processing::Generation(_) | Processing::Speech(_)) {
         return Err(ApiError::BadOption {
             function: "accelerate",
             key: crate::generation::KEYS.join("/"),
-            problem: format!("applies only to text-generation models, and {model} does not generate text"),
+            problem: format!("applies only to text-generation and speech models, and {model} generates nothing"),
         });
     }
     match processing {
@@ -114,6 +122,7 @@ pub fn prepare(
         Processing::Vision(p) => images(model, p, &inputs[0], input),
         Processing::Audio(p) => sound(model, p, input),
         Processing::Generation(p) => crate::generation::prepare(services, model, p, input, generate),
+        Processing::Speech(p) => crate::speech::prepare(services, model, p, input, generate),
     }
 }
 
@@ -164,12 +173,14 @@ pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> 
 }
 
 /// A WAV file path, or an array of samples already at the model's rate.
-fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput, ApiError> {
-    let expected = format!("a WAV file path, or an array of samples in [-1, 1] at {} Hz", p.sample_rate);
+/// Mono samples at `rate` Hz from a WAV path (mixed down and resampled) or an array of samples
+/// already at that rate; never empty.
+pub(crate) fn samples_at(model: &str, input: Dynamic, rate: u32) -> Result<Vec<f32>, ApiError> {
+    let expected = format!("a WAV file path, or an array of samples in [-1, 1] at {rate} Hz");
     let samples = if input.is_string() {
         let path =
             input.into_string().map_err(|_| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        audio::resample(audio::read_wav(Path::new(&path))?, p.sample_rate)?.samples
+        audio::resample(audio::read_wav(Path::new(&path))?, rate)?.samples
     } else {
         let array: Array =
             input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
@@ -182,6 +193,11 @@ fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput,
             expected: format!("{expected}, with at least one sample"),
         });
     }
+    Ok(samples)
+}
+
+fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput, ApiError> {
+    let samples = samples_at(model, input, p.sample_rate)?;
     let sample_count = samples.len();
     let (rows, count) = audio::frames(&samples, p);
     let state_len: usize = p.state.dims.iter().product();

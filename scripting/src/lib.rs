@@ -29,6 +29,7 @@ pub mod pool_settings;
 pub mod progress;
 mod reference;
 mod row;
+pub mod speech;
 pub mod services;
 mod target;
 

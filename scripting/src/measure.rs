@@ -93,6 +93,7 @@ fn run_options(opts: &AccelerateOptions, input: &ModelInput) -> RunOptions {
         fetches: input.fetches.clone(),
         sequence: input.sequence.clone(),
         generation: input.generation.clone(),
+        encoder: None,
         limit: RUN_LIMIT,
     }
 }
@@ -183,13 +184,23 @@ fn in_browser(
         }
         Ok(Err(e)) => return Attempt::Failed(e.into(), Some(pooled)),
     };
+    // An encoder-decoder model's encoder goes into the same page, its outputs kept on the GPU
+    // on webgpu (the decoder reads them at every step).
+    let encoder_key = match &target.encoder {
+        None => None,
+        Some(encoder) => match load_encoder(services, &pooled, encoder, &input, platform, &request) {
+            Ok(key) => Some(key),
+            Err(e) => return e,
+        },
+    };
     // The input as prepared stays float32 (the reference run takes it); this file may want fp16.
     let mut tensors = input.tensors.clone();
     if let Err(e) = inputs::match_float_types(&mut tensors, &load.inputs) {
         return Attempt::Failed(e, Some(pooled));
     }
     services.phase(label, &runs_phase(opts, browser));
-    let ran = match services.wait_in(&pooled, pooled.session.run(&key, &tensors, &run_options(opts, &input))) {
+    let run = RunOptions { encoder: encoder_key.clone(), ..run_options(opts, &input) };
+    let ran = match services.wait_in(&pooled, pooled.session.run(&key, &tensors, &run)) {
         Ok(ran) => ran,
         Err(interrupted) => return Attempt::Failed(interrupted, Some(pooled)),
     };
@@ -255,12 +266,13 @@ fn on_native(
         limit: RUN_LIMIT,
     };
     services.phase(label, &runs_phase(opts, "native onnxruntime"));
-    let measured = services.with_native_session(&target.file, threads, |session, created| {
-        let mut tensors = input.tensors.clone();
-        inputs::match_float_types(&mut tensors, &session.inputs)?;
-        let out = session.run(&tensors, &run, &|| services.interrupt.is_raised())?;
-        Ok((created.then_some(session.create_ms), out))
-    });
+    let measured =
+        services.with_native_pair(&target.file, target.encoder.as_ref(), threads, false, |session, encoder, created| {
+            let mut tensors = input.tensors.clone();
+            inputs::match_float_types(&mut tensors, &session.inputs)?;
+            let out = session.run_with_encoder(encoder, &tensors, &run, &|| services.interrupt.is_raised())?;
+            Ok((created.then_some(session.create_ms), out))
+        });
     let (session_create_ms, out) = match measured {
         Ok(x) => x,
         Err(e) => return Attempt::Failed(e, None),
@@ -294,6 +306,35 @@ fn on_native(
         processing,
         model_type,
     }))
+}
+
+/// Loads an encoder-decoder model's encoder into `pooled`'s page beside its decoder (`decoder`
+/// is the decoder's load request): on WebNN with its batch pinned to one chunk, on webgpu with
+/// its outputs left in GPU buffers. Returns the session's key.
+fn load_encoder(
+    services: &Services,
+    pooled: &Arc<PooledBrowser>,
+    encoder: &crate::target::ModelPath,
+    input: &ModelInput,
+    platform: Platform,
+    decoder: &LoadRequest,
+) -> Result<String, Attempt> {
+    let overrides = (platform == Platform::Webnn).then(|| BTreeMap::from([("batch".to_string(), 1)]));
+    let key = session_key(&encoder.sha256, platform, decoder.device.as_deref(), overrides.as_ref(), decoder.profile);
+    let request = LoadRequest {
+        free_dimension_overrides: overrides,
+        gpu_outputs: input.generation.as_ref().filter(|_| platform == Platform::Webgpu).map(crate::speech::encoder_outputs),
+        ..decoder.clone()
+    };
+    match services.wait_in(pooled, pooled.session.load(&key, &encoder.path, &request)) {
+        Err(interrupted) => Err(Attempt::Failed(interrupted, Some(pooled.clone()))),
+        Ok(Ok(_)) => Ok(key),
+        Ok(Err(BrowserError::Page { message, .. })) => Err(Attempt::Unavailable(format!(
+            "the encoder's session creation failed in {} {}: {message}",
+            pooled.capabilities.browser, pooled.capabilities.version
+        ))),
+        Ok(Err(e)) => Err(Attempt::Failed(e.into(), Some(pooled.clone()))),
+    }
 }
 
 /// A call's input, and what webaccel learnt of the model while building it.

@@ -87,7 +87,7 @@ impl Default for AccelerateOptions {
 }
 
 const FUNCTION: &str = "accelerate";
-pub(crate) const KEYS: [&str; 23] = [
+pub(crate) const KEYS: [&str; 24] = [
     "platform",
     "browser",
     "device",
@@ -111,6 +111,7 @@ pub(crate) const KEYS: [&str; 23] = [
     "temperature",
     "top_k",
     "seed",
+    "language",
 ];
 
 /// The model types of the detection rules, and the tasks that map onto them.
@@ -280,27 +281,28 @@ impl OptionValue<'_> {
     }
 
     pub fn number(&self, min: f64, max: f64) -> Result<f64, ApiError> {
+        self.in_range(min, max, "a number", "")
+    }
+
+    pub fn seconds(&self, min: f64, max: f64) -> Result<f64, ApiError> {
+        self.in_range(min, max, "a number of seconds", " seconds")
+    }
+
+    /// A float or an integer within [min, max]; `what` and `unit` word the error.
+    fn in_range(&self, min: f64, max: f64, what: &str, unit: &str) -> Result<f64, ApiError> {
         let x = self
             .value
             .as_float()
             .or_else(|_| self.value.as_int().map(|i| i as f64))
-            .map_err(|ty| self.bad(format!("must be a number, not {ty}")))?;
+            .map_err(|ty| self.bad(format!("must be {what}, not {ty}")))?;
         if !(min..=max).contains(&x) {
-            return Err(self.bad(format!("must be between {min} and {max}, not {x}")));
+            return Err(self.bad(format!("must be between {min} and {max}{unit}, not {x}")));
         }
         Ok(x)
     }
 
-    pub fn seconds(&self, min: f64, max: f64) -> Result<f64, ApiError> {
-        let secs = self
-            .value
-            .as_float()
-            .or_else(|_| self.value.as_int().map(|i| i as f64))
-            .map_err(|ty| self.bad(format!("must be a number of seconds, not {ty}")))?;
-        if !(min..=max).contains(&secs) {
-            return Err(self.bad(format!("must be between {min} and {max} seconds, not {secs}")));
-        }
-        Ok(secs)
+    pub fn text(&self) -> Result<String, ApiError> {
+        self.value.clone().into_string().map_err(|ty| self.bad(format!("must be a string, not {ty}")))
     }
 
     pub fn platform(&self) -> Result<RunPlatform, ApiError> {
@@ -392,7 +394,7 @@ mod tests {
             ("chat", false.into()),
         ]))
         .unwrap();
-        assert!(o.generate.given && o.generate.chat == Some(false) && o.generate.max_new_tokens == 8);
+        assert!(o.generate.given && o.generate.chat == Some(false) && o.generate.max_new_tokens == Some(8));
         let s = o.generate.sampling().unwrap();
         assert_eq!((s.temperature, s.top_k, s.seed), (0.7, 40, 3));
         assert!(AccelerateOptions::default().generate.sampling().is_none(), "greedy unless a temperature is given");

@@ -16,6 +16,8 @@ pub enum Output {
     Classes { probabilities: Vec<Vec<f32>>, labels: Vec<String>, single: bool },
     Frames(Vec<f32>),
     Generated(Generated),
+    /// A transcript (text and ids, every chunk's in order).
+    Transcribed(Generated),
     Tensors(Vec<Tensor>),
 }
 
@@ -69,6 +71,9 @@ pub fn post_process(
         (Some(Processing::Generation(_)), Source::Prompt { tokenizer, .. }) => {
             Output::Generated(decode(tokenizer, &output(run, "tokens")?.to_i64()?)?)
         }
+        (Some(Processing::Speech(_)), Source::Speech { tokenizer, .. }) => {
+            Output::Transcribed(crate::speech::decode(tokenizer, &output(run, "tokens")?.to_i64()?)?)
+        }
         _ => Output::Tensors(run.to_vec()),
     })
 }
@@ -107,7 +112,7 @@ impl Output {
                 one_or_all(ranked, *single)
             }
             Output::Frames(p) => floats(p),
-            Output::Generated(g) => g.text.clone().into(),
+            Output::Generated(g) | Output::Transcribed(g) => g.text.clone().into(),
             Output::Tensors(tensors) => {
                 let mut m = Map::new();
                 for t in tensors {
@@ -156,17 +161,17 @@ impl Output {
                 p.iter().filter(|&&x| x >= 0.5).count(),
                 preview(p)
             ),
-            Output::Generated(g) => format!("{} tokens: {:?}", g.tokens.len(), g.text),
+            Output::Generated(g) | Output::Transcribed(g) => format!("{} tokens: {:?}", g.tokens.len(), g.text),
             Output::Tensors(t) => {
                 t.iter().map(|t| format!("{}: {:?}{:?}", t.name, t.dtype, t.dims)).collect::<Vec<_>>().join(", ")
             }
         }
     }
 
-    /// The generated ids, for a generation.
+    /// The generated ids, for a generation or a transcript.
     pub fn tokens(&self) -> Option<&[i64]> {
         match self {
-            Output::Generated(g) => Some(&g.tokens),
+            Output::Generated(g) | Output::Transcribed(g) => Some(&g.tokens),
             _ => None,
         }
     }
@@ -178,7 +183,7 @@ impl Output {
             Output::Classes { probabilities, .. } => probabilities.clone(),
             Output::Frames(p) => p.iter().map(|&x| vec![x]).collect(),
             // Ids are not a vector to take a cosine of; generations compare by token agreement.
-            Output::Generated(_) => vec![],
+            Output::Generated(_) | Output::Transcribed(_) => vec![],
             Output::Tensors(tensors) => vec![tensors.iter().filter_map(|t| t.to_f32().ok()).flatten().collect()],
         }
     }
@@ -198,12 +203,18 @@ pub struct Agreement {
     /// For a generation: the leading tokens equal to the reference's, and the share of
     /// positions equal (over the longer of the two).
     pub tokens: Option<(usize, f64)>,
+    /// For a transcript: the word error rate against the reference's transcript.
+    pub wer: Option<f64>,
 }
 
 pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
     if let (Some(a), Some(b)) = (got.tokens(), reference.tokens()) {
         let tokens = Some(webaccel_browser_runtime::generation_agreement(a, b));
-        return Some(Agreement { cosine: None, max_abs_error: None, top1: None, tokens });
+        let wer = match (got, reference) {
+            (Output::Transcribed(g), Output::Transcribed(r)) => Some(webaccel_models::speech::word_error_rate(&g.text, &r.text)),
+            _ => None,
+        };
+        return Some(Agreement { cosine: None, max_abs_error: None, top1: None, tokens, wer });
     }
     let (a, b) = (got.items(), reference.items());
     if a.len() != b.len() || a.iter().zip(&b).any(|(x, y)| x.len() != y.len()) || a.is_empty() {
@@ -232,7 +243,7 @@ pub fn agreement(got: &Output, reference: &Output) -> Option<Agreement> {
         }
         _ => None,
     };
-    Some(Agreement { cosine: Some(cos), max_abs_error: Some(max_abs_error), top1, tokens: None })
+    Some(Agreement { cosine: Some(cos), max_abs_error: Some(max_abs_error), top1, tokens: None, wer: None })
 }
 
 fn argmax(v: &[f32]) -> Option<usize> {

@@ -56,7 +56,8 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
             }
             let run = |input: &ModelInput| -> Result<Vec<Tensor>, ApiError> {
                 let file = reference.locate(services)?;
-                services.with_reference_session(&file, |session| {
+                let encoder = reference.locate_encoder(services)?;
+                services.with_native_pair(&file, encoder.as_ref(), 1, true, |session, encoder, _| {
                     let mut tensors = input.tensors.clone();
                     inputs::match_float_types(&mut tensors, &session.inputs)?;
                     let once = NativeRun {
@@ -68,7 +69,7 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                         generation: input.generation.clone(),
                         limit: webaccel_browser_runtime::RUN_LIMIT,
                     };
-                    Ok(session.run(&tensors, &once, &|| services.interrupt.is_raised())?.outputs)
+                    Ok(session.run_with_encoder(encoder, &tensors, &once, &|| services.interrupt.is_raised())?.outputs)
                 })
             };
             against(services, reference, "native", measured, output, label, run)
@@ -90,12 +91,24 @@ pub(crate) fn measure(services: &Services, target: &Target, measured: &Measured,
                 let key = format!("{}:reference", session_key(&file.sha256, Platform::Wasm, None, None, false));
                 let load = services
                     .wait_in(pooled, pooled.session.load(&key, &file.path, &LoadRequest::new(Platform::Wasm)))??;
+                let encoder = match reference.locate_encoder(services)? {
+                    None => None,
+                    Some(encoder) => {
+                        let key = format!("{}:reference", session_key(&encoder.sha256, Platform::Wasm, None, None, false));
+                        services.wait_in(
+                            pooled,
+                            pooled.session.load(&key, &encoder.path, &LoadRequest::new(Platform::Wasm)),
+                        )??;
+                        Some(key)
+                    }
+                };
                 let mut tensors = input.tensors.clone();
                 inputs::match_float_types(&mut tensors, &load.inputs)?;
                 let once = RunOptions {
                     fetches: input.fetches.clone(),
                     sequence: input.sequence.clone(),
                     generation: input.generation.clone(),
+                    encoder,
                     ..RunOptions::timed(0, 1)
                 };
                 Ok(services.wait_in(pooled, pooled.session.run(&key, &tensors, &once))??.outputs)

@@ -7,8 +7,6 @@ use webaccel_results::{median_p90, RunRecord};
 use crate::accelerate::Cell;
 use crate::environment::{browser_environment, native_environment};
 use crate::error::ApiError;
-use crate::generation::GenerationStats;
-use crate::inputs::Source;
 use crate::measure::{Measured, Runner};
 use crate::options::AccelerateOptions;
 use crate::services::Services;
@@ -127,8 +125,12 @@ pub(crate) fn measured_row(
         row.nodes_on_ep =
             Some(placed.iter().filter(|(ep, _)| providers.contains(&ep.as_str())).map(|(_, n)| *n).sum::<u64>() as i32);
     }
-    if let (Some(samples), Source::Prompt { prompt_tokens, .. }) = (&measured.generation, &measured.input.source) {
-        GenerationStats::of(samples, *prompt_tokens).fill(row);
+    if let Some(g) = crate::accelerate::generation_stats(measured) {
+        g.fill(row);
+    }
+    // After the generation's: a transcription's throughput is its real-time factor.
+    if let Some(s) = crate::accelerate::speech_stats(measured) {
+        s.fill(row);
     }
     row.details = (!measured.input.details.is_empty())
         .then(|| serde_json::to_string(&measured.input.details).unwrap_or_default());

@@ -11,7 +11,8 @@ use webaccel_browser_runtime::{
 };
 use webaccel_ipfs::Resolver;
 use webaccel_models::generation::LmTokenizer;
-use webaccel_models::{Catalog, GenerationProcessing, ModelsDir, TextTokenizer};
+use webaccel_models::speech::SpeechTokenizer;
+use webaccel_models::{Catalog, GenerationProcessing, ModelsDir, SpeechProcessing, TextTokenizer};
 use webaccel_native_runtime::{NativeRuntime, NativeSession};
 use webaccel_results::{AccuracyUpdate, EnvironmentRecord, Frame, ResultStore, RunRecord};
 
@@ -73,6 +74,7 @@ pub struct Services {
     store: Mutex<Option<ResultStore>>,
     tokenizers: Mutex<HashMap<PathBuf, Arc<TextTokenizer>>>,
     lm_tokenizers: Mutex<HashMap<String, Arc<LmTokenizer>>>,
+    speech_tokenizers: Mutex<HashMap<String, Arc<SpeechTokenizer>>>,
     /// Environments already stored by this process.
     environments: Mutex<HashSet<String>>,
     /// Reference outputs (fp32 on wasm) by reference file and input digest: accuracy needs
@@ -104,6 +106,7 @@ impl Services {
             store: Mutex::new(None),
             tokenizers: Mutex::new(HashMap::new()),
             lm_tokenizers: Mutex::new(HashMap::new()),
+            speech_tokenizers: Mutex::new(HashMap::new()),
             environments: Mutex::new(HashSet::new()),
             references: Mutex::new(HashMap::new()),
             progress: Mutex::new(None),
@@ -176,24 +179,34 @@ impl Services {
         f(sessions.get_mut(&key).expect("inserted above"), created)
     }
 
-    /// Runs `f` on the timed native session for `file` at `threads` (created now when `f` is
-    /// told `true`).
-    pub(crate) fn with_native_session<T>(
+    /// Runs `f` on the timed native sessions of an encoder-decoder model (`decoder`, and
+    /// `encoder` when there is one), at `threads`; `f` is told whether the decoder's was
+    /// created now. `reference` picks the reference's own sessions (one thread) instead.
+    pub(crate) fn with_native_pair<T>(
         &self,
-        file: &ModelPath,
+        decoder: &ModelPath,
+        encoder: Option<&ModelPath>,
         threads: u32,
-        f: impl FnOnce(&mut NativeSession, bool) -> Result<T, ApiError>,
+        reference: bool,
+        f: impl FnOnce(&mut NativeSession, Option<&mut NativeSession>, bool) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        self.with_native(file, NativeKey { sha256: file.sha256.clone(), threads, reference: false }, f)
-    }
-
-    /// Runs `f` on the reference's own native session for `file` (one thread).
-    pub(crate) fn with_reference_session<T>(
-        &self,
-        file: &ModelPath,
-        f: impl FnOnce(&mut NativeSession) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        self.with_native(file, NativeKey { sha256: file.sha256.clone(), threads: 1, reference: true }, |s, _| f(s))
+        let Some(encoder) = encoder else {
+            return self.with_native(decoder, NativeKey { sha256: decoder.sha256.clone(), threads, reference }, |s, c| f(s, None, c));
+        };
+        let native = self.native().map_err(ApiError::NativeUnavailable)?;
+        let mut sessions = lock(&self.native_sessions);
+        let keys = [decoder, encoder].map(|file| NativeKey { sha256: file.sha256.clone(), threads, reference });
+        let created = !sessions.contains_key(&keys[0]);
+        for (key, file) in keys.iter().zip([decoder, encoder]) {
+            if !sessions.contains_key(key) {
+                let session = native.load(&file.path, threads as usize)?;
+                sessions.insert(key.clone(), session);
+            }
+        }
+        let [Some(dec), Some(enc)] = sessions.get_disjoint_mut([&keys[0], &keys[1]]) else {
+            unreachable!("both sessions were inserted above, under different keys")
+        };
+        f(dec, Some(enc), created)
     }
 
     /// What a user's graph declares, inspected once per file: by native onnxruntime, or where
@@ -289,6 +302,20 @@ impl Services {
         let tokenizer = self.catalog.locate_sidecar(&self.models, spec, &p.tokenizer)?;
         let settings = self.catalog.locate_sidecar(&self.models, spec, &p.settings)?;
         let t = Arc::new(LmTokenizer::load(&tokenizer, &settings)?);
+        cache.insert(model.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// A speech model's tokenizer (packaged) and settings (a sidecar), checked by sha256 once.
+    pub(crate) fn speech_tokenizer(&self, model: &str, p: &SpeechProcessing) -> Result<Arc<SpeechTokenizer>, ApiError> {
+        let mut cache = lock(&self.speech_tokenizers);
+        if let Some(t) = cache.get(model) {
+            return Ok(t.clone());
+        }
+        let spec = self.catalog.resolve(model)?;
+        let tokenizer = self.catalog.locate(&self.models, &p.tokenizer)?;
+        let settings = self.catalog.locate_sidecar(&self.models, spec, &p.settings)?;
+        let t = Arc::new(SpeechTokenizer::load(&tokenizer, &settings)?);
         cache.insert(model.to_string(), t.clone());
         Ok(t)
     }

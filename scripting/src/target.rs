@@ -54,6 +54,13 @@ impl Reference {
             Reference::Own(path) => Ok(path.clone()),
         }
     }
+
+    /// The encoder that goes with the reference, for an encoder-decoder model.
+    pub fn locate_encoder(&self, services: &Services) -> Result<Option<ModelPath>, ApiError> {
+        let Reference::Catalog { model, file } = self else { return Ok(None) };
+        let spec = services.catalog.resolve(model)?;
+        spec.encoder_file(file).map(|f| catalog_file(services, spec, f)).transpose()
+    }
 }
 
 /// A file known by CID, through the content store: a hit, or else the packaged copy (already
@@ -122,6 +129,8 @@ pub(crate) struct Target {
     pub inputs: Vec<String>,
     pub symbolic_dims: Vec<String>,
     pub file: ModelPath,
+    /// An encoder-decoder model's encoder (`file` is then the decoder).
+    pub encoder: Option<ModelPath>,
     /// The variant's short name: the derivation ("int8-dynamic-matmul"), or "packaged".
     pub variant: String,
     pub precision: Option<u32>,
@@ -185,6 +194,7 @@ pub(crate) fn resolve(services: &Services, model: &str, opts: &AccelerateOptions
         inputs: spec.inputs.clone(),
         symbolic_dims: spec.symbolic_dims.clone(),
         file: catalog_file(services, spec, file)?,
+        encoder: spec.encoder_file(file).map(|f| catalog_file(services, spec, f)).transpose()?,
         variant: file.derive.as_ref().map_or_else(|| "packaged".to_string(), |d| d.method.clone()),
         precision: Some(file.precision),
         weights: file.weights.clone(),
@@ -214,6 +224,7 @@ fn user_model(path: &Path, opts: &AccelerateOptions) -> Result<Target, ApiError>
         inputs: vec![],
         symbolic_dims: vec![],
         file: file.clone(),
+        encoder: None,
         variant: "your file".into(),
         precision: None,
         weights: "as stored in the file".into(),

@@ -22,6 +22,27 @@ pub struct Generation {
     pub head_dim: usize,
     /// None: greedy (the highest logit, the lowest id on a tie).
     pub sampling: Option<Sampling>,
+    /// Ids never chosen (Whisper's non-speech tokens), and ids not chosen first (a blank, the
+    /// end of text): their logits count as −∞.
+    pub suppress: Vec<i64>,
+    pub suppress_first: Vec<i64>,
+    /// For an encoder-decoder model: the encoder runs on each chunk of the input tensor named
+    /// here (its first dimension counts chunks), and its outputs are fed to every decoder step
+    /// by name. One generation per chunk; one inference is all of them.
+    pub encoder_input: Option<String>,
+}
+
+impl Generation {
+    /// Sets the suppressed ids' logits to −∞ in `logits` (one position's row), before the
+    /// `index`-th generated token is chosen.
+    pub fn mask_suppressed(&self, logits: &mut [f32], index: usize) {
+        let first = if index == 0 { self.suppress_first.as_slice() } else { &[] };
+        for &id in self.suppress.iter().chain(first) {
+            if let Some(v) = usize::try_from(id).ok().and_then(|i| logits.get_mut(i)) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+    }
 }
 
 /// Seeded sampling: the `top_k` highest logits (0: all) at `temperature`, walked in id order
@@ -44,6 +65,10 @@ pub struct GenerationSample {
     /// When each generated token was chosen: `token_at_ms[0]` is the time to first token
     /// (prefill plus the first choice).
     pub token_at_ms: Vec<f64>,
+    /// For an encoder-decoder model: this chunk's encoder run, before the generation's own
+    /// clock starts.
+    #[serde(default)]
+    pub encoder_ms: Option<f64>,
 }
 
 impl GenerationSample {
@@ -170,13 +195,36 @@ mod tests {
 
     #[test]
     fn rates_follow_their_definitions() {
-        let s = GenerationSample { tokens: vec![5, 6, 7], prefill_ms: 50.0, token_at_ms: vec![60.0, 80.0, 100.0] };
+        let s = GenerationSample { tokens: vec![5, 6, 7], prefill_ms: 50.0, token_at_ms: vec![60.0, 80.0, 100.0], encoder_ms: None };
         assert_eq!(s.ttft_ms(), Some(60.0));
         assert_eq!(s.decode_tokens_per_s(), Some(50.0)); // 2 tokens in 40 ms
         assert_eq!(s.prefill_tokens_per_s(10), Some(200.0));
         assert_eq!(s.per_token_ms(), vec![20.0, 20.0]);
-        let one = GenerationSample { tokens: vec![5], prefill_ms: 50.0, token_at_ms: vec![60.0] };
+        let one = GenerationSample { tokens: vec![5], prefill_ms: 50.0, token_at_ms: vec![60.0], encoder_ms: None };
         assert_eq!(one.decode_tokens_per_s(), None);
+    }
+
+    #[test]
+    fn suppressed_ids_are_never_chosen_and_first_ones_only_later() {
+        let g = Generation {
+            prompt: vec![1],
+            max_new_tokens: 4,
+            stop: vec![],
+            layers: 1,
+            kv_heads: 1,
+            head_dim: 1,
+            sampling: None,
+            suppress: vec![2],
+            suppress_first: vec![1],
+            encoder_input: None,
+        };
+        let mut r = Mulberry32::new(0);
+        let mut first = vec![0.0, 2.0, 3.0, 1.0];
+        g.mask_suppressed(&mut first, 0);
+        assert_eq!(choose(&first, None, &mut r), 3);
+        let mut later = vec![0.0, 2.0, 3.0, 1.0];
+        g.mask_suppressed(&mut later, 1);
+        assert_eq!(choose(&later, None, &mut r), 1);
     }
 
     #[test]
