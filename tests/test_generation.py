@@ -219,7 +219,7 @@ def test_bad_generation_requests_say_what_to_do(run_script):
     """Errors before anything runs: generation options on a model that does not generate, a
     prompt that is not a string, a prompt past the context, and sampling options out of range."""
     cases = {
-        'accelerate("all-minilm-l6-v2", "hi", #{max_new_tokens: 4})': "applies only to text-generation models",
+        'accelerate("all-minilm-l6-v2", "hi", #{max_new_tokens: 4})': "applies only to text-generation and speech models",
         f'accelerate("{MODEL}", ["a", "b"], #{{platform: "native"}})': "must be a prompt (a string)",
         f'accelerate("{MODEL}", {json.dumps("word " * 9000)}, #{{platform: "native", chat: false}})': "past the model's context of 8192",
         f'accelerate("{MODEL}", "hi", #{{temperature: -1}})': "between 0 and 100",
