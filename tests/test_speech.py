@@ -1,5 +1,6 @@
-"""Speech to text (Whisper tiny.en): the converted graphs against ctranslate2 on the packaged
-CTranslate2 file, and transcripts from the browser against native onnxruntime and ctranslate2.
+"""Speech to text (Whisper tiny.en, and multilingual Whisper base with `language:`): the
+converted graphs against ctranslate2 on the packaged CTranslate2 file, and transcripts from the
+browser against native onnxruntime and ctranslate2.
 
 The clips are spoken by espeak-ng (Debian) and resampled to 16 kHz by sox, so webaccel's
 front end (Rust) and the numpy one (tests/speech_reference.py, which ctranslate2 is fed) start
@@ -17,6 +18,7 @@ import speech_reference as sr
 from conftest import last_json_line
 
 MODEL = "whisper-tiny.en"
+BASE = "whisper-base"
 # tiny.en hears these words as written when espeak-ng's "en" voice speaks them at 130 words a minute.
 SHORT = "Browsers can run speech models today. This sentence was spoken by a computer."
 LONG = (
@@ -29,9 +31,14 @@ LONG = (
 )
 
 
-def speak(text, path):
+# Whisper base hears this nearly as written ("haces", "mafid") from espeak-ng's Spanish voice
+# at 110 words a minute; its French voice at any speed came out garbled, so the test is Spanish.
+SPANISH = "Hola a todos. Hoy hace buen tiempo en Madrid."
+
+
+def speak(text, path, voice="en", speed=130):
     raw = path.with_suffix(".22k.wav")
-    subprocess.run(["espeak-ng", "-v", "en", "-s", "130", "-w", str(raw), text], check=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
     return path
 
@@ -39,35 +46,43 @@ def speak(text, path):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     d = tmp_path_factory.mktemp("speech")
-    return {"short": speak(SHORT, d / "short.wav"), "long": speak(LONG, d / "long.wav")}
+    return {
+        "short": speak(SHORT, d / "short.wav"),
+        "long": speak(LONG, d / "long.wav"),
+        "spanish": speak(SPANISH, d / "spanish.wav", "es", 110),
+    }
 
 
-def settings():
-    return json.loads(reference.sidecar(MODEL, "settings").read_text())
+def settings(model=MODEL):
+    return json.loads(reference.sidecar(model, "settings").read_text())
 
 
-def model_dir():
-    return reference.packaged_path(reference.spec(MODEL)["source"]).parent
+def model_dir(model=MODEL):
+    return reference.packaged_path(reference.spec(model)["source"]).parent
 
 
-def prompt():
-    s = settings()
+def prompt(model=MODEL, language=None):
+    """The decoder's prompt, from the settings file's ids: a multilingual model's names the
+    language and the task."""
+    s = settings(model)
+    if s["multilingual"]:
+        return [s["start_of_transcript"], s["languages"][language or "en"], s["transcribe"], s["no_timestamps"]]
     return [s["start_of_transcript"], s["no_timestamps"]]
 
 
-def without_end(tokens):
-    return [t for t in tokens if t != settings()["end_of_text"]]
+def without_end(tokens, model=MODEL):
+    return [t for t in tokens if t != settings(model)["end_of_text"]]
 
 
-def onnx_greedy(samples, precision):
+def onnx_greedy(samples, precision, model=MODEL, language=None):
     """Greedy decoding on the converted graphs in onnxruntime (no webaccel code), numpy features."""
-    s = settings()
-    enc = reference._session(str(reference.encoder_path(MODEL, precision)), 2)
-    dec = reference._session(str(reference.model_path(MODEL, precision)), 2)
+    s = settings(model)
+    enc = reference._session(str(reference.encoder_path(model, precision)), 2)
+    dec = reference._session(str(reference.model_path(model, precision)), 2)
     out = []
     for chunk in sr.chunks(samples):
-        cross = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"input_features": sr.log_mel(chunk)[None]})))
-        ids = prompt()
+        cross = dict(zip([o.name for o in enc.get_outputs()], enc.run(None, {"input_features": sr.log_mel(chunk, s["n_mels"])[None]})))
+        ids = prompt(model, language)
         feeds = {"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)), np.int64), "position_ids": np.arange(len(ids))[None]}
         for i in range(s["layers"]):
             for kind in ("key", "value"):
@@ -118,12 +133,12 @@ def wer(hyp, ref):
     return d[len(h)] / max(len(r), 1)
 
 
-def transcribe(run_script, cells, clip, extra=""):
+def transcribe(run_script, cells, clip, extra="", model=MODEL):
     """Each (platform, browser, precision) cell on `clip` in one `webaccel run`."""
     lines = []
     for platform, browser, precision in cells:
         lines.append(
-            f'let r = accelerate("{MODEL}", {json.dumps(str(clip))}, #{{platform: "{platform}", browser: "{browser}", '
+            f'let r = accelerate("{model}", {json.dumps(str(clip))}, #{{platform: "{platform}", browser: "{browser}", '
             f"precision: {precision}, runs: 1, warmup: 0, warmup_s: 0, precompile_shaders: false{extra}}});\n"
             f'print(#{{key: ["{platform}", "{browser}", {precision}], text: r.output, tokens: r.tokens, '
             "encoder_ms: r.encoder_ms, rtf: r.real_time_factor, decode: r.decode_tokens_per_s, chunks: r.chunk_ms, "
@@ -165,6 +180,20 @@ def test_long_audio_is_cut_into_30_s_chunks_each_timed(run_script, clips, db_pat
     assert row[:2] == (2, 2) and row[2] > 30 and row[3] > 0 and row[4] > 0 and row[5] == "speech_to_text", row
 
 
+def test_whisper_base_transcribes_spanish_as_ctranslate2_does(run_script, clips):
+    """Multilingual Whisper base with `language: "es"`: its converted graphs, greedy in
+    onnxruntime, give ctranslate2's tokens; the browser (wasm) and native runs give the same."""
+    samples = sr.read_wav_16k(clips["spanish"])
+    want = sr.ct2_transcript(model_dir(BASE), samples, prompt(BASE, "es"))
+    assert onnx_greedy(samples, 32, BASE, "es") == want
+    got = transcribe(run_script, [("native", "auto", 32), ("wasm", "chromium", 32)], clips["spanish"], ', language: "es"', BASE)
+    native, wasm = got[("native", "auto", 32)], got[("wasm", "chromium", 32)]
+    assert without_end(native["tokens"], BASE) == want[0], (native, want)
+    assert wasm["tokens"] == native["tokens"] and wasm["text"] == native["text"], (wasm, native)
+    assert "hola a todos" in wasm["text"].lower() and "buen tiempo" in wasm["text"], wasm["text"]
+    assert wasm["accuracy"]["wer"] == 0.0, wasm["accuracy"]
+
+
 def test_bad_speech_requests_say_what_to_do(run_script, clips, tmp_path):
     not_wav = tmp_path / "notes.wav"
     not_wav.write_text("not audio")
@@ -176,6 +205,7 @@ def test_bad_speech_requests_say_what_to_do(run_script, clips, tmp_path):
         f'accelerate("{MODEL}", {json.dumps(str(not_wav))}, #{{platform: "native"}})': "notes.wav",
         f'accelerate("{MODEL}", 42, #{{platform: "native"}})': "a WAV file path",
         'accelerate("smollm2", "hi", #{platform: "native", language: "en"})': "applies to speech models",
+        f'accelerate("{BASE}", {clip}, #{{platform: "native", language: "klingon"}})': "unknown language 'klingon'",
     }
     code = "\n".join(f"try {{ {call}; print(\"no error\"); }} catch (e) {{ print(`${{e}}`); }}" for call in cases)
     out = run_script(code).stdout.strip().splitlines()

@@ -15,7 +15,7 @@
 // `ort.wasm`: the bigger module takes longer to tier up. So each platform gets the build made
 // for it: wasm sessions the plain one, webgpu and webnn sessions `ort.all`. The two are
 // separate module instances with separate wasm heaps, each loaded on first use.
-const BUILDS = { wasm: './ort/ort.wasm.min.mjs', all: './ort/ort.all.min.mjs' };
+const BUILDS = { wasm: './ort/ort.wasm.min.mjs', all: './ort/ort.all.min.mjs', webgpu: './ort/ort.webgpu.min.mjs' };
 const builds = new Map();
 let settings = null;
 
@@ -59,7 +59,7 @@ export function configure({ wasmPaths, numThreads, logLevel }) {
 
 // The onnxruntime-web module a platform's sessions run in.
 async function ortFor(platform) {
-  const build = platform === 'wasm' ? 'wasm' : 'all';
+  const build = platform === 'wasm' ? 'wasm' : platform === 'webgpu' ? 'webgpu' : 'all';
   if (!builds.has(build)) {
     builds.set(
       build,

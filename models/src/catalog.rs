@@ -27,6 +27,10 @@ pub struct PackagedFile {
     pub package: String,
     pub path: String,
     pub sha256: String,
+    /// A file a registry's size limit split across packages: these parts, in order, joined by
+    /// `scripts/fetch_models.py` into `path` (in the first part's package).
+    #[serde(default)]
+    pub parts: Vec<PackagedFile>,
 }
 
 /// How a derived file is made (`scripts/prepare_models.py`): from another precision of the same
@@ -70,7 +74,12 @@ pub struct ModelFile {
 impl ModelFile {
     /// The packaged file, when this variant comes straight from a package.
     pub fn packaged(&self) -> Option<PackagedFile> {
-        Some(PackagedFile { package: self.package.clone()?, path: self.path.clone()?, sha256: self.sha256.clone()? })
+        Some(PackagedFile {
+            package: self.package.clone()?,
+            path: self.path.clone()?,
+            sha256: self.sha256.clone()?,
+            parts: vec![],
+        })
     }
 
     /// A short name for the file, as rows record it: the path inside its package, or
@@ -365,7 +374,7 @@ impl Catalog {
                 .iter()
                 .filter_map(|f| f.package.clone())
                 .chain(m.tokenizer().map(|t| t.package.clone()))
-                .chain(m.source.as_ref().map(|s| s.package.clone()))
+                .chain(m.source.iter().flat_map(|s| std::iter::once(s).chain(&s.parts)).map(|s| s.package.clone()))
                 .map(|p| (m.name.clone(), p))
         });
         let stages = catalog

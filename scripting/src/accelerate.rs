@@ -15,7 +15,8 @@ use webaccel_results::{AccuracyUpdate, RunRecord, RunStatus};
 
 use crate::acceleration::Acceleration;
 use crate::error::ApiError;
-use crate::generation::GenerationStats;
+use crate::families::generation::GenerationStats;
+use crate::families::speech::SpeechStats;
 use crate::inputs::{self, Source};
 use crate::measure::{attempt, Attempt, Measured};
 use crate::options::AccelerateOptions;
@@ -24,7 +25,6 @@ use crate::placement::platform_chain;
 use crate::reference;
 use crate::row::{base_row, measured_row, requested_row};
 use crate::services::Services;
-use crate::speech::SpeechStats;
 use crate::target::resolve;
 
 pub fn accelerate(services: &Services, model: &str, input: Dynamic, options: &Map) -> Result<Acceleration, ApiError> {

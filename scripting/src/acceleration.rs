@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, Map};
 use webaccel_browser_runtime::OpTime;
 
-use crate::generation::GenerationStats;
-use crate::speech::SpeechStats;
+use crate::families::generation::GenerationStats;
+use crate::families::speech::SpeechStats;
 use crate::outputs::{Agreement, Output};
 
 #[derive(Debug, Clone)]

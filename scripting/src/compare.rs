@@ -14,7 +14,7 @@ use webaccel_results::{plot, ExperimentRecord, ExperimentStatus, Frame, PlotOpti
 
 use crate::error::ApiError;
 use crate::frames::FrameValue;
-use crate::generation;
+use crate::families::{self, generation};
 use crate::options::{AccelerateOptions, OptionValue, MAX_WARMUP_S};
 use crate::platform::RunPlatform;
 use crate::services::Services;
@@ -42,15 +42,6 @@ pub(crate) const KEYS: [&str; 21] = [
     "top_k",
     "seed",
     "language",
-];
-
-/// Sentences text models get when no input is given: two paraphrases and two unrelated
-/// sentences, so the accuracy columns can compare nearest neighbours.
-const DEFAULT_SENTENCES: [&str; 4] = [
-    "A man is eating food.",
-    "A man is eating a piece of bread.",
-    "The cat sits on the mat.",
-    "Stock markets fell sharply today.",
 ];
 
 /// The grid as the user gave it, checked.
@@ -262,7 +253,8 @@ impl Grid {
         .to_string()
     }
 
-    /// The input for `model`: `inputs[model]`, else `input`, else sentences for a text model.
+    /// The input for `model`: `inputs[model]`, else `input`, else its family's default (sentences,
+    /// a prompt).
     fn input_for(&self, services: &Services, model: &str) -> Result<Dynamic, ApiError> {
         if let Some(i) = self.inputs.get(model) {
             return Ok(i.clone());
@@ -270,13 +262,8 @@ impl Grid {
         if let Some(i) = &self.input {
             return Ok(i.clone());
         }
-        let spec = services.catalog.resolve(model).ok();
-        if spec.is_some_and(|m| matches!(m.processing, webaccel_models::Processing::Generation(_))) {
-            return Ok(generation::DEFAULT_PROMPT.into());
-        }
-        let is_text = spec.is_some_and(|m| matches!(m.processing, webaccel_models::Processing::Text(_)));
-        if is_text {
-            return Ok(Dynamic::from_array(DEFAULT_SENTENCES.iter().map(|s| Dynamic::from(s.to_string())).collect()));
+        if let Some(i) = services.catalog.resolve(model).ok().and_then(|m| families::of(&m.processing).default_input()) {
+            return Ok(i);
         }
         Err(ApiError::BadOption {
             function: FUNCTION,

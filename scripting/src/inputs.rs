@@ -1,18 +1,15 @@
-//! From what a script passes to `accelerate` to the tensors a model takes: sentences for text
-//! models, image files for vision models, a WAV file or samples for audio models, and named
-//! tensors for models webaccel knows nothing about (checked against the graph's declared
-//! inputs).
+//! From what a script passes to `accelerate` to what a model takes: `ModelInput`. A catalog
+//! model's family makes it (`families`); for models webaccel knows nothing about, named tensors
+//! are checked here against the graph's declared inputs.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::{DType, Generation, InputMetadata, Sequence, Tensor};
-use webaccel_models::audio;
-use webaccel_models::{vision, AudioProcessing, Encoded, Processing, TextTokenizer, VisionProcessing};
+use webaccel_models::{Encoded, Processing};
 
 use crate::error::ApiError;
-use crate::generation::GenerateOptions;
+use crate::families::{self, GenerateOptions, Preparing};
 use crate::services::Services;
 
 /// What the tensors were made from, as post-processing needs to know it.
@@ -58,10 +55,12 @@ pub struct ModelInput {
 /// input webaccel's models take, and far below what would exhaust memory.
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
-fn details(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+pub(crate) fn details(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
+/// A catalog model's input, made by its family; generation options on a family that does not
+/// generate are an error rather than ignored.
 pub fn prepare(
     services: &Services,
     model: &str,
@@ -70,170 +69,15 @@ pub fn prepare(
     input: Dynamic,
     generate: &GenerateOptions,
 ) -> Result<ModelInput, ApiError> {
-    if generate.given && !matches!(processing, Processing::Generation(_) | Processing::Speech(_)) {
+    let family = families::of(processing);
+    if generate.given && !family.generates() {
         return Err(ApiError::BadOption {
             function: "accelerate",
-            key: crate::generation::KEYS.join("/"),
+            key: families::generation::KEYS.join("/"),
             problem: format!("applies only to text-generation and speech models, and {model} generates nothing"),
         });
     }
-    match processing {
-        Processing::Text(p) => {
-            let (sentences, single) = strings(model, input, "a string or an array of strings")?;
-            let path = services.catalog.locate(&services.models, &p.tokenizer)?;
-            let encoded = services.tokenizer(&path)?.encode(&sentences)?;
-            let dims = vec![encoded.batch, encoded.tokens];
-            let tensors = inputs
-                .iter()
-                .map(|name| {
-                    let values = match name.as_str() {
-                        "attention_mask" => &encoded.attention_mask,
-                        "token_type_ids" => &encoded.token_type_ids,
-                        _ => &encoded.input_ids,
-                    };
-                    Tensor::from_i64(name.clone(), dims.clone(), values)
-                })
-                .collect();
-            let truncation = match encoded.truncated {
-                0 => format!("none (every sentence fits in {} tokens)", TextTokenizer::MAX_TOKENS),
-                n => format!("{n} of {} sentences cut at {} tokens", encoded.batch, TextTokenizer::MAX_TOKENS),
-            };
-            let details = details(&[
-                (
-                    "batch",
-                    format!(
-                        "{} sentences, padded to {} tokens; throughput counts sentences",
-                        encoded.batch, encoded.tokens
-                    ),
-                ),
-                ("truncation", truncation),
-            ]);
-            Ok(ModelInput {
-                tensors,
-                items: encoded.batch,
-                dims: vec![encoded.batch as u64, encoded.tokens as u64],
-                source: Source::Sentences { encoded, single },
-                sequence: None,
-                generation: None,
-                fetches: vec![p.output.clone()],
-                details,
-            })
-        }
-        Processing::Vision(p) => images(model, p, &inputs[0], input),
-        Processing::Audio(p) => sound(model, p, input),
-        Processing::Generation(p) => crate::generation::prepare(services, model, p, input, generate),
-        Processing::Speech(p) => crate::speech::prepare(services, model, p, input, generate),
-    }
-}
-
-fn strings(model: &str, input: Dynamic, expected: &str) -> Result<(Vec<String>, bool), ApiError> {
-    let bad = || ApiError::BadInput { model: model.to_string(), expected: expected.to_string() };
-    if input.is_string() {
-        return Ok((vec![input.into_string().map_err(|_| bad())?], true));
-    }
-    let array: Array = input.try_cast().ok_or_else(bad)?;
-    if array.is_empty() {
-        return Err(ApiError::BadInput {
-            model: model.to_string(),
-            expected: format!("{expected}, not an empty array"),
-        });
-    }
-    let list = array.into_iter().map(|d| d.into_string().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
-    Ok((list, false))
-}
-
-/// Image files (PNG or JPEG), one or an array of them, as one [N, 3, crop, crop] batch.
-pub fn images(model: &str, p: &VisionProcessing, name: &str, input: Dynamic) -> Result<ModelInput, ApiError> {
-    let (paths, single) = strings(model, input, "an image file path (PNG or JPEG) or an array of them")?;
-    let side = p.crop as usize;
-    let mut data = Vec::with_capacity(paths.len() * 3 * side * side);
-    for path in &paths {
-        data.extend(vision::preprocess_file(Path::new(path), p)?);
-    }
-    let count = paths.len();
-    let order = match p.channel_order {
-        webaccel_models::ChannelOrder::Rgb => "RGB",
-        webaccel_models::ChannelOrder::Bgr => "BGR",
-    };
-    let details = details(&[
-        ("resize", format!("shorter side to {} px (Lanczos), centre crop {} × {} px", p.resize_short, p.crop, p.crop)),
-        ("normalisation", format!("x/255, then (x − mean {:?}) / std {:?} per channel, {order} order", p.mean, p.std)),
-        ("batch", format!("{count} images; throughput counts images")),
-    ]);
-    Ok(ModelInput {
-        tensors: vec![Tensor::from_f32(name, vec![count, 3, side, side], &data)],
-        source: Source::Images { count, single },
-        items: count,
-        dims: vec![count as u64],
-        sequence: None,
-        generation: None,
-        fetches: vec![p.output.clone()],
-        details,
-    })
-}
-
-/// A WAV file path, or an array of samples already at the model's rate.
-/// Mono samples at `rate` Hz from a WAV path (mixed down and resampled) or an array of samples
-/// already at that rate; never empty.
-pub(crate) fn samples_at(model: &str, input: Dynamic, rate: u32) -> Result<Vec<f32>, ApiError> {
-    let expected = format!("a WAV file path, or an array of samples in [-1, 1] at {rate} Hz");
-    let samples = if input.is_string() {
-        let path =
-            input.into_string().map_err(|_| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        audio::resample(audio::read_wav(Path::new(&path))?, rate)?.samples
-    } else {
-        let array: Array =
-            input.try_cast().ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?;
-        // Already at the model's rate, as the expected input says.
-        floats(&array).ok_or_else(|| ApiError::BadInput { model: model.into(), expected: expected.clone() })?
-    };
-    if samples.is_empty() {
-        return Err(ApiError::BadInput {
-            model: model.into(),
-            expected: format!("{expected}, with at least one sample"),
-        });
-    }
-    Ok(samples)
-}
-
-fn sound(model: &str, p: &AudioProcessing, input: Dynamic) -> Result<ModelInput, ApiError> {
-    let samples = samples_at(model, input, p.sample_rate)?;
-    let sample_count = samples.len();
-    let (rows, count) = audio::frames(&samples, p);
-    let state_len: usize = p.state.dims.iter().product();
-    let mut tensors = vec![
-        Tensor::from_f32(p.input.clone(), vec![count, p.context + p.frame], &rows),
-        Tensor::from_f32(p.state.input.clone(), p.state.dims.clone(), &vec![0.0; state_len]),
-    ];
-    if let Some(sr) = &p.sample_rate_input {
-        tensors.push(Tensor::from_i64(sr.clone(), vec![], &[i64::from(p.sample_rate)]));
-    }
-    Ok(ModelInput {
-        tensors,
-        source: Source::Frames { count },
-        items: count,
-        dims: vec![],
-        sequence: Some(Sequence {
-            over: p.input.clone(),
-            carry: BTreeMap::from([(p.state.output.clone(), p.state.input.clone())]),
-        }),
-        generation: None,
-        details: details(&[
-            (
-                "audio",
-                format!(
-                    "{sample_count} samples at {} Hz in {count} frames of {} samples, each with the {} before it",
-                    p.sample_rate, p.frame, p.context
-                ),
-            ),
-            ("batch", format!("{count} frames, run in order carrying state; one timed run is the whole sequence; throughput counts frames")),
-        ]),
-        fetches: vec![p.output.clone()],
-    })
-}
-
-fn floats(array: &Array) -> Option<Vec<f32>> {
-    array.iter().map(|v| v.as_float().ok().map(|f| f as f32).or_else(|| v.as_int().ok().map(|i| i as f32))).collect()
+    family.prepare(&Preparing { services, model, inputs, generate }, input)
 }
 
 /// Float inputs in the element type the graph declares: a pure-fp16 file takes fp16 inputs.

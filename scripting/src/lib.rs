@@ -11,8 +11,8 @@ pub mod detect_report;
 pub mod display;
 pub mod environment;
 pub mod error;
+pub mod families;
 pub mod frames;
-pub mod generation;
 pub mod help;
 pub mod host;
 pub mod inputs;
@@ -29,7 +29,6 @@ pub mod pool_settings;
 pub mod progress;
 mod reference;
 mod row;
-pub mod speech;
 pub mod services;
 mod target;
 

@@ -18,7 +18,7 @@ use webaccel_native_runtime::{NativeRun, NativeRuntime};
 
 use crate::acceleration::Timings;
 use crate::error::ApiError;
-use crate::generation::cache_outputs;
+use crate::families::{generation::cache_outputs, speech::encoder_outputs, vision};
 use crate::inputs::{self, ModelInput};
 use crate::options::AccelerateOptions;
 use crate::placement::pick_browser;
@@ -323,7 +323,7 @@ fn load_encoder(
     let key = session_key(&encoder.sha256, platform, decoder.device.as_deref(), overrides.as_ref(), decoder.profile);
     let request = LoadRequest {
         free_dimension_overrides: overrides,
-        gpu_outputs: input.generation.as_ref().filter(|_| platform == Platform::Webgpu).map(crate::speech::encoder_outputs),
+        gpu_outputs: input.generation.as_ref().filter(|_| platform == Platform::Webgpu).map(encoder_outputs),
         ..decoder.clone()
     };
     match services.wait_in(pooled, pooled.session.load(&key, &encoder.path, &request)) {
@@ -368,7 +368,7 @@ fn input_for(
     let model_type =
         if target.type_given { target.model_type.clone() } else { refined_type(&target.name, &graph.inputs) };
     if let Some(vision) = user_vision(&model_type, &graph, raw) {
-        let input = inputs::images(&target.name, &vision, &graph.inputs[0].name, raw.clone())?;
+        let input = vision::images(&target.name, &vision, &graph.inputs[0].name, raw.clone())?;
         return Ok(Built { input, processing: Some(Processing::Vision(vision)), model_type, declared: graph.inputs });
     }
     let input = inputs::tensors(&target.name, raw.clone(), &graph.inputs)?;

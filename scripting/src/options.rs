@@ -7,7 +7,7 @@ use webaccel_browser_runtime::{
 };
 
 use crate::error::ApiError;
-use crate::generation::{self, GenerateOptions};
+use crate::families::generation::{self, GenerateOptions};
 use crate::platform::RunPlatform;
 
 /// The longest warm-up a call may ask for: it must leave time for the timed runs inside the

@@ -1,14 +1,15 @@
-//! From a model's output tensors to what a script gets back: an embedding per sentence, ranked
-//! labels per image, a speech probability per audio frame, or the raw tensors of an unknown
-//! model. Also the numbers that compare two runs' outputs (the accuracy columns).
+//! What a script gets back from a run (`Output`): an embedding per sentence, ranked labels per
+//! image, a speech probability per audio frame, generated text, a transcript, or the raw tensors
+//! of an unknown model; each family makes its own from the output tensors (`families`). Also
+//! the numbers that compare two runs' outputs (the accuracy columns).
 
 use rhai::{Array, Dynamic, Map};
 use webaccel_browser_runtime::Tensor;
-use webaccel_models::{cosine, mean_pool, vision, Processing};
+use webaccel_models::{cosine, vision, Processing};
 
 use crate::error::ApiError;
-use crate::generation::{decode, Generated};
-use crate::inputs::{ModelInput, Source};
+use crate::families::{self, generation::Generated};
+use crate::inputs::ModelInput;
 
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -19,13 +20,6 @@ pub enum Output {
     /// A transcript (text and ids, every chunk's in order).
     Transcribed(Generated),
     Tensors(Vec<Tensor>),
-}
-
-fn output<'a>(outputs: &'a [Tensor], name: &str) -> Result<&'a Tensor, ApiError> {
-    outputs.iter().find(|t| t.name == name).ok_or_else(|| ApiError::MissingOutput {
-        wanted: name.to_string(),
-        actual: outputs.iter().map(|t| t.name.clone()).collect(),
-    })
 }
 
 /// What is not a number among a run's outputs ("output y: 2 NaN and 1 ±Inf of 4 values"), or
@@ -44,38 +38,13 @@ pub fn non_finite(outputs: &[Tensor]) -> Option<String> {
     (!bad.is_empty()).then(|| bad.join("; "))
 }
 
-pub fn post_process(
-    processing: Option<&Processing>,
-    outputs: &[Tensor],
-    input: &ModelInput,
-) -> Result<Output, ApiError> {
-    let run = outputs;
-    Ok(match (processing, &input.source) {
-        (Some(Processing::Text(p)), Source::Sentences { encoded, single }) => {
-            let hidden = output(run, &p.output)?;
-            Output::Embeddings {
-                vectors: mean_pool(&hidden.to_f32()?, &hidden.dims, encoded, p.normalize)?,
-                single: *single,
-            }
-        }
-        (Some(Processing::Vision(p)), Source::Images { count, single }) => {
-            let probs = output(run, &p.output)?.to_f32()?;
-            let per = probs.len() / (*count).max(1);
-            Output::Classes {
-                probabilities: probs.chunks(per.max(1)).map(<[f32]>::to_vec).collect(),
-                labels: p.labels.clone(),
-                single: *single,
-            }
-        }
-        (Some(Processing::Audio(p)), Source::Frames { .. }) => Output::Frames(output(run, &p.output)?.to_f32()?),
-        (Some(Processing::Generation(_)), Source::Prompt { tokenizer, .. }) => {
-            Output::Generated(decode(tokenizer, &output(run, "tokens")?.to_i64()?)?)
-        }
-        (Some(Processing::Speech(_)), Source::Speech { tokenizer, .. }) => {
-            Output::Transcribed(crate::speech::decode(tokenizer, &output(run, "tokens")?.to_i64()?)?)
-        }
-        _ => Output::Tensors(run.to_vec()),
-    })
+/// A run's outputs as the script's value: through the model's family, or the raw tensors of a
+/// model webaccel knows nothing about.
+pub fn post_process(processing: Option<&Processing>, outputs: &[Tensor], input: &ModelInput) -> Result<Output, ApiError> {
+    match processing {
+        Some(p) => families::of(p).post_process(outputs, input),
+        None => Ok(Output::Tensors(outputs.to_vec())),
+    }
 }
 
 fn floats(v: &[f32]) -> Dynamic {

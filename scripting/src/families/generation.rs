@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use rhai::{Dynamic, Map};
-use webaccel_browser_runtime::{Generation, GenerationSample, Sampling};
+use webaccel_browser_runtime::{Generation, GenerationSample, Sampling, Tensor};
 use webaccel_models::generation::LmTokenizer;
 use webaccel_models::GenerationProcessing;
 use webaccel_results::{median_p90, RunRecord};
 
+use super::{output, Family, Preparing};
 use crate::error::ApiError;
 use crate::inputs::{ModelInput, Source};
+use crate::outputs::Output;
 use crate::options::OptionValue;
 use crate::services::Services;
 
@@ -56,7 +58,7 @@ pub(crate) const KEYS: [&str; 6] = ["max_new_tokens", "chat", "temperature", "to
 const DEFAULT_MAX_NEW_TOKENS: u32 = 32;
 
 /// The prompt a `compare` cell of a generation model gets when no input is given.
-pub(crate) const DEFAULT_PROMPT: &str = "What is the capital of France?";
+const DEFAULT_PROMPT: &str = "What is the capital of France?";
 
 impl GenerateOptions {
     /// Reads one of `KEYS`; false for any other key.
@@ -78,8 +80,29 @@ impl GenerateOptions {
     }
 }
 
+impl Family for GenerationProcessing {
+    fn generates(&self) -> bool {
+        true
+    }
+
+    fn default_input(&self) -> Option<Dynamic> {
+        Some(DEFAULT_PROMPT.into())
+    }
+
+    fn prepare(&self, cx: &Preparing, input: Dynamic) -> Result<ModelInput, ApiError> {
+        prepare(cx.services, cx.model, self, input, cx.generate)
+    }
+
+    fn post_process(&self, outputs: &[Tensor], input: &ModelInput) -> Result<Output, ApiError> {
+        match &input.source {
+            Source::Prompt { tokenizer, .. } => Ok(Output::Generated(decode(tokenizer, &output(outputs, "tokens")?.to_i64()?)?)),
+            _ => Ok(Output::Tensors(outputs.to_vec())),
+        }
+    }
+}
+
 /// The prompt as the runtime takes it.
-pub(crate) fn prepare(
+fn prepare(
     services: &Services,
     model: &str,
     p: &GenerationProcessing,
@@ -168,7 +191,7 @@ pub struct Generated {
     pub tokens: Vec<i64>,
 }
 
-pub(crate) fn decode(tokenizer: &Arc<LmTokenizer>, tokens: &[i64]) -> Result<Generated, ApiError> {
+fn decode(tokenizer: &Arc<LmTokenizer>, tokens: &[i64]) -> Result<Generated, ApiError> {
     Ok(Generated { text: tokenizer.decode(tokens)?, tokens: tokens.to_vec() })
 }
 

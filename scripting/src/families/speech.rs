@@ -14,17 +14,39 @@ use webaccel_models::speech::{self, SpeechTokenizer};
 use webaccel_models::SpeechProcessing;
 use webaccel_results::{median_p90, RunRecord};
 
+use super::audio::samples_at;
+use super::generation::{GenerateOptions, Generated};
+use super::{output, Family, Preparing};
 use crate::error::ApiError;
-use crate::generation::{GenerateOptions, Generated};
-use crate::inputs::{samples_at, ModelInput, Source};
+use crate::inputs::{ModelInput, Source};
+use crate::outputs::Output;
 use crate::services::Services;
 
 /// The encoder's input, as `scripts/whisper_ct2.py` names it.
 pub(crate) const FEATURES: &str = "input_features";
 
+impl Family for SpeechProcessing {
+    fn generates(&self) -> bool {
+        true
+    }
+
+    fn prepare(&self, cx: &Preparing, input: Dynamic) -> Result<ModelInput, ApiError> {
+        prepare(cx.services, cx.model, self, input, cx.generate)
+    }
+
+    fn post_process(&self, outputs: &[Tensor], input: &ModelInput) -> Result<Output, ApiError> {
+        match &input.source {
+            Source::Speech { tokenizer, .. } => {
+                Ok(Output::Transcribed(decode(tokenizer, &output(outputs, "tokens")?.to_i64()?)?))
+            }
+            _ => Ok(Output::Tensors(outputs.to_vec())),
+        }
+    }
+}
+
 /// The input as the runtimes take it: the features of every chunk, [chunks, n_mels, 3000], and
 /// the decoding as a `Generation` whose encoder runs on each chunk.
-pub(crate) fn prepare(
+fn prepare(
     services: &Services,
     model: &str,
     p: &SpeechProcessing,
@@ -127,7 +149,7 @@ pub(crate) fn encoder_outputs(g: &Generation) -> Vec<String> {
     (0..g.layers).flat_map(|i| ["key", "value"].map(|kind| format!("cross_key_values.{i}.{kind}"))).collect()
 }
 
-pub(crate) fn decode(tokenizer: &Arc<SpeechTokenizer>, tokens: &[i64]) -> Result<Generated, ApiError> {
+fn decode(tokenizer: &Arc<SpeechTokenizer>, tokens: &[i64]) -> Result<Generated, ApiError> {
     Ok(Generated { text: tokenizer.decode(tokens)?, tokens: tokens.to_vec() })
 }
 
