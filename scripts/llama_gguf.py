@@ -1,5 +1,6 @@
-"""A llama-architecture GGUF (SmolLM2) written out as an ONNX decoder with a KV cache, in standard
-opset-17 ops, plus the tokenizer and generation settings its GGUF metadata carries.
+"""A llama-architecture GGUF (SmolLM2) written out as an ONNX decoder with a KV cache, in opset-17
+ops and onnxruntime's GroupQueryAttention and SimplifiedLayerNormalization, plus the tokenizer and
+generation settings its GGUF metadata carries.
 
 The graph has the transformers.js / optimum layout, so any ONNX text-generation runner can use it:
 
@@ -96,21 +97,29 @@ def unpermute_rows(rows: np.ndarray, heads: int) -> np.ndarray:
     return rows.reshape(heads, half, 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
-def linear(g: Graph, x: str, weights: Gguf, name: str, bits: str, permute_heads: int | None, hint: str) -> str:
-    """x [B,S,K] times the GGUF matrix `name` (rows = output features) -> [B,S,N]."""
+def rows_of(weights: Gguf, names: list[tuple[str, int | None]], bits: str):
+    """The GGUF matrices `names` (each with the head count whose q/k row permutation to undo, or
+    None) stacked along their output rows: one float matrix, or Q4_1's (d, m, codes)."""
     if bits == "fp32":
-        w = weights.dequantized(name)
-        if permute_heads:
-            w = unpermute_rows(w, permute_heads)
-        return g.op("MatMul", [x, g.init(name, w.T)], hint)
-    d, m, codes = weights.q4_1_blocks(name)
-    if permute_heads:
-        d, m, codes = (unpermute_rows(a, permute_heads) for a in (d, m, codes))
+        parts = [weights.dequantized(n) for n, _ in names]
+        return np.concatenate([unpermute_rows(w, h) if h else w for w, (_, h) in zip(parts, names)])
+    blocks = [weights.q4_1_blocks(n) for n, _ in names]
+    blocks = [tuple(unpermute_rows(a, h) for a in b) if h else b for b, (_, h) in zip(blocks, names)]
+    return tuple(np.concatenate(parts) for parts in zip(*blocks))
+
+
+def linear(g: Graph, x: str, weights: Gguf, names: list[tuple[str, int | None]], bits: str, hint: str) -> str:
+    """x [B,S,K] times the GGUF matrices `names` stacked (rows = output features) -> [B,S,N]:
+    one MatMul for the q, k and v projections together, and for the gate and up ones."""
+    label = names[0][0] if len(names) == 1 else "+".join(n for n, _ in names)
+    if bits == "fp32":
+        return g.op("MatMul", [x, g.init(label, rows_of(weights, names, bits).T)], hint)
+    d, m, codes = rows_of(weights, names, bits)
     rows, blocks, _ = codes.shape
     packed = (codes[..., 0::2] | (codes[..., 1::2] << 4)).astype(np.uint8)  # low nibble first along K
     main = g.op(
         "MatMulNBits",
-        [x, g.init(name, packed), g.init(f"{name}.scales", d.reshape(rows * blocks))],
+        [x, g.init(label, packed), g.init(f"{label}.scales", d.reshape(rows * blocks))],
         hint,
         domain="com.microsoft",
         K=blocks * Q4_1_BLOCK,
@@ -123,30 +132,26 @@ def linear(g: Graph, x: str, weights: Gguf, name: str, bits: str, permute_heads:
     # w = d·q + m is that plus a per-block constant c = 8·d + m, whose product with x is c times
     # the block's sum of x: a [.., blocks] × [blocks, N] MatMul, 1/32 of the main one's work.
     sums = g.op("ReduceSum", [g.op("Reshape", [x, g.const([0, 0, blocks, Q4_1_BLOCK])], hint), g.const([-1])], hint, keepdims=0)
-    correction = g.init(f"{name}.block_offsets", (8 * d + m).astype(np.float32).T)
+    correction = g.init(f"{label}.block_offsets", (8 * d + m).astype(np.float32).T)
     return g.op("Add", [main, g.op("MatMul", [sums, correction], hint)], hint)
 
 
-def rms_norm(g: Graph, x: str, weight: str, eps: str, hint: str) -> str:
-    square = g.op("Mul", [x, x], hint)
-    mean = g.op("ReduceMean", [square], hint, axes=[-1], keepdims=1)
-    inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [mean, eps], hint)], hint)], hint)
-    return g.op("Mul", [g.op("Mul", [x, inv], hint), weight], hint)
-
-
-def rotate(g: Graph, x: str, cos: str, sin: str, half: int, hint: str) -> str:
-    """Rotate-half RoPE: x*cos + concat(-x2, x1)*sin, x [B,H,S,D]. The halves are Slices: ORT-web's
-    webgpu Split without split sizes gave halves its binary ops then refused."""
-    axis = g.const([-1])
-    x1 = g.op("Slice", [x, g.const([0]), g.const([half]), axis], hint)
-    x2 = g.op("Slice", [x, g.const([half]), g.const([2 * half]), axis], hint)
-    turned = g.op("Concat", [g.op("Neg", [x2], hint), x1], hint, axis=-1)
-    return g.op("Add", [g.op("Mul", [x, cos], hint), g.op("Mul", [turned, sin], hint)], hint)
+def rms_norm(g: Graph, x: str, weights: Gguf, name: str, eps: float, hint: str) -> str:
+    """RMSNorm as onnxruntime's SimplifiedLayerNormalization (one kernel on every execution
+    provider, where the spelled-out Mul/ReduceMean/Add/Sqrt/Reciprocal/Mul/Mul took seven)."""
+    weight = g.init(name, weights.dequantized(name))
+    return g.op("SimplifiedLayerNormalization", [x, weight], hint, axis=-1, epsilon=eps, stash_type=1)
 
 
 def build(gguf_path: Path, bits: str):
-    """The ONNX model for `bits` ("fp32" or "q4")."""
-    import onnx
+    """The ONNX model for `bits` ("fp32" or "q4").
+
+    Each layer's attention is onnxruntime's GroupQueryAttention (com.microsoft): the packed
+    q/k/v projection in, rotate-half RoPE from cos/sin tables applied inside, the KV cache
+    concatenated (present = past + new), causal attention over the 3 KV heads shared by 9
+    query heads. Every runtime webaccel drives implements it as a few kernels, where the same
+    arithmetic in plain ONNX ops took about 50 nodes a layer; on the CPU-emulated WebGPU adapters
+    each node is a dispatch, and the node count bounded the decode rate."""
     from onnx import TensorProto, helper
 
     weights = Gguf(gguf_path)
@@ -156,6 +161,8 @@ def build(gguf_path: Path, bits: str):
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, dims),
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total_sequence"]),
+        # Kept for the transformers.js/optimum layout; GroupQueryAttention takes each token's
+        # position from the cache's length (the sequence is never left-padded here).
         helper.make_tensor_value_info("position_ids", TensorProto.INT64, dims),
     ]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence", c.vocab])]
@@ -167,82 +174,61 @@ def build(gguf_path: Path, bits: str):
                 f"present.{i}.{kind}", TensorProto.FLOAT, ["batch", c.kv_heads, "total_sequence", c.head_dim]))
 
     embedding = g.init("token_embd.weight", weights.dequantized("token_embd.weight"))
-    eps = g.const(c.eps, np.float32)
     x = g.op("Gather", [embedding, "input_ids"], "embed", axis=0)
 
-    # RoPE tables from position_ids: [B,1,S,D], shared by every layer.
+    # RoPE tables for every position of the context: [context, head_dim / 2].
     inv_freq = 1.0 / (c.rope_theta ** (np.arange(0, c.head_dim, 2, dtype=np.float64) / c.head_dim))
-    positions = g.op("Unsqueeze", [g.op("Cast", ["position_ids"], "rope", to=TensorProto.FLOAT), g.const([-1])], "rope")
-    freqs = g.op("Mul", [positions, g.const(inv_freq.astype(np.float32), np.float32)], "rope")
-    angles = g.op("Unsqueeze", [g.op("Concat", [freqs, freqs], "rope", axis=-1), g.const([1])], "rope")
-    cos, sin = g.op("Cos", [angles], "rope"), g.op("Sin", [angles], "rope")
+    angles = np.arange(c.context, dtype=np.float64)[:, None] * inv_freq[None, :]
+    cos = g.init("rope.cos", np.cos(angles).astype(np.float32))
+    sin = g.init("rope.sin", np.sin(angles).astype(np.float32))
 
-    # The additive mask [B,1,S,T]: causal over absolute positions, and the attention mask's padding.
-    shape_ids = g.op("Shape", ["input_ids"], "mask")
-    batch = g.op("Gather", [shape_ids, g.const(0)], "mask", axis=0)
-    seq = g.op("Gather", [shape_ids, g.const(1)], "mask", axis=0)
-    total = g.op("Gather", [g.op("Shape", ["attention_mask"], "mask"), g.const(1)], "mask", axis=0)
-    past = g.op("Sub", [total, seq], "mask")
-    query_pos = g.op("Unsqueeze", [g.op("Range", [past, total, g.const(1)], "mask"), g.const([1])], "mask")
-    key_pos = g.op("Unsqueeze", [g.op("Range", [g.const(0), total, g.const(1)], "mask"), g.const([0])], "mask")
-    causal = g.op("LessOrEqual", [key_pos, query_pos], "mask")
-    kept = g.op("Unsqueeze", [g.op("Equal", ["attention_mask", g.const(1)], "mask"), g.const([1, 2])], "mask")
-    allowed = g.op("And", [causal, kept], "mask")
-    bias = g.op("Where", [allowed, g.const(0.0, np.float32), g.const(np.finfo(np.float32).min, np.float32)], "mask")
+    # GroupQueryAttention's lengths from the attention mask: the index of each sequence's last
+    # token (its length - 1) and the total length, both int32.
+    seqlens = g.op("Cast", [g.op("Sub", [g.op("ReduceSum", ["attention_mask", g.const([1])], "lengths", keepdims=0), g.const([1])], "lengths")],
+                   "lengths", to=TensorProto.INT32)
+    total = g.op("Cast", [g.op("Gather", [g.op("Shape", ["attention_mask"], "lengths"), g.const(1)], "lengths", axis=0)],
+                 "lengths", to=TensorProto.INT32)
 
-    group = c.heads // c.kv_heads
-    q_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
-                              g.const([c.heads, c.head_dim])], "shape", axis=0)
-    kv_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
-                               g.const([c.kv_heads, c.head_dim])], "shape", axis=0)
-    out_shape = g.op("Concat", [g.op("Unsqueeze", [batch, g.const([0])], "shape"), g.op("Unsqueeze", [seq, g.const([0])], "shape"),
-                                g.const([c.hidden])], "shape", axis=0)
-    # [B, kv, T, D] -> [B, kv*group, T, D] without copying per head in the graph's weights.
-    t_dim = g.op("Unsqueeze", [total, g.const([0])], "shape")
-    b_dim = g.op("Unsqueeze", [batch, g.const([0])], "shape")
-    expand_shape = g.op("Concat", [b_dim, g.const([c.kv_heads, group]), t_dim, g.const([c.head_dim])], "shape", axis=0)
-    heads_shape = g.op("Concat", [b_dim, g.const([c.heads]), t_dim, g.const([c.head_dim])], "shape", axis=0)
-    scale = g.const(1.0 / np.sqrt(c.head_dim), np.float32)
-
+    ffn = None
     for i in range(c.layers):
         h = f"layer{i}"
-        normed = rms_norm(g, x, g.init(f"blk.{i}.attn_norm.weight", weights.dequantized(f"blk.{i}.attn_norm.weight")), eps, h)
-        q = linear(g, normed, weights, f"blk.{i}.attn_q.weight", bits, c.heads, h)
-        k = linear(g, normed, weights, f"blk.{i}.attn_k.weight", bits, c.kv_heads, h)
-        v = linear(g, normed, weights, f"blk.{i}.attn_v.weight", bits, None, h)
-        q = g.op("Transpose", [g.op("Reshape", [q, q_shape], h)], h, perm=[0, 2, 1, 3])
-        k = g.op("Transpose", [g.op("Reshape", [k, kv_shape], h)], h, perm=[0, 2, 1, 3])
-        v = g.op("Transpose", [g.op("Reshape", [v, kv_shape], h)], h, perm=[0, 2, 1, 3])
-        q, k = rotate(g, q, cos, sin, c.head_dim // 2, h), rotate(g, k, cos, sin, c.head_dim // 2, h)
-        keys = g.op("Concat", [f"past_key_values.{i}.key", k], h, axis=2)
-        values = g.op("Concat", [f"past_key_values.{i}.value", v], h, axis=2)
-        g.nodes.append(helper.make_node("Identity", [keys], [f"present.{i}.key"], name=f"{h}/present_key"))
-        g.nodes.append(helper.make_node("Identity", [values], [f"present.{i}.value"], name=f"{h}/present_value"))
+        normed = rms_norm(g, x, weights, f"blk.{i}.attn_norm.weight", c.eps, h)
+        qkv = linear(g, normed, weights, [(f"blk.{i}.attn_q.weight", c.heads), (f"blk.{i}.attn_k.weight", c.kv_heads), (f"blk.{i}.attn_v.weight", None)], bits, h)
+        attended = g.op(
+            "GroupQueryAttention",
+            [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos, sin],
+            h,
+            outputs=3,
+            domain="com.microsoft",
+            num_heads=c.heads,
+            kv_num_heads=c.kv_heads,
+            do_rotary=1,
+            rotary_interleaved=0,
+        )
+        context = attended[0]
+        g.nodes.append(helper.make_node("Identity", [attended[1]], [f"present.{i}.key"], name=f"{h}/present_key"))
+        g.nodes.append(helper.make_node("Identity", [attended[2]], [f"present.{i}.value"], name=f"{h}/present_value"))
+        x = g.op("Add", [x, linear(g, context, weights, [(f"blk.{i}.attn_output.weight", None)], bits, h)], h)
 
-        def widen(t):
-            wide = g.op("Expand", [g.op("Unsqueeze", [t, g.const([2])], h), expand_shape], h)
-            return g.op("Reshape", [wide, heads_shape], h)
-
-        scores = g.op("MatMul", [g.op("Mul", [q, scale], h), g.op("Transpose", [widen(keys)], h, perm=[0, 1, 3, 2])], h)
-        probs = g.op("Softmax", [g.op("Add", [scores, bias], h)], h, axis=-1)
-        context = g.op("Transpose", [g.op("MatMul", [probs, widen(values)], h)], h, perm=[0, 2, 1, 3])
-        attn = linear(g, g.op("Reshape", [context, out_shape], h), weights, f"blk.{i}.attn_output.weight", bits, None, h)
-        x = g.op("Add", [x, attn], h)
-
-        normed = rms_norm(g, x, g.init(f"blk.{i}.ffn_norm.weight", weights.dequantized(f"blk.{i}.ffn_norm.weight")), eps, h)
-        gate = linear(g, normed, weights, f"blk.{i}.ffn_gate.weight", bits, None, h)
-        up = linear(g, normed, weights, f"blk.{i}.ffn_up.weight", bits, None, h)
+        normed = rms_norm(g, x, weights, f"blk.{i}.ffn_norm.weight", c.eps, h)
+        both = linear(g, normed, weights, [(f"blk.{i}.ffn_gate.weight", None), (f"blk.{i}.ffn_up.weight", None)], bits, h)
+        ffn = ffn or int(weights.tensors[f"blk.{i}.ffn_gate.weight"].shape[1])
+        # Halves by Slice: ORT-web's webgpu Split without split sizes gave halves its binary ops then refused.
+        gate = g.op("Slice", [both, g.const([0]), g.const([ffn]), g.const([-1])], h)
+        up = g.op("Slice", [both, g.const([ffn]), g.const([2 * ffn]), g.const([-1])], h)
         silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], h)], h)
-        x = g.op("Add", [x, linear(g, g.op("Mul", [silu, up], h), weights, f"blk.{i}.ffn_down.weight", bits, None, h)], h)
+        x = g.op("Add", [x, linear(g, g.op("Mul", [silu, up], h), weights, [(f"blk.{i}.ffn_down.weight", None)], bits, h)], h)
 
-    x = rms_norm(g, x, g.init("output_norm.weight", weights.dequantized("output_norm.weight")), eps, "head")
+    x = rms_norm(g, x, weights, "output_norm.weight", c.eps, "head")
+    # The tied output projection: a Gemm with transB over the embedding table itself (a
+    # transposed copy would hold it twice), on the tokens flattened to 2-D.
     flat = g.op("Reshape", [x, g.const([-1, c.hidden])], "head")
     logits = g.op("Gemm", [flat, embedding], "head", transB=1)
-    logits_shape = g.op("Concat", [b_dim, g.op("Unsqueeze", [seq, g.const([0])], "head"), g.const([c.vocab])], "head", axis=0)
+    logits_shape = g.op("Concat", [g.op("Shape", ["input_ids"], "head"), g.const([c.vocab])], "head", axis=0)
     g.nodes.append(helper.make_node("Reshape", [logits, logits_shape], ["logits"], name="head/logits"))
 
     graph = helper.make_graph(g.nodes, "llama", inputs, outputs, g.inits)
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if bits == "q4" else [])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="webaccel scripts/llama_gguf.py")
     model.ir_version = 8
     return model

@@ -82,10 +82,32 @@ def int4_matmulnbits(src: Path, dst: Path) -> None:
 
 
 def gguf_llama(bits: str):
-    def convert(src: Path, dst: Path) -> None:
-        from llama_gguf import write_model
+    """A llama GGUF as ONNX (scripts/llama_gguf.py): "fp32", "q4", or "fp16", the fp32 graph
+    through onnxruntime's own fp16 converter with float32 at its edges (the KV cache included,
+    so every runtime feeds the same inputs) and in attention."""
 
-        write_model(src, bits, dst)
+    def convert(src: Path, dst: Path) -> None:
+        import llama_gguf
+
+        if bits != "fp16":
+            llama_gguf.write_model(src, bits, dst)
+            return
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        model = llama_gguf.build(src, "fp32")
+        declared = list(model.graph.input)
+        wrapped = OnnxModel(model)
+        # Attention stays fp32, so the KV cache goes in and out as it is: ORT-web 1.30's WebGPU
+        # GroupQueryAttention in fp16 failed every generation here ("Shape mismatch attempting
+        # to re-use buffer" on present.*), on lavapipe, with shader-f16.
+        wrapped.convert_float_to_float16(keep_io_types=True, op_block_list=["GroupQueryAttention"])
+        # The converter drops inputs no node reads (position_ids, which GroupQueryAttention does
+        # without); the file keeps the layout every runtime feeds.
+        kept = {i.name for i in wrapped.model.graph.input}
+        for index, given in enumerate(declared):
+            if given.name not in kept:
+                wrapped.model.graph.input.insert(index, given)
+        wrapped.save_model_to_file(str(dst))
 
     return convert
 
@@ -143,6 +165,7 @@ METHODS = {
     # blocks as MatMulNBits (never re-quantized).
     "gguf-llama-fp32": (gguf_llama("fp32"), False),
     "gguf-llama-q4": (gguf_llama("q4"), True),
+    "gguf-llama-fp16": (gguf_llama("fp16"), False),
     # A CTranslate2 Whisper written out as ONNX (scripts/whisper_ct2.py): encoder and decoder.
     "ct2-whisper-encoder-fp32": (whisper("encoder", "fp32"), False),
     "ct2-whisper-decoder-fp32": (whisper("decoder", "fp32"), False),

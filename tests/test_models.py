@@ -284,9 +284,10 @@ def test_preparation_is_deterministic(tmp_path):
         subprocess.run([sys.executable, str(script), "--out", str(tmp_path / out)], check=True, env=env, capture_output=True, text=True)
     made = lambda root: sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")  # noqa: E731
     a, b = made(tmp_path / "a"), made(tmp_path / "b")
-    # 8 precision variants, SmolLM2's two conversions and its tokenizer and settings, and
-    # Whisper's four graphs (encoder and decoder at 32 and 16 bits) and its settings.
-    assert a == b and len(a) == 17, a
+    # 8 precision variants, SmolLM2's three conversions (32, 16, 4) and its tokenizer and
+    # settings, and each Whisper's (tiny.en, base) four graphs (encoder and decoder at 32 and 16
+    # bits) and settings.
+    assert a == b and len(a) == 23, a
     for rel in a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())

@@ -20,7 +20,7 @@ use crate::platform::RunPlatform;
 use crate::services::Services;
 
 const FUNCTION: &str = "compare";
-pub(crate) const KEYS: [&str; 21] = [
+pub(crate) const KEYS: [&str; 22] = [
     "models",
     "platforms",
     "precisions",
@@ -34,6 +34,7 @@ pub(crate) const KEYS: [&str; 21] = [
     "accuracy",
     "mixed_precision",
     "profile_ops",
+    "precompile_shaders",
     "threads",
     "parallel",
     "max_new_tokens",
@@ -143,6 +144,9 @@ impl Grid {
                 "accuracy" => grid.base.accuracy = opt.boolean()?,
                 "mixed_precision" => grid.base.mixed_precision = Some(opt.boolean()?),
                 "profile_ops" => grid.base.profile_ops = opt.boolean()?,
+                // Off, a cell's first timed run pays its shader compilation (a generation model's
+                // precompile run is a whole generation, minutes on a CPU-emulated adapter).
+                "precompile_shaders" => grid.base.precompile_shaders = opt.boolean()?,
                 "input" => grid.input = Some(value.clone()),
                 // For the grid's generation models (other models ignore them).
                 k if generation::KEYS.contains(&k) => {
