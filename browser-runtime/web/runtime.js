@@ -567,14 +567,17 @@ async function run(args, body) {
   try {
     return await runLoaded(args, body);
   } catch (e) {
-    forget(args.key);
+    if (BROKEN_RUN.test(errorText(e))) forget(args.key);
     throw e;
   }
 }
 
-// A session whose run threw is released and forgotten, so that the next call loads it afresh:
-// after a failed run, ORT-web's WebGPU session was left unusable here (the next run on it never
-// returned, and the call waited out its run limit).
+// A session whose run failed inside onnxruntime's wasm (not a bad feed, which ORT's JavaScript
+// refuses before running) is released and forgotten, so that the next call loads it afresh:
+// after such a failure ORT-web's WebGPU session was left unusable here (the next run on it
+// never returned, and the call waited out its run limit).
+const BROKEN_RUN = /failed to call OrtRun|RuntimeError/;
+
 function forget(key) {
   const entry = sessions.get(key);
   if (!entry) return;
