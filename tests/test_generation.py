@@ -191,8 +191,9 @@ def test_compare_across_platforms_in_chromium_and_firefox_gives_ttft_and_decode_
     webgpu, since Chromium's adapter lacks shader-f16) and in Firefox. Every cell that runs has
     TTFT and decode tokens/s with their intervals; Firefox's webnn cells are rows that say why
     not. On webgpu (here the CPU-emulated adapters, SwiftShader and lavapipe: minutes per
-    generation, so one timed generation per cell) the 8 fp32 tokens are native onnxruntime's,
-    token for token, and so are the 4-bit and fp16 files' for this prompt."""
+    generation, so one timed generation per cell, whose intervals are null) the 8 fp32 tokens
+    are native onnxruntime's, token for token, and so are the 4-bit and fp16 files' for this
+    prompt."""
     proc = run_script(
         f"""
         let g = compare(#{{models: ["{MODEL}"], platforms: ["wasm", "webnn", "webgpu"], browsers: ["auto", "firefox"],
@@ -203,17 +204,20 @@ def test_compare_across_platforms_in_chromium_and_firefox_gives_ttft_and_decode_
         timeout=2400,
     )
     grid = last_json_line(proc.stdout)
-    cells = {(c["browser"], c["platform"], c["precision"]): c for c in grid["rows"]}
     ran = {(b, p, bits) for b in ("chromium", "firefox") for p in ("wasm", "webgpu") for bits in (32, 16, 4)}
     ran = (ran - {("chromium", "webgpu", 16)}) | {("headless-shell", "webnn", bits) for bits in (32, 16, 4)}
-    assert ran == {k for k, c in cells.items() if c["n"]}, sorted(cells)
-    for key in ran:
-        c = cells[key]
-        # Firefox's fp16 webgpu group holds two cells: its own, and the one webaccel picked it for.
-        assert c["n"] == (2 if key == ("firefox", "webgpu", 16) else 1), c
+    measured = [c for c in grid["rows"] if c.get("n")]
+    assert ran == {(c["browser"], c["platform"], c["precision"]) for c in measured}, grid["rows"]
+    # Firefox's fp16 webgpu has two cells: its own, and the one webaccel picked Firefox for.
+    assert sum(c["n"] for c in measured) == len(ran) + 1, measured
+    for c in measured:
         assert c["ttft_ms"] > 0 and c["decode_tokens_per_s"] > 0, c
-        assert c["decode_tokens_per_s_ci_low"] <= c["decode_tokens_per_s"] <= c["decode_tokens_per_s_ci_high"], c
-        assert c["ttft_ms_ci_low"] <= c["ttft_ms"] <= c["ttft_ms_ci_high"], c
+        if c["n"] >= 2:
+            assert c["decode_tokens_per_s_ci_low"] <= c["decode_tokens_per_s"] <= c["decode_tokens_per_s_ci_high"], c
+            assert c["ttft_ms_ci_low"] <= c["ttft_ms"] <= c["ttft_ms_ci_high"], c
+        else:
+            # One sample has no interval, and the frame says so rather than inventing one.
+            assert c["decode_tokens_per_s_ci_low"] is None and c["ttft_ms_ci_high"] is None, c
         # The default prompt's 8 tokens, each as native fp32 chose it (measured here for every
         # precision; a lower precision that drifted would show here as fewer leading tokens).
         assert c["accuracy_tokens_leading"] == 8 and c["accuracy_tokens_share"] == 1.0, c

@@ -13,12 +13,15 @@
 // Measured side by side on MiniLM after 20 warm-up runs, the wasm EP had the same median in
 // both but a p90 of 2.1x the median in `ort.all` against 1.2x in the plain build behind
 // `ort.wasm`: the bigger module takes longer to tier up. So each platform gets the build made
-// for it: wasm sessions the plain one, webnn sessions `ort.all`, and webgpu sessions
-// `ort.webgpu`, whose WebGPU execution provider is onnxruntime's C++ one (`ort.all` carries the
-// older JavaScript one, JSEP). Measured side by side on SmolLM2's fp32 decoder, 6 greedy tokens
+// for it: wasm sessions the plain one, webgpu and webnn sessions `ort.all`, except that a
+// decoder with a KV cache on webgpu (a session loaded with gpuOutputs) goes to `ort.webgpu`,
+// whose WebGPU execution provider is onnxruntime's C++ one (`ort.all` carries the older
+// JavaScript one, JSEP). Measured side by side on SmolLM2's fp32 decoder, 6 greedy tokens
 // twice: 10.6 s a token against JSEP's 27.8 on Chromium's SwiftShader adapter, 8.3 against
-// 17.1 on Firefox's lavapipe, the same tokens. The builds are separate module instances with
-// separate wasm heaps, each loaded on first use.
+// 17.1 on Firefox's lavapipe, the same tokens. It is not the default because it got Silero
+// VAD wrong on both adapters (cosine 0.90 and max |error| 0.18 against native onnxruntime,
+// where JSEP matches). The builds are separate module instances with separate wasm heaps,
+// each loaded on first use.
 const BUILDS = { wasm: './ort/ort.wasm.min.mjs', all: './ort/ort.all.min.mjs', webgpu: './ort/ort.webgpu.min.mjs' };
 const builds = new Map();
 let settings = null;
@@ -62,8 +65,8 @@ export function configure({ wasmPaths, numThreads, logLevel }) {
 }
 
 // The onnxruntime-web module a platform's sessions run in.
-async function ortFor(platform) {
-  const build = platform === 'wasm' ? 'wasm' : platform === 'webgpu' ? 'webgpu' : 'all';
+async function ortFor(platform, kvCache) {
+  const build = platform === 'wasm' ? 'wasm' : platform === 'webgpu' && kvCache ? 'webgpu' : 'all';
   if (!builds.has(build)) {
     builds.set(
       build,
@@ -264,7 +267,7 @@ export async function load(key, { modelUrl, platform, device, freeDimensionOverr
   // Outputs that stay in GPU buffers (a decoder's KV cache on webgpu): fed back as inputs
   // without a round trip through the page's memory.
   if (gpuOutputs) options.preferredOutputLocation = Object.fromEntries(gpuOutputs.map((n) => [n, 'gpu-buffer']));
-  const ort = await ortFor(platform);
+  const ort = await ortFor(platform, Boolean(gpuOutputs));
   // The model's delivery to the page, on its own: over loopback here, over the network to a
   // remote browser. The sessions are then created from the bytes, so it travels once.
   let t0 = performance.now();
