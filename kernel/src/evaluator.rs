@@ -40,6 +40,8 @@ pub struct Evaluator {
     view: Arc<Mutex<Option<Arc<SessionView>>>>,
     /// Shared with the host, so a signal handler can close the browsers even mid-cell.
     pub services: Arc<Services>,
+    /// Where output goes, in order with the scripts': Rust cells print here too.
+    printer: async_mpsc::UnboundedSender<Emitted>,
 }
 
 impl Evaluator {
@@ -47,6 +49,7 @@ impl Evaluator {
     /// stream, `display`ed values) arrives on the returned receiver, in order.
     pub fn start(config: Config) -> std::io::Result<(Self, async_mpsc::UnboundedReceiver<Emitted>)> {
         let (print_tx, print_rx) = async_mpsc::unbounded_channel::<Emitted>();
+        let printer = print_tx.clone();
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let view: Arc<Mutex<Option<Arc<SessionView>>>> = Arc::default();
@@ -100,7 +103,12 @@ impl Evaluator {
         let services =
             ready_rx.recv().map_err(|_| std::io::Error::other("the evaluator thread died while starting"))??;
         let interrupt = services.interrupt.clone();
-        Ok((Evaluator { jobs, interrupt, view, services }, print_rx))
+        Ok((Evaluator { jobs, interrupt, view, services, printer }, print_rx))
+    }
+
+    /// The sender of the channel `start` returned the receiver of.
+    pub fn printer(&self) -> async_mpsc::UnboundedSender<Emitted> {
+        self.printer.clone()
     }
 
     pub async fn eval(&self, code: String) -> Outcome {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use jupyter_protocol::{
-    CodeMirrorMode, ConnectionInfo, InterruptReply, IoPubWelcome, JupyterMessage, JupyterMessageContent,
+    CodeMirrorMode, ConnectionInfo, HelpLink, InterruptReply, IoPubWelcome, JupyterMessage, JupyterMessageContent,
     KernelInfoReply, LanguageInfo, ReplyStatus, ShutdownReply,
 };
 use jupyter_zmq_client::{
@@ -17,7 +17,8 @@ use webaccel_scripting::{Config, ScriptError};
 
 use crate::evaluator::Evaluator;
 use crate::progress::Notebook;
-use crate::shell::{Incoming, Shell};
+use crate::rust_cells::RustCells;
+use crate::shell::{CellError, Incoming, Shell};
 use crate::wire::{read_request, Request};
 
 /// How long a shutdown request waits for the running cell to stop and the evaluator to close
@@ -41,8 +42,10 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let (evaluator, prints) = Evaluator::start(Config::default()).context("cannot start the Rhai host")?;
     let progress = std::sync::Arc::new(Notebook::default());
     evaluator.services.set_progress(progress.clone());
-    crate::on_signals(evaluator.services.clone(), false);
     let evaluator = std::sync::Arc::new(evaluator);
+    let rust = std::sync::Arc::new(RustCells::new(evaluator.clone()));
+    let signalled = rust.clone();
+    crate::on_signals(evaluator.services.clone(), false, move || signalled.interrupt());
 
     tokio::spawn(async move { while heartbeat.single_heartbeat().await.is_ok() {} });
 
@@ -50,6 +53,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     // behind a long cell.
     let (shutdown_tx, shutdown_rx) = mpsc::channel::<()>(1);
     let control_eval = evaluator.clone();
+    let control_rust = rust.clone();
     tokio::spawn(async move {
         while let Ok(message) = control.read().await {
             match &message.content {
@@ -58,12 +62,14 @@ pub async fn run(connection_file: &Path) -> Result<()> {
                 }
                 JupyterMessageContent::InterruptRequest(_) => {
                     control_eval.interrupt();
+                    control_rust.interrupt();
                     let _ = control.send(InterruptReply::new().as_child_of(&message)).await;
                 }
                 JupyterMessageContent::ShutdownRequest(req) => {
                     // A running cell stops first (within a second), so the shutdown never
                     // queues behind it; a cell that does not stop in time is left to exit.
                     control_eval.interrupt();
+                    control_rust.shutdown().await;
                     if tokio::time::timeout(SHUTDOWN_WAIT, control_eval.shutdown()).await.is_err() {
                         tracing::warn!("the running cell did not stop in time; closing the browsers under it");
                         // Services run their own runtime, which cannot be blocked on from
@@ -104,7 +110,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
             }
         }
     });
-    let shell = Shell::new(shell_tx, iopub, evaluator, prints, progress);
+    let shell = Shell::new(shell_tx, iopub, evaluator, rust, prints, progress);
     shell.serve(requests, shutdown_rx).await;
     Ok(())
 }
@@ -141,12 +147,12 @@ pub(crate) async fn publish(iopub: &IoPub, message: JupyterMessage) {
     }
 }
 
-pub(crate) fn describe(error: &ScriptError) -> (String, String, Vec<String>) {
-    let mut traceback = vec![format!("\u{1b}[0;31m{}\u{1b}[0m: {}", error.kind, error.message)];
+pub(crate) fn describe(error: &ScriptError) -> CellError {
+    let mut described = CellError::new(error.kind, error.message.clone());
     if let Some(line) = error.line {
-        traceback.push(format!("at line {line} of the cell"));
+        described.traceback.push(format!("at line {line} of the cell"));
     }
-    (error.kind.to_string(), error.message.clone(), traceback)
+    described
 }
 
 pub(crate) fn kernel_info() -> KernelInfoReply {
@@ -165,8 +171,13 @@ pub(crate) fn kernel_info() -> KernelInfoReply {
             codemirror_mode: Some(CodeMirrorMode::Simple("rust".to_string())),
             nbconvert_exporter: None,
         },
-        banner: "webaccel: measure ML models in real browsers (Rhai)".to_string(),
-        help_links: vec![],
+        banner: "webaccel: measure ML models in real browsers (Rhai). A cell whose first line is %%rust runs \
+                 Rust through evcxr; webaccel_cell::sql(query) reads the results there"
+            .to_string(),
+        help_links: vec![
+            HelpLink { text: "Rust cells (evcxr)".to_string(), url: "https://github.com/evcxr/evcxr".to_string() },
+            HelpLink { text: "Rhai".to_string(), url: "https://rhai.rs/book/".to_string() },
+        ],
         debugger: false,
         error: None,
     }

@@ -1,5 +1,6 @@
 //! `webaccel`: the Jupyter kernel, the script runner, and the setup helpers, in one binary.
 
+mod cell_bridge;
 mod evaluator;
 mod history;
 mod install;
@@ -7,6 +8,7 @@ mod ipfs_cli;
 mod kernel;
 mod media;
 mod progress;
+mod rust_cells;
 mod shell;
 mod wire;
 
@@ -93,7 +95,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { file } => {
             let code = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
-            on_signals(host.services().clone(), true);
+            on_signals(host.services().clone(), true, || {});
             host.services().set_progress(Arc::new(progress::Bar::default()));
             let outcome = host.eval(&code);
             // The signal thread holds the services too, so dropping the host would not close
@@ -114,7 +116,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Detect { json } => {
             let mut host = ScriptHost::new(Config::default(), Arc::new(print_line))?;
-            on_signals(host.services().clone(), true);
+            on_signals(host.services().clone(), true, || {});
             let report = host.eval("detect()");
             host.services().shutdown();
             let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -136,8 +138,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// SIGINT (Ctrl-C, or a kernel interrupt under `interrupt_mode: signal`) interrupts the
 /// running call, which stops within a second and keeps its rows. A second SIGINT during the
 /// same call, when `twice_exits` (`webaccel run`, `detect`), and SIGTERM always, close the
-/// browsers and exit: nothing is left behind either way.
-pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool) {
+/// browsers (and a Rust cells' helper) and exit: nothing is left behind either way.
+/// `also_interrupt` stops what the services do not run (the kernel's Rust cell).
+pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool, also_interrupt: impl Fn() + Send + 'static) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         let code = rt.block_on(async {
@@ -153,6 +156,7 @@ pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool) {
                         }
                         tracing::debug!("SIGINT: interrupting the running call");
                         services.interrupt.raise();
+                        also_interrupt();
                     }
                     _ = term.recv() => return Some(143),
                 }
@@ -161,6 +165,7 @@ pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool) {
         if let Some(code) = code {
             tracing::debug!(code, "closing browsers and exiting");
             services.interrupt.raise();
+            rust_cells::kill_helper();
             services.shutdown();
             std::process::exit(code);
         }

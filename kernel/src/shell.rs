@@ -22,6 +22,7 @@ use crate::history::History;
 use crate::kernel::{describe, kernel_info, publish, IoPub};
 use crate::media::bundle;
 use crate::progress::{Notebook, Shown};
+use crate::rust_cells::{is_rust_cell, RustCells};
 use crate::wire::error_reply;
 
 /// A shell request as read: parsed, or signed and addressed but unreadable (with why).
@@ -29,10 +30,35 @@ pub(crate) type Incoming = Result<JupyterMessage, (JupyterMessage, String)>;
 
 type ShellSender = Connection<zeromq::RouterSendHalf>;
 
+/// A cell's value as Jupyter shows it, and its text for the history.
+pub(crate) struct CellValue {
+    pub data: Media,
+    pub plain: String,
+}
+
+/// A cell's error as Jupyter shows it.
+#[derive(Debug)]
+pub(crate) struct CellError {
+    pub ename: String,
+    pub evalue: String,
+    pub traceback: Vec<String>,
+}
+
+impl CellError {
+    pub fn new(ename: &str, evalue: String) -> CellError {
+        let traceback = vec![format!("\u{1b}[0;31m{ename}\u{1b}[0m: {evalue}")];
+        CellError { ename: ename.into(), evalue, traceback }
+    }
+}
+
+/// How a cell ended, Rhai or Rust.
+pub(crate) type CellOutcome = Result<Option<CellValue>, CellError>;
+
 pub(crate) struct Shell {
     tx: ShellSender,
     iopub: IoPub,
     evaluator: Arc<Evaluator>,
+    rust: Arc<RustCells>,
     prints: mpsc::UnboundedReceiver<Emitted>,
     progress: Arc<Notebook>,
     count: ExecutionCount,
@@ -46,6 +72,7 @@ impl Shell {
         tx: ShellSender,
         iopub: IoPub,
         evaluator: Arc<Evaluator>,
+        rust: Arc<RustCells>,
         prints: mpsc::UnboundedReceiver<Emitted>,
         progress: Arc<Notebook>,
     ) -> Self {
@@ -53,6 +80,7 @@ impl Shell {
             tx,
             iopub,
             evaluator,
+            rust,
             prints,
             progress,
             count: ExecutionCount::new(0),
@@ -85,6 +113,20 @@ impl Shell {
                     self.send(reply).await;
                     publish(&self.iopub, Status::idle().as_child_of(&message)).await;
                     continue;
+                }
+                // A Rust cell is sent whole: evcxr reports what is missing when it compiles.
+                JupyterMessageContent::IsCompleteRequest(req) if is_rust_cell(&req.code) => Some(
+                    IsCompleteReply { status: IsCompleteReplyStatus::Complete, indent: String::new() }
+                        .as_child_of(&message),
+                ),
+                JupyterMessageContent::CompleteRequest(req) if is_rust_cell(&req.code) && self.rust.completes() => {
+                    let at = byte_offset(&req.code, req.cursor_pos);
+                    let (start, end, matches) = self.rust.complete(&req.code, at).await;
+                    Some(completions(&message, &req.code, (start, end), matches))
+                }
+                JupyterMessageContent::InspectRequest(req) if is_rust_cell(&req.code) && self.rust.completes() => {
+                    let help = self.rust.inspect(&req.code, byte_offset(&req.code, req.cursor_pos)).await;
+                    Some(inspection(&message, help))
                 }
                 JupyterMessageContent::IsCompleteRequest(req) => {
                     let code = req.code.clone();
@@ -124,6 +166,12 @@ impl Shell {
         let view = self.evaluator.view();
         Some(match &message.content {
             JupyterMessageContent::KernelInfoRequest(_) => kernel_info().as_child_of(message),
+            // Rust cells when evcxr cannot answer (or is busy with a cell): nothing to offer.
+            JupyterMessageContent::CompleteRequest(req) if is_rust_cell(&req.code) => {
+                let at = byte_offset(&req.code, req.cursor_pos);
+                completions(message, &req.code, (at, at), vec![])
+            }
+            JupyterMessageContent::InspectRequest(req) if is_rust_cell(&req.code) => inspection(message, None),
             JupyterMessageContent::CompleteRequest(req) => {
                 let (cursor_start, cursor_end, matches) = view.complete(&req.code, req.cursor_pos);
                 CompleteReply {
@@ -136,18 +184,7 @@ impl Shell {
                 }
                 .as_child_of(message)
             }
-            JupyterMessageContent::InspectRequest(req) => {
-                let help = view.inspect(&req.code, req.cursor_pos);
-                let data = help.map_or_else(Media::default, |text| Media::new(vec![MediaType::Plain(text)]));
-                InspectReply {
-                    found: !data.content.is_empty(),
-                    data,
-                    metadata: Default::default(),
-                    status: ReplyStatus::Ok,
-                    error: None,
-                }
-                .as_child_of(message)
-            }
+            JupyterMessageContent::InspectRequest(req) => inspection(message, view.inspect(&req.code, req.cursor_pos)),
             JupyterMessageContent::HistoryRequest(req) => {
                 HistoryReply::new(self.history.answer(req)).as_child_of(message)
             }
@@ -179,10 +216,15 @@ impl Shell {
         self.progress.reset();
         let mut display = ProgressDisplay::new(parent);
         let mut tick = tokio::time::interval(Notebook::PERIOD);
-        let evaluator = self.evaluator.clone();
-        let evaluation = evaluator.eval(req.code.clone());
+        let evaluation: std::pin::Pin<Box<dyn std::future::Future<Output = CellOutcome>>> = if is_rust_cell(&req.code) {
+            let (rust, code, printer) = (self.rust.clone(), req.code.clone(), self.evaluator.printer());
+            Box::pin(async move { rust.execute(&code, &printer).await })
+        } else {
+            let (evaluator, code) = (self.evaluator.clone(), req.code.clone());
+            Box::pin(async move { rhai_outcome(evaluator.eval(code).await) })
+        };
         tokio::pin!(evaluation);
-        let outcome: Outcome = loop {
+        let outcome: CellOutcome = loop {
             tokio::select! {
                 Some(emitted) = self.prints.recv() => {
                     if !silent {
@@ -212,14 +254,14 @@ impl Shell {
         display.show(&iopub, Shown::Ended).await;
 
         if stored {
-            let output = outcome.as_ref().ok().and_then(|shown| shown.as_ref()).map(|display| display.plain.clone());
+            let output = outcome.as_ref().ok().and_then(|shown| shown.as_ref()).map(|value| value.plain.clone());
             self.history.record(self.count.0, &req.code, output);
         }
         let (status, error) = match outcome {
-            Ok(Some(display)) if !silent => {
+            Ok(Some(value)) if !silent => {
                 let result = ExecuteResult {
                     execution_count: self.count,
-                    data: bundle(&display),
+                    data: value.data,
                     metadata: Default::default(),
                     transient: Some(Transient::default()),
                 };
@@ -227,8 +269,7 @@ impl Shell {
                 (ReplyStatus::Ok, None)
             }
             Ok(_) => (ReplyStatus::Ok, None),
-            Err(error) => {
-                let (ename, evalue, traceback) = describe(&error);
+            Err(CellError { ename, evalue, traceback }) => {
                 publish(
                     &iopub,
                     ErrorOutput { ename: ename.clone(), evalue: evalue.clone(), traceback: traceback.clone() }
@@ -252,6 +293,48 @@ impl Shell {
         }
         .as_child_of(parent)
     }
+}
+
+/// A Rhai cell's outcome as the shell shows it.
+fn rhai_outcome(outcome: Outcome) -> CellOutcome {
+    match outcome {
+        Ok(shown) => Ok(shown.map(|display| CellValue { data: bundle(&display), plain: display.plain })),
+        Err(error) => Err(describe(&error)),
+    }
+}
+
+/// Jupyter counts cursor positions in characters; evcxr in bytes.
+fn byte_offset(code: &str, chars: usize) -> usize {
+    code.char_indices().nth(chars).map_or(code.len(), |(at, _)| at)
+}
+
+fn char_offset(code: &str, bytes: usize) -> usize {
+    code.get(..bytes).map_or_else(|| code.chars().count(), |head| head.chars().count())
+}
+
+/// A completion reply; `range` in bytes.
+fn completions(message: &JupyterMessage, code: &str, range: (usize, usize), matches: Vec<String>) -> JupyterMessage {
+    CompleteReply {
+        matches,
+        cursor_start: char_offset(code, range.0),
+        cursor_end: char_offset(code, range.1),
+        metadata: Default::default(),
+        status: ReplyStatus::Ok,
+        error: None,
+    }
+    .as_child_of(message)
+}
+
+fn inspection(message: &JupyterMessage, help: Option<String>) -> JupyterMessage {
+    let data = help.map_or_else(Media::default, |text| Media::new(vec![MediaType::Plain(text)]));
+    InspectReply {
+        found: !data.content.is_empty(),
+        data,
+        metadata: Default::default(),
+        status: ReplyStatus::Ok,
+        error: None,
+    }
+    .as_child_of(message)
 }
 
 fn unreadable(message: &JupyterMessage, error: &str) -> JupyterMessage {
@@ -328,7 +411,7 @@ async fn user_expressions(
                 metadata: Default::default(),
             },
             Err(error) => {
-                let (ename, evalue, traceback) = describe(&error);
+                let CellError { ename, evalue, traceback } = describe(&error);
                 ExpressionResult::Error { ename, evalue, traceback }
             }
         };

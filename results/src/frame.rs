@@ -208,6 +208,30 @@ impl Frame {
         Ok(out)
     }
 
+    /// Every column as text, for a reader outside Rust's type system (a Rust cell's `Table`):
+    /// names, Arrow types, and the values row by row (nulls stay None).
+    pub fn text_rows(&self) -> Result<(Vec<String>, Vec<String>, Vec<Vec<Option<String>>>)> {
+        let (schema, batches) = self.arrow_parts()?;
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let types = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+        let options = FormatOptions::default();
+        let mut rows = Vec::with_capacity(self.height());
+        for batch in &batches {
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|array| ArrayFormatter::try_new(array.as_ref(), &options))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            for row in 0..batch.num_rows() {
+                let valid = |i: usize| batch.column(i).is_valid(row);
+                rows.push(
+                    formatters.iter().enumerate().map(|(i, f)| valid(i).then(|| f.value(row).to_string())).collect(),
+                );
+            }
+        }
+        Ok((names, types, rows))
+    }
+
     /// A numeric column's values as f64 (nulls stay None).
     pub fn f64_column(&self, column: &str) -> Result<Vec<Option<f64>>> {
         self.require(column)?;
@@ -436,6 +460,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(differing, 0);
+    }
+
+    #[test]
+    fn text_rows_are_the_columns_in_text_row_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = store(dir.path()).sql("SELECT run_id, latency_ms FROM runs ORDER BY run_id").unwrap();
+        let (names, types, rows) = frame.text_rows().unwrap();
+        assert_eq!(names, vec!["run_id", "latency_ms"]);
+        assert_eq!(types[1], "Float64");
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[1], vec![Some("r1".to_string()), Some("12.5".to_string())]);
+        assert_eq!(rows[4][1], None, "the error row has no latency");
     }
 
     #[test]

@@ -87,6 +87,16 @@ impl SessionView {
         (code[..start].chars().count(), code[..end].chars().count(), matches)
     }
 
+    /// A variable's value as JSON, for a Rust cell (`webaccel_cell::var`): its serde form, or
+    /// for a value that has none (a frame, an acceleration) its text as a JSON string.
+    pub fn variable_json(&self, name: &str) -> Option<String> {
+        let value = self.scope.get_value::<Dynamic>(name)?;
+        let json = rhai::serde::from_dynamic::<serde_json::Value>(&value).unwrap_or_else(|_| {
+            serde_json::Value::String(render(&value).map_or_else(|| value.to_string(), |shown| shown.plain))
+        });
+        Some(json.to_string())
+    }
+
     /// Help for the name at `cursor` (in characters).
     pub fn inspect(&self, code: &str, cursor: usize) -> Option<String> {
         help::inspect(&self.scope, &self.functions, code, byte_offset(code, cursor))
@@ -368,12 +378,7 @@ mod tests {
     #[test]
     fn a_panic_is_that_cells_error_and_the_session_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            db_path: dir.path().join("results.duckdb"),
-            models_dir: dir.path().join("models"),
-            ort_dir: dir.path().to_path_buf(),
-        };
-        let mut host = ScriptHost::new(config, Arc::new(|_, _| {})).unwrap();
+        let mut host = host_in(dir.path());
         // Stands for a bug anywhere under a native function.
         host.engine.register_fn("explode", || -> i64 { panic!("index out of bounds: the len is 0") });
         assert!(host.eval("let kept = 41;").unwrap().is_unit());
@@ -383,15 +388,16 @@ mod tests {
         assert_eq!(host.eval("kept + 1").unwrap().as_int().unwrap(), 42);
     }
 
+    fn host_in(dir: &std::path::Path) -> ScriptHost {
+        let config =
+            Config { db_path: dir.join("results.duckdb"), models_dir: dir.join("models"), ort_dir: dir.to_path_buf() };
+        ScriptHost::new(config, Arc::new(|_, _| {})).unwrap()
+    }
+
     #[test]
     fn completion_offers_what_results_frames_and_plots_really_have() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            db_path: dir.path().join("results.duckdb"),
-            models_dir: dir.path().join("models"),
-            ort_dir: dir.path().to_path_buf(),
-        };
-        let host = ScriptHost::new(config, Arc::new(|_, _| {})).unwrap();
+        let host = host_in(dir.path());
         for name in
             ["latency_ms", "ops", "run_ms", "to_string", "columns", "height", "rows", "sql", "save", "to_svg", "width"]
         {
@@ -399,5 +405,18 @@ mod tests {
         }
         assert!(!host.members.iter().any(|m| m == "to_debug" || m.contains('$')), "{:?}", host.members);
         assert_eq!(host.view().complete("r.laten", 7).2, ["latency_ms"]);
+    }
+
+    #[test]
+    fn a_variable_reads_as_json_and_a_frame_as_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = host_in(dir.path());
+        host.eval(r#"let m = #{ name: "minilm", ms: [1.5, 2] }; let f = sql("SELECT 1 AS one");"#).unwrap();
+        let view = host.view();
+        let m: serde_json::Value = serde_json::from_str(&view.variable_json("m").unwrap()).unwrap();
+        assert_eq!(m, serde_json::json!({ "name": "minilm", "ms": [1.5, 2] }));
+        let f: serde_json::Value = serde_json::from_str(&view.variable_json("f").unwrap()).unwrap();
+        assert!(f.as_str().is_some_and(|text| text.contains("one")), "{f}");
+        assert_eq!(view.variable_json("nothing"), None);
     }
 }
