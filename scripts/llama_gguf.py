@@ -79,6 +79,7 @@ class Config:
         self.heads = int(g.value("llama.attention.head_count"))
         self.kv_heads = int(g.value("llama.attention.head_count_kv"))
         self.head_dim = self.hidden // self.heads
+        self.ffn = int(g.value("llama.feed_forward_length"))
         self.eps = float(g.value("llama.attention.layer_norm_rms_epsilon"))
         self.rope_theta = float(g.value("llama.rope.freq_base"))
         self.vocab = int(g.value("llama.vocab_size"))
@@ -189,7 +190,6 @@ def build(gguf_path: Path, bits: str):
     total = g.op("Cast", [g.op("Gather", [g.op("Shape", ["attention_mask"], "lengths"), g.const(1)], "lengths", axis=0)],
                  "lengths", to=TensorProto.INT32)
 
-    ffn = None
     for i in range(c.layers):
         h = f"layer{i}"
         normed = rms_norm(g, x, weights, f"blk.{i}.attn_norm.weight", c.eps, h)
@@ -212,10 +212,9 @@ def build(gguf_path: Path, bits: str):
 
         normed = rms_norm(g, x, weights, f"blk.{i}.ffn_norm.weight", c.eps, h)
         both = linear(g, normed, weights, [(f"blk.{i}.ffn_gate.weight", None), (f"blk.{i}.ffn_up.weight", None)], bits, h)
-        ffn = ffn or int(weights.tensors[f"blk.{i}.ffn_gate.weight"].shape[1])
         # Halves by Slice: ORT-web's webgpu Split without split sizes gave halves its binary ops then refused.
-        gate = g.op("Slice", [both, g.const([0]), g.const([ffn]), g.const([-1])], h)
-        up = g.op("Slice", [both, g.const([ffn]), g.const([2 * ffn]), g.const([-1])], h)
+        gate = g.op("Slice", [both, g.const([0]), g.const([c.ffn]), g.const([-1])], h)
+        up = g.op("Slice", [both, g.const([c.ffn]), g.const([2 * c.ffn]), g.const([-1])], h)
         silu = g.op("Mul", [gate, g.op("Sigmoid", [gate], h)], h)
         x = g.op("Add", [x, linear(g, g.op("Mul", [silu, up], h), weights, [(f"blk.{i}.ffn_down.weight", None)], bits, h)], h)
 

@@ -45,14 +45,22 @@ QUANTIZED_OPS = {"MatMulInteger", "ConvInteger", "MatMulNBits", "QLinearMatMul",
 FLOAT_WEIGHT_OPS = {"MatMul", "Conv", "Gemm"}
 
 
+def half(model, keep_io_types: bool, op_block_list: list[str] | None = None):
+    """A graph through onnxruntime's own fp16 converter (the onnxconverter_common one gives
+    graphs that fail to load), as the OnnxModel wrapper that saves it."""
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    wrapped = OnnxModel(model)
+    options = {"op_block_list": op_block_list} if op_block_list else {}
+    wrapped.convert_float_to_float16(keep_io_types=keep_io_types, **options)
+    return wrapped
+
+
 def fp16(keep_io_types: bool):
     def convert(src: Path, dst: Path) -> None:
         import onnx
-        from onnxruntime.transformers.onnx_model import OnnxModel
 
-        model = OnnxModel(onnx.load(str(src)))
-        model.convert_float_to_float16(keep_io_types=keep_io_types)
-        model.save_model_to_file(str(dst))
+        half(onnx.load(str(src)), keep_io_types).save_model_to_file(str(dst))
 
     return convert
 
@@ -92,15 +100,12 @@ def gguf_llama(bits: str):
         if bits != "fp16":
             llama_gguf.write_model(src, bits, dst)
             return
-        from onnxruntime.transformers.onnx_model import OnnxModel
-
         model = llama_gguf.build(src, "fp32")
         declared = list(model.graph.input)
-        wrapped = OnnxModel(model)
         # Attention stays fp32, so the KV cache goes in and out as it is: ORT-web 1.30's WebGPU
         # GroupQueryAttention in fp16 failed every generation here ("Shape mismatch attempting
         # to re-use buffer" on present.*), on lavapipe, with shader-f16.
-        wrapped.convert_float_to_float16(keep_io_types=True, op_block_list=["GroupQueryAttention"])
+        wrapped = half(model, keep_io_types=True, op_block_list=["GroupQueryAttention"])
         # The converter drops inputs no node reads (position_ids, which GroupQueryAttention does
         # without); the file keeps the layout every runtime feeds.
         kept = {i.name for i in wrapped.model.graph.input}
@@ -121,11 +126,7 @@ def whisper(graph: str, bits: str):
 
         model = getattr(whisper_ct2, f"build_{graph}")(src)
         if bits == "fp16":
-            from onnxruntime.transformers.onnx_model import OnnxModel
-
-            wrapped = OnnxModel(model)
-            wrapped.convert_float_to_float16(keep_io_types=True)
-            wrapped.save_model_to_file(str(dst))
+            half(model, keep_io_types=True).save_model_to_file(str(dst))
         else:
             import onnx
 
@@ -153,7 +154,6 @@ def gguf_json(make):
 
 # method name (as the catalog spells it) -> (converter, whether it quantizes weights)
 METHODS = {
-    # onnxruntime's own converter; the onnxconverter_common one gives graphs that fail to load.
     "fp16-keep-io": (fp16(keep_io_types=True), False),
     "fp16": (fp16(keep_io_types=False), False),
     # Per-channel int8 on MatMul only: quantizing the embedding Gather too is much lossier.
