@@ -2,6 +2,7 @@
 figures are checked against the results database (or the reference), and each converts to HTML
 with nbconvert keeping its SVG plots."""
 
+import math
 from pathlib import Path
 
 import duckdb
@@ -127,3 +128,26 @@ def test_generation_notebook(kernel_env, tmp_path):
             assert leading == generated or "this run is the reference" in against, (platform, leading, against)
     assert _svgs(html) >= 3, "the latency, decode-rate and TTFT plots"
     assert "decode_tok_s" in html
+
+
+def test_rust_analysis_notebook(kernel_env, tmp_path):
+    nb, html = _run("rust-analysis.ipynb", tmp_path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "<table" in code[1].outputs[-1]["data"]["text/html"], "the Rust Table shows as HTML"
+    geomean = float(code[2].outputs[-1]["data"]["text/plain"])
+    # The same statistic from the database, by DuckDB: medians per model and platform.
+    con = duckdb.connect(str(kernel_env), read_only=True)
+    try:
+        experiment = con.execute("select experiment_id from experiments order by started_at desc limit 1").fetchone()[0]
+        medians = dict(((m, p), v) for m, p, v in con.execute(
+            "select model_name, platform, median(latency_ms) from runs where experiment_id = ? and status = 'ok' "
+            "group by all", [experiment]).fetchall())
+    finally:
+        con.close()
+    models = {m for m, _ in medians}
+    assert len(models) == 2 and all((m, p) in medians for m in models for p in ("native", "wasm")), medians
+    expected = math.exp(sum(math.log(medians[(m, "native")] / medians[(m, "wasm")]) for m in models) / len(models))
+    assert abs(geomean - expected) <= 1e-9 * expected, (geomean, expected)
+    printed = "".join(o.get("text", "") for o in code[2].outputs if o.output_type == "stream")
+    assert f"geometric mean over 2 models: {expected:.3f}x" in printed, printed
+
