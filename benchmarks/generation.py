@@ -101,15 +101,18 @@ def main():
         base_rate = statistics.median(c["decode"] for c in native)
         base_ttft = statistics.median(c["ttft"] for c in native)
         py_rate, py_ttft = python_native(bits)
-        rows = [(f"native (webaccel) {bits}", base_rate, base_ttft, None, None, None)]
+        base_prefill = statistics.median(c["prefill"] for c in native) if all(c["prefill"] for c in native) else None
+        rows = [(f"native (webaccel) {bits}", base_rate, base_ttft, base_prefill, None, None)]
         rows.append((f"native (python ORT) {bits}", py_rate, py_ttft, None, None, None))
         for c in cells:
             if c["platform"] != "native":
                 rows.append((f"{c['platform']} {bits}", c["decode"], c["ttft"], c["prefill"], c["per_token"], f"{c['on_ep']}/{c['nodes']}"))
         for name, rate, ttft, prefill, per_token, on_ep in rows:
             pt = f"{per_token['p50']:.1f}/{per_token['p90']:.1f}" if per_token else ""
+            # Python's loop times no prefill of its own; a missing figure stays blank, never 0.
+            shown = f"{prefill:15.1f}" if prefill else f"{'':15}"
             print(f"{name:<22}{rate:13.1f}{rate / base_rate:9.2f}x{ttft:10.1f}{ttft / base_ttft:9.2f}x"
-                  f"{(prefill or 0):15.1f}{pt:>23}{on_ep or '':>12}")
+                  f"{shown}{pt:>23}{on_ep or '':>12}")
         print(f"  native before/after: {[round(c['decode'], 1) for c in native]} tok/s")
     ops = result["profile"] or []
     kernels = sum(o["ms"] for o in ops)

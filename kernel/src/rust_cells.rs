@@ -219,7 +219,10 @@ impl RustCells {
             // Its own group, so that one kill stops it and everything under it.
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|e| unavailable(&format!("cannot start {}", binary.display()), e))?;
+        let mut child = command.spawn().map_err(|e| {
+            let named = if std::env::var_os("WEBACCEL_RUST_BIN").is_some() { " (named by WEBACCEL_RUST_BIN)" } else { "" };
+            unavailable(&format!("cannot start the Rust helper {}{named}", binary.display()), e)
+        })?;
         let group = child.id().map_or(0, |id| id as i32);
         self.group.store(group, Ordering::SeqCst);
         HELPER_GROUP.store(group, Ordering::SeqCst);

@@ -28,6 +28,7 @@ fn main() {
 }
 
 fn serve() -> io::Result<()> {
+    watch_the_kernel();
     let (context, streams) = match EvalContext::new() {
         Ok(started) => started,
         Err(e) => {
@@ -87,4 +88,17 @@ fn has_rust_src() -> bool {
     };
     let sysroot = String::from_utf8_lossy(&out.stdout);
     Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library").is_dir()
+}
+
+/// When the kernel dies without stopping us (SIGKILL), we are reparented: then kill our whole
+/// process group, so that no cell's code (evcxr's child) or cargo build outlives it.
+fn watch_the_kernel() {
+    let kernel = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if std::os::unix::process::parent_id() != kernel {
+            // SAFETY: kill(2) on our own process group (pid 0); no memory is shared.
+            unsafe { libc::kill(0, libc::SIGKILL) };
+        }
+    });
 }
