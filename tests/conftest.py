@@ -3,6 +3,7 @@ Chromium, onnxruntime-web in the page, the real model files and a DuckDB file.""
 
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,22 @@ def kernel(kernel_env):
     yield km, kc
     kc.stop_channels()
     km.shutdown_kernel(now=False)
+
+
+def alive(pid):
+    """Whether a process runs (a zombie, or one gone, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_gone(pids, seconds):
+    """Waits up to `seconds` for every one of `pids` to stop; True when none is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return not any(alive(p) for p in pids)
 
 
 def is_descendant(pid, ancestor):

@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 import reference
-from conftest import browser_pids, execute, of_type, is_descendant, profiles_of
+from conftest import browser_pids, execute, of_type, is_descendant, profiles_of, wait_gone
 
 TIMEOUT = 600
 
@@ -193,10 +193,7 @@ def test_shutdown_leaves_no_browser_or_profile(kernel_env):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in pids), "a Chromium process outlived the kernel"
+    assert wait_gone(pids, 20), "a Chromium process outlived the kernel"
     assert not any(Path(p).exists() for p in profiles), "a profile directory outlived the kernel"
 
 
@@ -232,15 +229,6 @@ class WebAccelKernelTests(jupyter_kernel_test.KernelTests):
 @pytest.fixture(autouse=True, scope="module")
 def _kernel_env_for_unittest(kernel_env):
     yield
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
-    return state not in ("Z", "X")
 
 
 def test_frames_and_plots_render_as_tables_and_svg(kernel):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from conftest import execute, is_descendant, of_type
+from conftest import alive, execute, is_descendant, of_type, wait_gone
 
 # A fresh helper starts evcxr and compiles the bridge crate before its first cell.
 TIMEOUT = 300
@@ -37,12 +37,15 @@ def helper_pids(kernel_pid):
     return pids
 
 
-def alive(pid):
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, IndexError):
-        return False
+
+def start_spinning(kc):
+    """Starts an endless Rust cell and returns once its code runs (its first line printed)."""
+    msg_id = kc.execute('%%rust\nprintln!("spinning");\nloop { std::hint::spin_loop(); }')
+    while True:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            assert "spinning" in msg["content"]["text"]
+            return msg_id
 
 
 def text_of(outputs, name="stdout"):
@@ -174,14 +177,8 @@ def test_a_compile_error_is_an_error_reply_with_evcxrs_report_and_the_line(rust_
 
 def test_an_endless_rust_cell_is_interrupted_and_the_next_one_works(rust_kernel):
     km, kc = rust_kernel
-    msg_id = kc.execute('%%rust\nprintln!("spinning");\nloop { std::hint::spin_loop(); }')
-    # Interrupt once the code is running (its first line printed), not while it compiles.
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=TIMEOUT)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            assert "spinning" in msg["content"]["text"]
-            break
+    # Interrupt once the code is running, not while it compiles.
+    msg_id = start_spinning(kc)
     interrupted = time.monotonic()
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=30)
@@ -229,21 +226,14 @@ def test_shutdown_during_a_rust_cell_leaves_no_process_or_directory(kernel_env):
     kernel_pid = km.provisioner.process.pid
     kernel_dir = kernels_dir() / f"kernel-{kernel_pid}"
     try:
-        msg_id = kc.execute('%%rust\nprintln!("spinning");\nloop { std::hint::spin_loop(); }')
-        while True:
-            msg = kc.get_iopub_msg(timeout=TIMEOUT)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                break
+        start_spinning(kc)
         pids = helper_pids(kernel_pid)
         assert len(pids) == 2, f"the helper and evcxr's child: {pids}"
         assert (kernel_dir / "evcxr").is_dir()
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.1)
-    assert not any(alive(p) for p in pids), "a Rust process outlived the kernel"
+    assert wait_gone(pids, 10), "a Rust process outlived the kernel"
     assert not kernel_dir.exists(), "the kernel's Rust directory outlived it"
 
 
@@ -251,19 +241,12 @@ def test_a_killed_kernel_takes_its_rust_processes_with_it(kernel_env):
     km, kc = start_new_kernel(kernel_name="webaccel", startup_timeout=60)
     kernel_pid = km.provisioner.process.pid
     try:
-        msg_id = kc.execute('%%rust\nprintln!("spinning");\nloop { std::hint::spin_loop(); }')
-        while True:
-            msg = kc.get_iopub_msg(timeout=TIMEOUT)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                break
+        start_spinning(kc)
         pids = helper_pids(kernel_pid)
         assert len(pids) == 2, pids
         # No shutdown, no signal handler: the helper sees it has lost its parent.
         os.kill(kernel_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            time.sleep(0.1)
-        assert not any(alive(p) for p in pids), "the Rust helper or evcxr's child outlived a killed kernel"
+        assert wait_gone(pids, 5), "the Rust helper or evcxr's child outlived a killed kernel"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

@@ -36,7 +36,8 @@ const CELL_CRATE: [(&str, &str); 2] = [
 /// How long completion and inspection wait for evcxr.
 const ASK_WAIT: Duration = Duration::from_secs(5);
 
-/// The process group of the live helper, for the signal handler (which exits the kernel).
+/// The process group of the live helper (0: none). A kernel has one helper at a time, and the
+/// signal handler (which exits the kernel) must reach it too, so it is the process's.
 static HELPER_GROUP: AtomicI32 = AtomicI32::new(0);
 
 pub fn is_rust_cell(code: &str) -> bool {
@@ -54,8 +55,7 @@ pub struct RustCells {
     crate_dir: PathBuf,
     evaluator: Arc<Evaluator>,
     helper: tokio::sync::Mutex<Option<Helper>>,
-    /// The live helper's process group (0: none), and whether it runs a cell (or starts).
-    group: AtomicI32,
+    /// Whether the helper runs a cell (or starts).
     busy: AtomicBool,
     interrupted: AtomicBool,
     /// What the helper said when it started: whether evcxr can complete here.
@@ -80,7 +80,6 @@ impl RustCells {
             crate_dir: cache_dir().join("rust-cells").join("webaccel_cell"),
             evaluator,
             helper: tokio::sync::Mutex::new(None),
-            group: AtomicI32::new(0),
             busy: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
             completion: AtomicBool::new(false),
@@ -223,9 +222,7 @@ impl RustCells {
             let named = if std::env::var_os("WEBACCEL_RUST_BIN").is_some() { " (named by WEBACCEL_RUST_BIN)" } else { "" };
             unavailable(&format!("cannot start the Rust helper {}{named}", binary.display()), e)
         })?;
-        let group = child.id().map_or(0, |id| id as i32);
-        self.group.store(group, Ordering::SeqCst);
-        HELPER_GROUP.store(group, Ordering::SeqCst);
+        HELPER_GROUP.store(child.id().map_or(0, |id| id as i32), Ordering::SeqCst);
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             unreachable!("both piped above")
         };
@@ -234,23 +231,17 @@ impl RustCells {
 
     /// Kills the helper in `slot` (its whole group) and reaps it.
     async fn forget(&self, slot: &mut Option<Helper>) {
-        self.kill_group();
+        kill_helper();
         if let Some(mut helper) = slot.take() {
             let _ = helper.child.kill().await;
         }
-    }
-
-    fn kill_group(&self) {
-        let group = self.group.swap(0, Ordering::SeqCst);
-        let _ = HELPER_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
-        kill_group(group);
     }
 
     /// Stops a running Rust cell at once (nothing happens between cells).
     pub fn interrupt(&self) {
         if self.busy.load(Ordering::SeqCst) {
             self.interrupted.store(true, Ordering::SeqCst);
-            kill_group(self.group.load(Ordering::SeqCst));
+            kill_group(HELPER_GROUP.load(Ordering::SeqCst));
         }
     }
 
@@ -297,7 +288,7 @@ impl RustCells {
     /// Stops the helper and everything under it, and removes this kernel's directory.
     pub async fn shutdown(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
-        self.kill_group();
+        kill_helper();
         // The cell that was running ends as soon as the helper's output does; reap the helper.
         if let Ok(mut slot) = tokio::time::timeout(Duration::from_secs(1), self.helper.lock()).await {
             if let Some(mut helper) = slot.take() {
@@ -308,7 +299,7 @@ impl RustCells {
     }
 }
 
-/// Kills the live helper's group; for the signal handler, which exits the kernel at once.
+/// Kills the live helper's group (and forgets it); the signal handler calls this too.
 pub fn kill_helper() {
     kill_group(HELPER_GROUP.swap(0, Ordering::SeqCst));
 }
