@@ -175,6 +175,30 @@ def test_a_compile_error_is_an_error_reply_with_evcxrs_report_and_the_line(rust_
     assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "420"
 
 
+def test_a_dep_line_builds_a_crate_through_the_users_cargo(rust_kernel):
+    km, kc = rust_kernel
+    # itoa is in the workspace's lockfile, so cargo finds it in this machine's registry cache.
+    started = time.monotonic()
+    reply, outputs = execute(
+        kc,
+        '%%rust\n:dep itoa = "1"\nlet mut buffer = itoa::Buffer::new();\nbuffer.format(1234567u32).len()',
+        timeout=TIMEOUT,
+    )
+    print(f":dep itoa and its cell: {time.monotonic() - started:.1f} s")
+    assert reply["status"] == "ok", reply.get("evalue")
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "7"
+    # The crate stays in the session, and the earlier variables with it.
+    reply, outputs = execute(kc, '%%rust\nitoa::Buffer::new().format(x).to_string()', timeout=TIMEOUT)
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == '"42"'
+
+    # A crate cargo cannot find is an error reply with cargo's words; the session goes on.
+    reply, outputs = execute(kc, '%%rust\n:dep webaccel_no_such_crate = "1"', timeout=TIMEOUT)
+    assert reply["status"] == "error", reply
+    assert "webaccel_no_such_crate" in reply["evalue"] + "\n".join(reply["traceback"]), reply
+    reply, outputs = execute(kc, "%%rust\nx + 0", timeout=TIMEOUT)
+    assert of_type(outputs, "execute_result")[0]["data"]["text/plain"] == "42"
+
+
 def test_an_endless_rust_cell_is_interrupted_and_the_next_one_works(rust_kernel):
     km, kc = rust_kernel
     # Interrupt once the code is running, not while it compiles.
