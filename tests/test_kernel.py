@@ -72,6 +72,33 @@ def test_scope_persists_across_cells(kernel):
     assert "once" not in "".join(s["text"] for s in of_type(outputs, "stream"))
 
 
+def test_run_all_stops_at_the_first_error(kernel):
+    """Cells queued behind a failing one (as Run All queues them, with stop_on_error) are
+    answered `aborted` without running, as ipykernel does; one sent with stop_on_error false, or
+    sent after the failure was answered, runs."""
+    _, kc = kernel
+    failing = kc.execute('let t = timestamp(); while t.elapsed < 1.0 {} throw "stop here";')
+    queued = [kc.execute('print("ran 1"); let ran = 1;'), kc.execute('print("ran 2");')]
+    replies = {}
+    while len(replies) < 3:
+        reply = kc.get_shell_msg(timeout=60)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]
+    assert replies[failing]["status"] == "error" and "stop here" in replies[failing]["evalue"]
+    assert [replies[q]["status"] for q in queued] == ["aborted", "aborted"]
+
+    reply, outputs = execute(kc, "ran")
+    assert reply["status"] == "error", "the aborted cells did not run"
+    assert not any("ran " in s["text"] for s in of_type(outputs, "stream"))
+    # Without stop_on_error the next cell keeps its turn.
+    failing = kc.execute('let t = timestamp(); while t.elapsed < 1.0 {} throw "again";', stop_on_error=False)
+    kept = kc.execute("let kept = 2; kept")
+    replies = {}
+    while len(replies) < 2:
+        reply = kc.get_shell_msg(timeout=60)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]
+    assert replies[failing]["status"] == "error" and replies[kept]["status"] == "ok"
+
+
 def test_completion_and_inspection_know_the_session(kernel):
     _, kc = kernel
     assert execute(kc, "let latency_budget = 12.5; fn latency_of(r) { r.latency_ms }")[0]["status"] == "ok"

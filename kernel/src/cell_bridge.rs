@@ -13,6 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::evaluator::Evaluator;
 
 /// A request larger than this is refused (a query is text; this bounds a confused client).
+/// webaccel_cell checks it too, before it sends.
 const MAX_REQUEST: u64 = 1 << 20;
 
 /// Listens at `path` (replacing a stale socket) and answers on a task of its own.
@@ -20,8 +21,18 @@ pub fn listen(path: &Path, evaluator: Arc<Evaluator>) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(answer(stream, evaluator.clone()));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer(stream, evaluator.clone()));
+                }
+                // Out of descriptors, say: this connection is lost, the next may not be, and
+                // the socket must outlive the moment for the rest of the session.
+                Err(e) => {
+                    tracing::warn!("the Rust cells' bridge could not accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
         }
     });
     Ok(())

@@ -165,7 +165,7 @@ pub(crate) fn on_signals(services: Arc<Services>, twice_exits: bool, also_interr
         if let Some(code) = code {
             tracing::debug!(code, "closing browsers and exiting");
             services.interrupt.raise();
-            rust_cells::kill_helper();
+            rust_cells::kill_helper_and_remove_files();
             services.shutdown();
             std::process::exit(code);
         }

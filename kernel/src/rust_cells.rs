@@ -58,6 +58,8 @@ pub struct RustCells {
     /// Whether the helper runs a cell (or starts).
     busy: AtomicBool,
     interrupted: AtomicBool,
+    /// Set by shutdown: no helper starts after it (cells queued behind a shutdown are refused).
+    closed: AtomicBool,
     /// What the helper said when it started: whether evcxr can complete here.
     completion: AtomicBool,
     bridge: Mutex<bool>,
@@ -76,12 +78,13 @@ impl RustCells {
         let root = kernels_dir();
         sweep(&root);
         RustCells {
-            dir: root.join(format!("kernel-{}", std::process::id())),
+            dir: kernel_dir(),
             crate_dir: cache_dir().join("rust-cells").join("webaccel_cell"),
             evaluator,
             helper: tokio::sync::Mutex::new(None),
             busy: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             completion: AtomicBool::new(false),
             bridge: Mutex::new(false),
         }
@@ -90,11 +93,31 @@ impl RustCells {
     /// Runs one Rust cell; what it prints goes to `emit` as it comes.
     pub async fn execute(&self, code: &str, emit: &tokio::sync::mpsc::UnboundedSender<Emitted>) -> CellOutcome {
         let mut slot = self.helper.lock().await;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(CellError::new("RustUnavailable", "the kernel is shutting down; this Rust cell did not run".into()));
+        }
         self.interrupted.store(false, Ordering::SeqCst);
         self.busy.store(true, Ordering::SeqCst);
+        // A helper that died between cells (killed from outside, out of memory) took the
+        // session with it: say so, and run this cell in a new one.
+        if let Some(status) = slot.as_mut().and_then(|h| h.child.try_wait().ok().flatten()) {
+            self.forget(&mut slot).await;
+            let note = format!(
+                "the Rust session had ended ({status}) and its variables were lost; this cell runs in a new session\n"
+            );
+            let _ = emit.send(Emitted::Text(Stream::Stderr, note));
+        }
         let outcome = self.run(&mut slot, code, emit).await;
         self.busy.store(false, Ordering::SeqCst);
-        if outcome.is_err() && slot.as_mut().is_some_and(|h| h.child.try_wait().ok().flatten().is_some()) {
+        let dead = slot.as_mut().is_some_and(|h| h.child.try_wait().ok().flatten().is_some());
+        if outcome.is_ok() && self.interrupted.load(Ordering::SeqCst) {
+            // The interrupt came as the cell finished: its result stands, but the kill took the
+            // session (or is about to), so the next cell must not talk to a dead helper.
+            self.forget(&mut slot).await;
+            let note = "interrupted as the cell finished: the Rust session's variables were lost, and the next \
+                        Rust cell starts a new session\n";
+            let _ = emit.send(Emitted::Text(Stream::Stderr, note.into()));
+        } else if outcome.is_err() && dead {
             self.forget(&mut slot).await;
         }
         outcome
@@ -108,6 +131,12 @@ impl RustCells {
     ) -> CellOutcome {
         if slot.is_none() {
             let mut helper = self.start()?;
+            // An interrupt that came before the helper's group was known could not kill it.
+            if self.interrupted.load(Ordering::SeqCst) {
+                *slot = Some(helper);
+                self.forget(slot).await;
+                return Err(self.ended(Err("interrupted".into()), "starting evcxr"));
+            }
             // The bridge crate compiles before Ready; an interrupt now kills that build.
             match self.next_event(&mut helper, emit).await {
                 Ok(Event::Ready { completion }) => {
@@ -192,6 +221,7 @@ impl RustCells {
         let binary = helper_binary()?;
         let unavailable = |what: &str, e: std::io::Error| CellError::new("RustUnavailable", format!("{what}: {e}"));
         let evcxr_dir = self.dir.join("evcxr");
+        private_root(&kernels_dir()).map_err(|e| unavailable("cannot use the Rust cells' directory", e))?;
         std::fs::create_dir_all(&evcxr_dir)
             .map_err(|e| unavailable(&format!("cannot create {}", evcxr_dir.display()), e))?;
         write_crate(&self.crate_dir).map_err(|e| unavailable("cannot write the webaccel_cell crate", e))?;
@@ -287,6 +317,7 @@ impl RustCells {
 
     /// Stops the helper and everything under it, and removes this kernel's directory.
     pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         self.interrupted.store(true, Ordering::SeqCst);
         kill_helper();
         // The cell that was running ends as soon as the helper's output does; reap the helper.
@@ -299,9 +330,17 @@ impl RustCells {
     }
 }
 
-/// Kills the live helper's group (and forgets it); the signal handler calls this too.
+/// Kills the live helper's group (and forgets it).
 pub fn kill_helper() {
     kill_group(HELPER_GROUP.swap(0, Ordering::SeqCst));
+}
+
+/// For a kernel exiting on a signal, with no runtime to wait in: kills the helper's group and
+/// removes this kernel's directory at once (what a dying process still writes there, the next
+/// kernel's sweep removes).
+pub fn kill_helper_and_remove_files() {
+    kill_helper();
+    let _ = std::fs::remove_dir_all(kernel_dir());
 }
 
 fn kill_group(group: i32) {
@@ -362,7 +401,8 @@ fn write_crate(dir: &Path) -> std::io::Result<()> {
             continue;
         }
         std::fs::create_dir_all(path.parent().expect("a file in the crate"))?;
-        let partial = path.with_extension("partial");
+        // Kernels starting together each write their own file and rename it into place.
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
         std::fs::write(&partial, text)?;
         std::fs::rename(&partial, &path)?;
     }
@@ -396,13 +436,42 @@ async fn remove_dir(dir: &Path) {
     tracing::warn!("could not remove {}", dir.display());
 }
 
-/// Where kernels keep their Rust files: the system's temporary directory, as evcxr's default.
+/// Where this user's kernels keep their Rust files: the system's temporary directory, as
+/// evcxr's default, in a directory of the user's own (mode 0700: on a shared machine another
+/// user could otherwise not create theirs, or could plant files in a build of ours).
 /// Not the cache under the home directory: rustc writes the user code's library with a relative
 /// rpath to the toolchain's libstd from the `deps` directory, evcxr loads cargo's copy one level
 /// up, and the path is only right by luck when it climbs to `/` (as from /tmp): under
 /// ~/.cache, beside ~/.rustup, the first cell failed with "dlopen failed".
 pub fn kernels_dir() -> PathBuf {
-    std::env::temp_dir().join("webaccel-rust-cells")
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("webaccel-rust-cells-{uid}"))
+}
+
+fn kernel_dir() -> PathBuf {
+    kernels_dir().join(format!("kernel-{}", std::process::id()))
+}
+
+/// Creates this user's root (0700) and checks that it is theirs and no one else's.
+fn private_root(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(root) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let meta = std::fs::symlink_metadata(root)?;
+    // SAFETY: as above.
+    let uid = unsafe { libc::getuid() };
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory of this user's alone (owner {}, mode {:o}); remove it",
+            root.display(),
+            meta.uid(),
+            meta.permissions().mode() & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 fn cache_dir() -> PathBuf {
@@ -439,6 +508,19 @@ mod tests {
         assert_eq!(json["application/json"]["a"], 1);
         assert_eq!(json["text/plain"], "42");
         assert!(value(BTreeMap::new()).is_none());
+    }
+
+    #[test]
+    fn the_root_is_made_private_and_one_others_can_enter_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        private_root(&root).unwrap();
+        assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+        private_root(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let refused = private_root(&root).unwrap_err().to_string();
+        assert!(refused.contains("mode 755") && refused.contains("remove it"), "{refused}");
     }
 
     #[test]

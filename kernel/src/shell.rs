@@ -92,9 +92,15 @@ impl Shell {
     /// Answers requests until the channel closes or a shutdown is asked for.
     pub async fn serve(mut self, mut requests: mpsc::UnboundedReceiver<Incoming>, mut shutdown: mpsc::Receiver<()>) {
         loop {
+            // A shutdown asked for during a cell wins over the requests queued behind it.
+            if shutdown.try_recv().is_ok() {
+                return;
+            }
             let message = match self.pending.pop_front() {
                 Some(message) => message,
                 None => tokio::select! {
+                    biased;
+                    _ = shutdown.recv() => return,
                     incoming = requests.recv() => match incoming {
                         Some(Ok(message)) => message,
                         Some(Err((message, error))) => {
@@ -103,15 +109,18 @@ impl Shell {
                         }
                         None => return,
                     },
-                    _ = shutdown.recv() => return,
                 },
             };
             let reply = match &message.content {
                 JupyterMessageContent::ExecuteRequest(_) => {
                     publish(&self.iopub, Status::busy().as_child_of(&message)).await;
                     let reply = self.execute(&message, &mut requests).await;
+                    let failed = matches!(&reply.content, JupyterMessageContent::ExecuteReply(r) if r.status == ReplyStatus::Error);
                     self.send(reply).await;
                     publish(&self.iopub, Status::idle().as_child_of(&message)).await;
+                    if failed && matches!(&message.content, JupyterMessageContent::ExecuteRequest(r) if r.stop_on_error) {
+                        self.abort_queued(&mut requests).await;
+                    }
                     continue;
                 }
                 // A Rust cell is sent whole: evcxr reports what is missing when it compiles.
@@ -143,6 +152,34 @@ impl Shell {
             };
             self.answer(&message, reply).await;
         }
+    }
+
+    /// After a cell failed (or was interrupted) with `stop_on_error`, as Run All sends: the
+    /// cells already queued behind it are answered `aborted` without running, as ipykernel
+    /// does, so a notebook stops at its first error. Other requests keep their turn.
+    async fn abort_queued(&mut self, requests: &mut mpsc::UnboundedReceiver<Incoming>) {
+        while let Ok(incoming) = requests.try_recv() {
+            match incoming {
+                Ok(message) => self.pending.push_back(message),
+                Err((message, error)) => self.answer(&message, Some(unreadable(&message, &error))).await,
+            }
+        }
+        let mut kept = VecDeque::new();
+        for message in std::mem::take(&mut self.pending) {
+            if !matches!(message.content, JupyterMessageContent::ExecuteRequest(_)) {
+                kept.push_back(message);
+                continue;
+            }
+            let aborted = ExecuteReply {
+                status: ReplyStatus::Aborted,
+                execution_count: self.count,
+                payload: vec![],
+                user_expressions: None,
+                error: None,
+            };
+            self.answer(&message, Some(aborted.as_child_of(&message))).await;
+        }
+        self.pending = kept;
     }
 
     /// Busy, the reply (if the request has one), idle.

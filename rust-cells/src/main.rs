@@ -29,15 +29,16 @@ fn main() {
 
 fn serve() -> io::Result<()> {
     watch_the_kernel();
+    let events = output::take_stdout()?;
     let (context, streams) = match EvalContext::new() {
         Ok(started) => started,
         Err(e) => {
-            let output = Output::start(None);
+            let output = Output::start(events, None);
             output.finish(report::failed("EvcxrError", &format!("evcxr did not start: {e}"), &[]));
             return Ok(());
         }
     };
-    let output = Output::start(Some(streams));
+    let output = Output::start(events, Some(streams));
     let mut context = CommandContext::with_eval_context(context);
 
     // Every session has the bridge crate and its names; its first compile happens here.

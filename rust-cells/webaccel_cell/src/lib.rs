@@ -183,12 +183,20 @@ pub fn var(name: &str) -> Result<Option<String>, Error> {
     Fields { rest: &answer }.next()
 }
 
+/// The kernel reads no more than this of a request (`MAX_REQUEST` in `kernel/src/cell_bridge.rs`).
+const MAX_REQUEST: usize = 1 << 20;
+
 fn ask(op: &str, argument: &str) -> Result<Vec<u8>, Error> {
+    let request = format!("{op}\n{argument}");
+    // Said here: the kernel would stop reading, and the write would fail as a broken pipe.
+    if request.len() > MAX_REQUEST {
+        return Err(Error::Kernel(format!("the {op} request is {} bytes; the kernel takes up to 1 MiB", request.len())));
+    }
     let path = std::env::var("WEBACCEL_CELL_SOCKET")
         .map_err(|_| Error::NoKernel("WEBACCEL_CELL_SOCKET is not set (run this in a webaccel %%rust cell)".into()))?;
     let io = |e: std::io::Error| Error::NoKernel(format!("{path}: {e}"));
     let mut stream = UnixStream::connect(&path).map_err(io)?;
-    stream.write_all(format!("{op}\n{argument}").as_bytes()).map_err(io)?;
+    stream.write_all(request.as_bytes()).map_err(io)?;
     stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).map_err(io)?;
