@@ -10,6 +10,9 @@ cd "$ROOT"
 
 # One test thread: the browser tests start real browsers and this is a two-core machine.
 cargo test --workspace -- --test-threads=1
+# `cargo test` builds the binaries' test harnesses, not the binaries: on a fresh target
+# directory neither the kernel nor its Rust-cell helper would exist for the tests below.
+cargo build -p webaccel-kernel -p webaccel-rust --bins
 
 # The end-to-end tests get their own Jupyter data directory and results database, so they
 # neither use nor disturb the user's.

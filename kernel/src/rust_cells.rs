@@ -79,7 +79,7 @@ impl RustCells {
         sweep(&root);
         RustCells {
             dir: kernel_dir(),
-            crate_dir: cache_dir().join("rust-cells").join("webaccel_cell"),
+            crate_dir: crate_dir(),
             evaluator,
             helper: tokio::sync::Mutex::new(None),
             busy: AtomicBool::new(false),
@@ -392,6 +392,19 @@ fn helper_binary() -> Result<PathBuf, CellError> {
     }
 }
 
+/// Where the bridge crate is written: a directory named by its sources, so that kernels of
+/// different versions running at once each keep theirs: cargo rebuilds a path dependency whose
+/// sources changed, so an older kernel's next `:dep` would otherwise compile a newer kernel's
+/// bridge, which may not speak its protocol. Each directory is a few kilobytes, left for the
+/// next kernel of that version.
+fn crate_dir() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    // Stable within one build of the kernel, which is all the name needs.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    CELL_CRATE.hash(&mut hasher);
+    cache_dir().join("rust-cells").join(format!("webaccel_cell-{:016x}", hasher.finish()))
+}
+
 /// Writes the bridge crate where the helper finds it, leaving files that already match (so
 /// that evcxr does not rebuild it).
 fn write_crate(dir: &Path) -> std::io::Result<()> {
@@ -484,6 +497,16 @@ fn cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bridge_crate_directory_is_named_by_its_sources() {
+        let dir = crate_dir();
+        assert_eq!(dir, crate_dir());
+        let name = dir.file_name().and_then(|n| n.to_str()).expect("a name");
+        let hash = name.strip_prefix("webaccel_cell-").expect("the crate's name first");
+        assert_eq!(hash.len(), 16, "{name}");
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+    }
 
     #[test]
     fn a_rust_cell_is_known_by_its_first_line_and_keeps_its_lines_and_offsets() {
