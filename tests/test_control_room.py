@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 from jupyter_client.manager import start_new_kernel
 
-from conftest import browser_pids, execute, is_descendant, of_type, profiles_of
+from conftest import alive, browser_pids, execute, is_descendant, of_type, profiles_of
 
 L3 = "paraphrase-minilm-l3-v2"
 # The issue asks for 1 s; the figure measured is printed. The margin is for this shared
@@ -107,7 +107,8 @@ def test_ctrl_c_stops_webaccel_run_with_status_130(binary, tmp_path, db_path):
     assert proc.returncode == 130, (proc.returncode, err)
     assert "not reached" not in out and "interrupted" in err
     assert took < 5, took
-    assert not any(Path(f"/proc/{p}").exists() for p in pids) and not any(Path(p).exists() for p in profiles)
+    # Zombies do not count: the browsers' orphans are reaped by init, which may be late.
+    assert not [p for p in pids if alive(p)] and not any(Path(p).exists() for p in profiles)
     con = duckdb.connect(str(db_path), read_only=True)
     assert con.execute("select status from runs").fetchall() == [("interrupted",)]
     con.close()
@@ -134,7 +135,7 @@ def test_a_shutdown_during_a_long_cell_is_quick_and_leaves_nothing(kernel_env):
         km.shutdown_kernel(now=True)
     print(f"shutdown request to exit: {took:.3f} s")
     assert took < 2.5, took
-    assert not any(Path(f"/proc/{p}").exists() for p in pids), "a browser outlived the kernel"
+    assert not [p for p in pids if alive(p)], "a browser outlived the kernel"
     assert not any(Path(p).exists() for p in profiles), "a profile directory outlived the kernel"
 
 

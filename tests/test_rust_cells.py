@@ -90,7 +90,7 @@ def test_rust_cells_print_keep_their_variables_and_show_values(rust_kernel):
     reply = kc.get_shell_msg(timeout=30)
     assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "complete"
     # Completion and inspection come from evcxr's rust-analyzer when the toolchain has rust-src
-    # (this machine's does), else they answer empty.
+    # (`rustup component add rust-src`; not every machine here has it), else they answer empty.
     code = "%%rust\nx.checked_a"
     has_src = (Path(os.popen("rustc --print sysroot").read().strip()) / "lib/rustlib/src/rust/library").is_dir()
     deadline = time.monotonic() + 120
