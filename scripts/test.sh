@@ -17,4 +17,5 @@ cargo build -p webaccel-kernel -p webaccel-rust --bins
 # The end-to-end tests get their own Jupyter data directory and results database, so they
 # neither use nor disturb the user's.
 export WEBACCEL_BIN="$CARGO_TARGET_DIR/debug/webaccel"
-"$WEBACCEL_CACHE/venv/bin/python" -m pytest -p no:cacheprovider "$ROOT/tests" "$@"
+# The slowest tests are listed at the end: the suite's time is watched against CI's budget.
+"$WEBACCEL_CACHE/venv/bin/python" -m pytest -p no:cacheprovider --durations=20 "$ROOT/tests" "$@"
