@@ -393,10 +393,10 @@ fn helper_binary() -> Result<PathBuf, CellError> {
 }
 
 /// Where the bridge crate is written: a directory named by its sources, so that kernels of
-/// different versions running at once each keep theirs: cargo rebuilds a path dependency whose
-/// sources changed, so an older kernel's next `:dep` would otherwise compile a newer kernel's
-/// bridge, which may not speak its protocol. Each directory is a few kilobytes, left for the
-/// next kernel of that version.
+/// different versions running at once each keep their own. Cargo rebuilds a path dependency
+/// whose sources changed, so an older kernel's next `:dep` would otherwise compile a newer
+/// kernel's bridge, which may not speak its protocol. Each directory is a few kilobytes, left
+/// for the next kernel of that version.
 fn crate_dir() -> PathBuf {
     use std::hash::{Hash, Hasher};
     // Stable within one build of the kernel, which is all the name needs.
